@@ -1,0 +1,150 @@
+//! Loading definitions from YAML or JSON, with errors that name their path
+//! (e.g. `steps[2].wait.until: unknown time zone "Europe/Berln"`).
+
+use super::step::{Step, StepKind};
+use super::{Automation, Program, validate};
+use std::path::{Path, PathBuf};
+
+/// One problem in a definition. `path` is where it is (`steps[1].action.params.subject`);
+/// an empty path means the document as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
+pub struct DefinitionError {
+    pub path: String,
+    pub message: String,
+}
+
+impl DefinitionError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        DefinitionError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses one definition. JSON is recognised by a leading `{`; anything else is read as YAML.
+/// Applies defaults (id from the name), turns the flat `actions` form into steps, and validates.
+pub fn parse_automation(text: &str) -> Result<Automation, Vec<DefinitionError>> {
+    let value: serde_json::Value = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| {
+            vec![DefinitionError::new(
+                "",
+                format!("invalid JSON at line {} column {}: {e}", e.line(), e.column()),
+            )]
+        })?
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| vec![DefinitionError::new("", format!("invalid YAML: {e}"))])?
+    };
+    from_value(&value)
+}
+
+/// Deserializes and validates a definition already parsed into JSON.
+pub fn from_value(value: &serde_json::Value) -> Result<Automation, Vec<DefinitionError>> {
+    if !value.is_object() {
+        return Err(vec![DefinitionError::new(
+            "",
+            "a definition must be an object (a YAML mapping)",
+        )]);
+    }
+    let mut automation: Automation = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        vec![DefinitionError::new(path, e.into_inner().to_string())]
+    })?;
+    normalise(&mut automation);
+    let errors = validate::validate(&automation);
+    if errors.is_empty() { Ok(automation) } else { Err(errors) }
+}
+
+/// Fills in defaults: the id from the name, and flat `actions` as steps `action-1`, `action-2`...
+fn normalise(automation: &mut Automation) {
+    if automation.id.is_empty() {
+        automation.id = slug(&automation.name);
+    }
+    if automation.steps.is_empty() && !automation.actions.is_empty() {
+        automation.steps = automation
+            .actions
+            .drain(..)
+            .enumerate()
+            .map(|(i, action)| Step {
+                id: format!("action-{}", i + 1),
+                name: None,
+                kind: StepKind::Action(action),
+                continue_on_error: false,
+            })
+            .collect();
+    }
+}
+
+/// `"Auto-assign high-priority cases"` → `"auto-assign-high-priority-cases"`.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+/// Reads and parses one file; errors are prefixed with nothing (the caller names the file).
+pub fn load_automation_file(path: &Path) -> Result<Automation, Vec<DefinitionError>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![DefinitionError::new("", format!("cannot read {}: {e}", path.display()))])?;
+    parse_automation(&text)
+}
+
+/// The result of loading a file or a folder of definitions.
+pub type Loaded = Vec<(PathBuf, Result<Automation, Vec<DefinitionError>>)>;
+
+/// Loads a definition file, or every `.yaml`, `.yml` and `.json` file of a folder (sorted by name,
+/// not recursive).
+pub fn load_automations(path: &Path) -> std::io::Result<Loaded> {
+    let files = if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    Ok(files
+        .into_iter()
+        .map(|f| {
+            let loaded = load_automation_file(&f);
+            (f, loaded)
+        })
+        .collect())
+}
+
+/// Loads and compiles every definition; the first invalid file is an error naming it.
+pub fn load_programs(path: &Path) -> Result<Vec<Program>, String> {
+    let loaded = load_automations(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut programs = Vec::new();
+    for (file, result) in loaded {
+        let automation = result.map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| format!("{}: {e}", file.display()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        let program = Program::new(automation).map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| format!("{}: {e}", file.display()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        programs.push(program);
+    }
+    Ok(programs)
+}

@@ -1,0 +1,153 @@
+//! Evaluate: load a run, decide, save (version-checked), dispatch.
+
+use super::{Engine, EngineError};
+use crate::command::{Command, CrmCommand, Effect, Input};
+use crate::decider::{Decision, decide};
+use crate::messages::{ActionMessage, StepMessage};
+use crate::ports::{OutboundCrmCommand, StoreError, Timer};
+use crate::run::Run;
+use serde_json::json;
+
+/// A key naming an input, so a redelivered input can be recognised.
+pub fn input_key(input: &Input) -> String {
+    match input {
+        Input::Start => "start".to_string(),
+        Input::Event { event } => format!("event:{}", event.id),
+        Input::TimerFired { timer_id } => format!("timer:{timer_id}"),
+        Input::ActionResult { seq, .. } => format!("result:{seq}"),
+        Input::TaskCompleted { step_id, .. } => format!("task:{step_id}"),
+        Input::Continue => "continue".to_string(),
+        Input::Cancel { reason } => format!("cancel:{reason}"),
+    }
+}
+
+impl Engine {
+    /// Handles one step message. Returns the saved run (None if the input changed nothing).
+    pub async fn evaluate(&self, message: &StepMessage) -> Result<Option<Run>, EngineError> {
+        let key = input_key(&message.input);
+        for _ in 0..self.config.max_conflict_retries {
+            let Some(run) = self.runs.load_run(&message.tenant, &message.run_id).await? else {
+                return Err(EngineError::Invalid(format!("run {} not found", message.run_id)));
+            };
+            let program = self
+                .catalog
+                .get(&run.tenant, &run.automation_id, run.automation_version)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "automation {} v{} not found for run {}",
+                        run.automation_id, run.automation_version, run.run_id
+                    ))
+                })?;
+            let decision = decide(&program, &run, &message.input, self.clock.as_ref())?;
+            if decision.is_noop(&run) {
+                if run.last_input_key == key && !run.outbox.is_empty() {
+                    // Saved before, maybe not dispatched: dispatch again (idempotent downstream).
+                    tracing::info!(run_id = %run.run_id, input = %key, "redelivered input; re-dispatching outbox");
+                    self.dispatch(&run, &run.outbox).await?;
+                } else {
+                    tracing::info!(run_id = %run.run_id, input = %key, "input changes nothing (duplicate or stale)");
+                }
+                return Ok(None);
+            }
+            let Decision {
+                mut run,
+                records,
+                commands,
+            } = decision;
+            run.outbox = commands.clone();
+            run.last_input_key = key.clone();
+            match self.runs.save_run(&run, &records).await {
+                Ok(()) => {
+                    self.dispatch(&run, &commands).await?;
+                    return Ok(Some(run));
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::RetryLater(format!(
+            "run {} kept conflicting",
+            message.run_id
+        )))
+    }
+
+    async fn dispatch(&self, run: &Run, commands: &[Command]) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        for command in commands {
+            match command {
+                Command::Perform(action) => {
+                    self.queue
+                        .send_action(&ActionMessage { action: action.clone() })
+                        .await?;
+                }
+                Command::ScheduleTimer { timer_id, due_at } => {
+                    let timer = Timer {
+                        tenant: run.tenant.clone(),
+                        run_id: run.run_id.clone(),
+                        timer_id: timer_id.clone(),
+                        due_at: *due_at,
+                    };
+                    self.timers.schedule(&timer, now).await?;
+                }
+                Command::CancelTimer { timer_id, due_at } => {
+                    let timer = Timer {
+                        tenant: run.tenant.clone(),
+                        run_id: run.run_id.clone(),
+                        timer_id: timer_id.clone(),
+                        due_at: *due_at,
+                    };
+                    self.timers.cancel(&timer).await?;
+                }
+                Command::OpenTask {
+                    step_id,
+                    title,
+                    description,
+                    assignee,
+                } => {
+                    let command = OutboundCrmCommand {
+                        idempotency_key: format!("{}.task.{step_id}.{}", run.run_id, run.history_len),
+                        tenant: run.tenant.clone(),
+                        run_id: run.run_id.clone(),
+                        automation_id: run.automation_id.clone(),
+                        step_id: step_id.clone(),
+                        command: CrmCommand {
+                            command: "open_human_task".to_string(),
+                            subject: run.subject.clone(),
+                            params: json!({ "title": title, "description": description, "assignee": assignee }),
+                        },
+                    };
+                    if !self.config.dry_run {
+                        self.crm
+                            .send(&command)
+                            .await
+                            .map_err(|e| EngineError::RetryLater(e.to_string()))?;
+                    }
+                }
+                Command::Continue => {
+                    let msg = StepMessage {
+                        tenant: run.tenant.clone(),
+                        run_id: run.run_id.clone(),
+                        input: Input::Continue,
+                    };
+                    self.queue.send_step(&msg, 0).await?;
+                }
+                Command::Complete { reason } => {
+                    tracing::info!(run_id = %run.run_id, automation_id = %run.automation_id, %reason, "run completed");
+                }
+                Command::Fail { reason } => {
+                    tracing::warn!(run_id = %run.run_id, automation_id = %run.automation_id, %reason, "run failed");
+                }
+                Command::Cancelled { reason } => {
+                    tracing::info!(run_id = %run.run_id, automation_id = %run.automation_id, %reason, "run cancelled");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Effects that only the engine itself can perform (they touch runs).
+pub(crate) fn is_engine_effect(effect: &Effect) -> bool {
+    matches!(effect, Effect::Enroll { .. } | Effect::CancelAutomations { .. })
+}

@@ -1,0 +1,319 @@
+//! Execute: perform one action exactly once per idempotency key, as far as the world allows.
+//!
+//! 1. Claim the key (conditional write, state INPROGRESS with a lease).
+//! 2. Perform the effect, retrying transient errors (throttling, 5xx) with exponential backoff.
+//! 3. Record COMPLETED with the outcome.
+//! 4. Report the outcome to the run as an `ActionResult`.
+//!
+//! A redelivered message finds COMPLETED and only re-reports. A claim whose lease expired means
+//! an earlier attempt died mid-effect: email is then not resent (the step is marked uncertain),
+//! other effects are repeated with the same idempotency key.
+
+use super::evaluate::is_engine_effect;
+use super::{Engine, EngineError};
+use crate::command::{ActionOutcome, Effect, Input, UncertainPolicy};
+use crate::ids::run_id_for;
+use crate::messages::{ActionMessage, StepMessage};
+use crate::ports::{Claim, EffectError, ErrorKind, OutboundCrmCommand};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Retries of transient effect errors within one attempt.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Total tries per delivery (1 = no retry).
+    pub max_tries: u32,
+    /// First backoff, milliseconds; doubles each try.
+    pub base_delay_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_tries: 3,
+            base_delay_ms: 200,
+        }
+    }
+}
+
+impl Engine {
+    /// Handles one action message; returns the outcome reported to the run.
+    pub async fn execute(&self, message: &ActionMessage) -> Result<ActionOutcome, EngineError> {
+        let action = &message.action;
+        let now = self.clock.now();
+        let key = action.idempotency_key.as_str();
+        let claim = self
+            .idempotency
+            .claim(key, now, self.config.claim_lease_seconds)
+            .await?;
+        let (outcome, attempt) = match claim {
+            Claim::Completed { output } => {
+                let outcome: ActionOutcome =
+                    serde_json::from_value(output).unwrap_or(ActionOutcome::Succeeded { output: Value::Null });
+                (outcome, action.attempt)
+            }
+            Claim::InProgress { until } => {
+                return Err(EngineError::RetryLater(format!(
+                    "{key} is being performed by another attempt until {until}"
+                )));
+            }
+            Claim::Expired if action.effect.uncertain_policy() == UncertainPolicy::MarkUncertain => {
+                let outcome = ActionOutcome::Uncertain {
+                    detail: format!(
+                        "an earlier attempt at this {} stopped mid-way and may have sent it; not resent to avoid a duplicate",
+                        action.effect.kind()
+                    ),
+                };
+                self.idempotency
+                    .complete(key, &serde_json::to_value(&outcome).unwrap_or(Value::Null))
+                    .await?;
+                (outcome, action.attempt + 1)
+            }
+            Claim::Expired | Claim::Acquired => {
+                let retried = matches!(claim, Claim::Expired);
+                let (outcome, tries) = self.perform_with_retries(message).await;
+                if let ActionOutcome::Failed { error } = &outcome {
+                    tracing::warn!(run_id = %action.run_id, step_id = %action.step_id, %error, "action failed");
+                }
+                self.idempotency
+                    .complete(key, &serde_json::to_value(&outcome).unwrap_or(Value::Null))
+                    .await?;
+                (outcome, action.attempt + tries - 1 + u32::from(retried))
+            }
+        };
+        let report = StepMessage {
+            tenant: action.tenant.clone(),
+            run_id: action.run_id.clone(),
+            input: Input::ActionResult {
+                step_id: action.step_id.clone(),
+                seq: action.seq,
+                attempt,
+                outcome: outcome.clone(),
+            },
+        };
+        self.queue.send_step(&report, 0).await?;
+        Ok(outcome)
+    }
+
+    async fn perform_with_retries(&self, message: &ActionMessage) -> (ActionOutcome, u32) {
+        let policy = &self.config.retry;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.perform(message).await {
+                Ok(outcome) => return (outcome, tries),
+                Err(e) if e.kind == ErrorKind::Transient && tries < policy.max_tries => {
+                    let delay = policy.base_delay_ms.saturating_mul(1 << (tries - 1).min(10));
+                    tracing::info!(run_id = %message.action.run_id, error = %e.message, tries, "transient error; retrying");
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
+                Err(e) => {
+                    let error = if e.kind == ErrorKind::Transient {
+                        format!("{} (gave up after {tries} tries)", e.message)
+                    } else {
+                        e.message
+                    };
+                    return (ActionOutcome::Failed { error }, tries);
+                }
+            }
+        }
+    }
+
+    async fn perform(&self, message: &ActionMessage) -> Result<ActionOutcome, EffectError> {
+        let action = &message.action;
+        if self.config.dry_run && !is_engine_effect(&action.effect) {
+            return Ok(ActionOutcome::Skipped {
+                reason: "dry run: side effects are not performed".to_string(),
+            });
+        }
+        let key = &action.idempotency_key;
+        match &action.effect {
+            Effect::Email(email) => {
+                if email.to.is_empty() {
+                    return Ok(ActionOutcome::Skipped {
+                        reason: "no recipient: the contact has no email address".to_string(),
+                    });
+                }
+                let id = self.email.send(email, key).await?;
+                Ok(ActionOutcome::Succeeded {
+                    output: json!({ "message_id": id, "to": email.to }),
+                })
+            }
+            Effect::Crm(command) => {
+                let outbound = OutboundCrmCommand {
+                    idempotency_key: key.clone(),
+                    tenant: action.tenant.clone(),
+                    run_id: action.run_id.clone(),
+                    automation_id: action.automation_id.clone(),
+                    step_id: action.step_id.clone(),
+                    command: command.clone(),
+                };
+                self.crm.send(&outbound).await?;
+                Ok(ActionOutcome::Succeeded {
+                    output: json!({ "command": command.command }),
+                })
+            }
+            Effect::Notify {
+                channel,
+                message: text,
+                url,
+            } => {
+                let url = url.clone().or_else(|| self.config.notify_urls.get(channel).cloned());
+                match url {
+                    Some(url) => {
+                        let request = crate::command::HttpRequest {
+                            method: "POST".to_string(),
+                            url,
+                            headers: [("Content-Type".to_string(), "application/json".to_string())].into(),
+                            body: Some(json!({ "channel": channel, "text": text }).to_string()),
+                        };
+                        self.call_http(&request, key).await
+                    }
+                    None => {
+                        // No URL for the channel: the CRM delivers its own internal notifications.
+                        let outbound = OutboundCrmCommand {
+                            idempotency_key: key.clone(),
+                            tenant: action.tenant.clone(),
+                            run_id: action.run_id.clone(),
+                            automation_id: action.automation_id.clone(),
+                            step_id: action.step_id.clone(),
+                            command: crate::command::CrmCommand {
+                                command: "notify".to_string(),
+                                subject: self.subject_of(action).await,
+                                params: json!({ "channel": channel, "message": text }),
+                            },
+                        };
+                        self.crm.send(&outbound).await?;
+                        Ok(ActionOutcome::Succeeded {
+                            output: json!({ "channel": channel, "via": "crm" }),
+                        })
+                    }
+                }
+            }
+            Effect::Webhook(request) => self.call_http(request, key).await,
+            Effect::Enroll { automation_id } => self.enroll_other(message, automation_id).await,
+            Effect::CancelAutomations { automation_ids } => self.cancel_others(message, automation_ids).await,
+        }
+    }
+
+    async fn subject_of(&self, action: &crate::command::PerformAction) -> crate::event::Subject {
+        match self.runs.load_run(&action.tenant, &action.run_id).await {
+            Ok(Some(run)) => run.subject,
+            _ => crate::event::Subject {
+                record_type: "run".to_string(),
+                id: action.run_id.clone(),
+                contact_id: None,
+            },
+        }
+    }
+
+    async fn call_http(&self, request: &crate::command::HttpRequest, key: &str) -> Result<ActionOutcome, EffectError> {
+        let response = self.http.send(request, key).await?;
+        match response.status {
+            200..=299 => Ok(ActionOutcome::Succeeded {
+                output: json!({ "status": response.status }),
+            }),
+            408 | 425 | 429 | 500..=599 => Err(EffectError::transient(format!(
+                "{} {} answered {}",
+                request.method, request.url, response.status
+            ))),
+            status => Err(EffectError::permanent(format!(
+                "{} {} answered {status}: {}",
+                request.method,
+                request.url,
+                response.body.chars().take(200).collect::<String>()
+            ))),
+        }
+    }
+
+    async fn enroll_other(&self, message: &ActionMessage, target: &str) -> Result<ActionOutcome, EffectError> {
+        let action = &message.action;
+        let store = |e: crate::ports::StoreError| EffectError::transient(e.to_string());
+        let parent = self
+            .runs
+            .load_run(&action.tenant, &action.run_id)
+            .await
+            .map_err(store)?;
+        let Some(parent) = parent else {
+            return Err(EffectError::permanent(format!("run {} not found", action.run_id)));
+        };
+        let Some(program) = self.catalog.latest(&action.tenant, target).await.map_err(store)? else {
+            return Err(EffectError::permanent(format!("automation \"{target}\" not found")));
+        };
+        if !program.automation.is_active() {
+            return Ok(ActionOutcome::Skipped {
+                reason: format!("automation \"{target}\" is not active"),
+            });
+        }
+        let trigger: crate::event::Event = match serde_json::from_value(parent.data.trigger.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                return Err(EffectError::permanent(format!(
+                    "run {} has no usable trigger: {e}",
+                    parent.run_id
+                )));
+            }
+        };
+        let now = self.clock.now();
+        let run_id = run_id_for(
+            &action.tenant,
+            &format!("enroll:{}", action.idempotency_key),
+            target,
+            now,
+        );
+        let mut run = crate::run::Run::new(run_id.clone(), &program, &trigger, parent.data.contact.clone(), now);
+        run.enroll_depth = parent.enroll_depth + 1;
+        run.parent_run_id = Some(parent.run_id.clone());
+        run.data.record = parent.data.record.clone();
+        match self.create_run(&program, &mut run, now).await {
+            Ok(Ok(())) => Ok(ActionOutcome::Succeeded {
+                output: json!({ "run_id": run_id, "automation_id": target }),
+            }),
+            Ok(Err(reason)) => Ok(ActionOutcome::Skipped {
+                reason: format!("not enrolled in {target}: {reason}"),
+            }),
+            Err(e) => Err(EffectError::transient(e.to_string())),
+        }
+    }
+
+    async fn cancel_others(&self, message: &ActionMessage, ids: &[String]) -> Result<ActionOutcome, EffectError> {
+        let action = &message.action;
+        let store = |e: crate::ports::StoreError| EffectError::transient(e.to_string());
+        let Some(run) = self
+            .runs
+            .load_run(&action.tenant, &action.run_id)
+            .await
+            .map_err(store)?
+        else {
+            return Err(EffectError::permanent(format!("run {} not found", action.run_id)));
+        };
+        let routes = self
+            .runs
+            .routes(&action.tenant, &run.route_keys())
+            .await
+            .map_err(store)?;
+        let mut cancelled = Vec::new();
+        for route in routes {
+            let chosen =
+                route.automation_id != run.automation_id && (ids.is_empty() || ids.contains(&route.automation_id));
+            if !chosen || cancelled.contains(&route.run_id) {
+                continue;
+            }
+            let msg = StepMessage {
+                tenant: action.tenant.clone(),
+                run_id: route.run_id.clone(),
+                input: Input::Cancel {
+                    reason: format!("cancelled by run {} step {}", run.run_id, action.step_id),
+                },
+            };
+            self.queue
+                .send_step(&msg, 0)
+                .await
+                .map_err(|e| EffectError::transient(e.to_string()))?;
+            cancelled.push(route.run_id);
+        }
+        Ok(ActionOutcome::Succeeded {
+            output: json!({ "cancelled_runs": cancelled }),
+        })
+    }
+}

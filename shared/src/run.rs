@@ -1,0 +1,295 @@
+//! The run model: one record going through one automation version, with its step history.
+//!
+//! A run head ([`Run`]) is small and versioned (optimistic concurrency); its history is a list of
+//! [`StepRecord`]s stored one item per step, keyed by `seq` (0, 1, 2, ... in the order steps were
+//! entered). All instants are UTC ([`jiff::Timestamp`], RFC 3339 on the wire).
+
+use crate::event::Subject;
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Moving, or waiting for an action's result.
+    Running,
+    /// Parked on a wait, an event, a goal or a human task.
+    Waiting,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Entered, waiting for an action result.
+    Running,
+    /// Parked (wait, wait_for_event, goal, human_task).
+    Waiting,
+    Completed,
+    Failed,
+    /// Not performed; `skip_reason` says why.
+    Skipped,
+    /// An earlier attempt may have performed the effect; by policy it was not repeated.
+    Uncertain,
+    /// A wait for an event, goal or task that gave up at its timeout.
+    TimedOut,
+    /// Left because the run was cancelled or jumped to a goal.
+    Cancelled,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Running => "running",
+            StepStatus::Waiting => "waiting",
+            StepStatus::Completed => "completed",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Uncertain => "uncertain",
+            StepStatus::TimedOut => "timed_out",
+            StepStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One entry of a run's history: a step the run entered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepRecord {
+    /// Position in the history, from 0.
+    pub seq: u32,
+    pub step_id: String,
+    /// `action:send_email`, `wait`, `branch`, ...
+    #[serde(rename = "type")]
+    pub step_type: String,
+    pub status: StepStatus,
+    pub started_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// Attempts made (actions), 0 for other steps.
+    #[serde(default)]
+    pub attempt: u32,
+    /// What happened, in words: the branch taken and why, the wait's due time, the email sent.
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    /// Result data (an action's provider id, a human task's output, the rendered effect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+}
+
+/// What a run is parked on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WaitingFor {
+    /// An action's result (the action was handed to execute).
+    Action { idempotency_key: String },
+    /// A timer (a `wait` step).
+    Timer,
+    /// An event (a `wait_for_event` step).
+    Event,
+    /// A required goal.
+    Goal,
+    /// A human task completion.
+    Task,
+    /// Nothing external: the run yielded after many steps and continues with the next message.
+    Continue,
+}
+
+/// A scheduled wake-up. `timer_id` is unique per step entry (`{run_id}.{seq}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TimerRef {
+    pub timer_id: String,
+    pub due_at: Timestamp,
+}
+
+/// Where a run is: the open step record and what it waits for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Cursor {
+    pub step_id: String,
+    pub waiting_for: WaitingFor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer: Option<TimerRef>,
+    /// The step's open history record (rewritten when the step finishes).
+    pub record: StepRecord,
+}
+
+/// The data a run carries for conditions and templates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunData {
+    /// The triggering event, as conditions see it (`trigger.*`).
+    pub trigger: Value,
+    /// The most recent event delivered to the run (`event.*`); the trigger at first.
+    pub event: Value,
+    /// The record's fields, updated by later events of the same record and by record actions.
+    pub record: Map<String, Value>,
+    /// Previous values of the fields the latest event changed.
+    #[serde(default)]
+    pub previous: Map<String, Value>,
+    /// The contact snapshot, updated by contact events and contact actions.
+    #[serde(default)]
+    pub contact: Map<String, Value>,
+    /// Outputs of finished steps: `steps.<id>.output`, `steps.<id>.status`.
+    #[serde(default)]
+    pub steps: Map<String, Value>,
+}
+
+/// The run head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Run {
+    pub run_id: String,
+    pub tenant: String,
+    pub automation_id: String,
+    pub automation_version: u32,
+    /// The record the run is about (from the trigger event).
+    pub subject: Subject,
+    /// The key the enrollment policy counts runs by (`lead/L1`).
+    pub enrollment_key: String,
+    pub status: RunStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<Cursor>,
+    pub data: RunData,
+    /// Optimistic-concurrency counter: every save must name the version it read.
+    pub version: u64,
+    pub started_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// Why the run ended (completed, failed or cancelled), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Steps entered so far (the runaway-loop guard counts these).
+    pub steps_entered: u32,
+    /// Number of history records (the next record's `seq`).
+    pub history_len: u32,
+    /// How many `enroll` actions led to this run (0 for a run started by its trigger).
+    #[serde(default)]
+    pub enroll_depth: u32,
+    /// The run this one was enrolled from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_run_id: Option<String>,
+    /// Events that arrived while an action was in flight; handled after its result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred_events: Vec<crate::event::Event>,
+    /// Ids of the latest events applied to this run (a redelivered event is ignored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_event_ids: Vec<String>,
+    /// The commands of the last decision and the input that produced them. If the shell dies
+    /// after saving but before dispatching, the redelivered input finds nothing to decide and
+    /// dispatches this outbox again (every command is idempotent downstream).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<crate::command::Command>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_input_key: String,
+}
+
+/// A run as the enrollment policy sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub started_at: Timestamp,
+}
+
+impl Run {
+    /// A new run, not yet started (feed it [`crate::decider::Input::Start`]).
+    pub fn new(
+        run_id: String,
+        program: &crate::definition::Program,
+        trigger: &crate::event::Event,
+        contact: Map<String, Value>,
+        now: Timestamp,
+    ) -> Run {
+        let trigger_value = trigger.to_scope_value();
+        let mut contact_snapshot = contact;
+        if let Some(c) = &trigger.contact {
+            for (k, v) in c {
+                contact_snapshot.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(cid) = &trigger.subject.contact_id {
+            contact_snapshot
+                .entry("id")
+                .or_insert_with(|| Value::String(cid.clone()));
+        }
+        Run {
+            run_id,
+            tenant: trigger.tenant.clone(),
+            automation_id: program.id().to_string(),
+            automation_version: program.version(),
+            subject: trigger.subject.clone(),
+            enrollment_key: trigger.subject.record_key(),
+            status: RunStatus::Running,
+            cursor: None,
+            data: RunData {
+                trigger: trigger_value.clone(),
+                event: trigger_value,
+                record: trigger.data.clone(),
+                previous: trigger.previous.clone().unwrap_or_default(),
+                contact: contact_snapshot,
+                steps: Map::new(),
+            },
+            version: 0,
+            started_at: now,
+            updated_at: now,
+            finished_at: None,
+            outcome: None,
+            steps_entered: 0,
+            history_len: 0,
+            enroll_depth: 0,
+            parent_run_id: None,
+            deferred_events: Vec::new(),
+            recent_event_ids: vec![trigger.id.clone()],
+            outbox: Vec::new(),
+            last_input_key: String::new(),
+        }
+    }
+
+    /// The contact id, from the subject or the contact snapshot.
+    pub fn contact_id(&self) -> Option<String> {
+        self.subject
+            .contact_id
+            .clone()
+            .or_else(|| self.data.contact.get("id").and_then(Value::as_str).map(str::to_string))
+    }
+
+    /// The record keys events are routed to this run by: the record, and its contact.
+    pub fn route_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.subject.record_key()];
+        if let Some(c) = self.contact_id() {
+            let key = format!("contact/{c}");
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            run_id: self.run_id.clone(),
+            status: self.status,
+            started_at: self.started_at,
+        }
+    }
+}

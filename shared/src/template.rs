@@ -1,0 +1,360 @@
+//! Text and HTML templates (Jinja syntax, rendered by minijinja).
+//!
+//! A [`Template`] is compiled when it is parsed or deserialized, so a syntax
+//! error is reported with the definition's path before the automation ever
+//! runs, e.g. `steps[1].email.subject: template syntax error: unexpected end
+//! of input, expected end of variable block (line 1)`. A plain string without
+//! `{{`/`{%` is a valid template that renders as itself.
+//!
+//! # Variables
+//!
+//! The top-level keys of the scope object are the variables: `contact`,
+//! `record`, `event`, `trigger`, `steps`, `run`, `previous` and `now` (an
+//! RFC 3339 UTC string) when the caller puts them in the scope.
+//!
+//! # Strict undefined
+//!
+//! Rendering uses minijinja's strict undefined behaviour: printing, testing
+//! (`{% if %}`) or iterating over a variable or field that does not exist is
+//! an **error**, so a misspelt `{{ contact.frist_name }}` fails the step
+//! instead of sending "Hello ," to a customer. For optional fields write
+//!
+//! ```jinja
+//! Hello {{ contact.first_name | default("there") }}
+//! {% if contact.vip is defined and contact.vip %}...{% endif %}
+//! ```
+//!
+//! Differences from stock Jinja, chosen for CRM data where absent fields are
+//! often `null`:
+//! - `default(x)` also replaces `null` (not only undefined); `default(x, true)`
+//!   replaces any falsy value (`""`, `0`, `false`, empty list) as in Jinja.
+//! - `null` prints as the empty string, not `none`.
+//!
+//! # Escaping
+//!
+//! [`Template::render_text`] never escapes. [`Template::render_html`]
+//! HTML-escapes every interpolated value (`<script>` becomes `&lt;script&gt;`);
+//! use `| safe` only for values you trust.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::OnceLock;
+
+use minijinja::value::{Rest, Value};
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Errors from compiling or rendering a template. Messages carry the
+/// minijinja detail and the 1-based line within the template.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// The template does not compile.
+    #[error("template syntax error: {message}")]
+    Syntax { message: String },
+    /// Rendering failed (undefined variable, bad filter argument, ...).
+    #[error("template error: {message}")]
+    Render { message: String },
+    /// The scope passed to a render call is not a JSON object.
+    #[error("template scope must be a JSON object, got {got}")]
+    InvalidScope { got: &'static str },
+}
+
+/// A template source string, compiled (validated) when parsed.
+///
+/// Serializes as its source; deserializes from a string and fails with the
+/// syntax error. Two templates are equal when their sources are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(String);
+
+/// The minijinja `default` filter, extended so that `null` also counts as
+/// missing (see the module docs).
+fn default_filter(value: &Value, args: Rest<Value>) -> Result<Value, minijinja::Error> {
+    if args.len() > 2 {
+        return Err(minijinja::Error::new(
+            ErrorKind::TooManyArguments,
+            "default takes at most 2 arguments",
+        ));
+    }
+    let other = args.first().cloned().unwrap_or_else(|| Value::from(""));
+    let lax = match args.get(1) {
+        Some(lax) if lax.is_undefined() => {
+            return Err(minijinja::Error::new(
+                ErrorKind::UndefinedError,
+                "the second argument of default is undefined",
+            ));
+        }
+        Some(lax) => lax.is_true(),
+        None => false,
+    };
+    if value.is_undefined() || value.is_none() || (lax && !value.is_true()) {
+        Ok(other)
+    } else {
+        Ok(value.clone())
+    }
+}
+
+fn build_env(escape: AutoEscape) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(move |_| escape);
+    env.set_formatter(|out, state, value| {
+        if value.is_none() {
+            Ok(())
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
+    env.add_filter("default", default_filter);
+    env.add_filter("d", default_filter);
+    env
+}
+
+fn text_env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| build_env(AutoEscape::None))
+}
+
+fn html_env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| build_env(AutoEscape::Html))
+}
+
+/// One-line description of a minijinja error: detail, the failing expression
+/// when known, and the line.
+fn describe_error(err: &minijinja::Error, source: &str) -> String {
+    let mut msg = match err.detail() {
+        Some(detail) => match err.kind() {
+            ErrorKind::SyntaxError => detail.to_string(),
+            kind => format!("{kind}: {detail}"),
+        },
+        None => err.kind().to_string(),
+    };
+    if err.kind() != ErrorKind::SyntaxError
+        && let Some(range) = err.range()
+        && let Some(snippet) = source.get(range)
+    {
+        let snippet = snippet.trim();
+        if !snippet.is_empty() && snippet.len() <= 80 && !snippet.contains('\n') {
+            msg.push_str(&format!(" in `{snippet}`"));
+        }
+    }
+    if let Some(line) = err.line() {
+        msg.push_str(&format!(" (line {line})"));
+    }
+    msg
+}
+
+impl Template {
+    /// Compiles `source`, failing with [`TemplateError::Syntax`].
+    pub fn parse(source: &str) -> Result<Self, TemplateError> {
+        text_env()
+            .template_from_str(source)
+            .map_err(|e| TemplateError::Syntax {
+                message: describe_error(&e, source),
+            })?;
+        Ok(Template(source.to_string()))
+    }
+
+    /// The source text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `true` when the source has no `{{`, `{%` or `{#` (renders as itself).
+    pub fn is_literal(&self) -> bool {
+        !(self.0.contains("{{") || self.0.contains("{%") || self.0.contains("{#"))
+    }
+
+    /// Renders as plain text (nothing is escaped). `scope` must be a JSON
+    /// object (its keys become variables) or `null` (no variables).
+    pub fn render_text(&self, scope: &serde_json::Value) -> Result<String, TemplateError> {
+        self.render(text_env(), scope)
+    }
+
+    /// Renders as HTML: every interpolated value is HTML-escaped unless
+    /// marked `| safe`. The template's own text is not touched.
+    pub fn render_html(&self, scope: &serde_json::Value) -> Result<String, TemplateError> {
+        self.render(html_env(), scope)
+    }
+
+    fn render(&self, env: &Environment<'static>, scope: &serde_json::Value) -> Result<String, TemplateError> {
+        let ctx = match scope {
+            serde_json::Value::Object(_) => Value::from_serialize(scope),
+            serde_json::Value::Null => Value::from_serialize(serde_json::Map::new()),
+            other => {
+                return Err(TemplateError::InvalidScope { got: json_kind(other) });
+            }
+        };
+        env.render_str(&self.0, ctx).map_err(|e| TemplateError::Render {
+            message: describe_error(&e, &self.0),
+        })
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for Template {
+    type Err = TemplateError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for Template {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Template;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a template string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Template, E> {
+                Template::parse(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+impl JsonSchema for Template {
+    fn schema_name() -> Cow<'static, str> {
+        "Template".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A Jinja template (minijinja). Variables: contact, record, event, trigger, steps, run, previous, now. Undefined variables are errors; use `| default(\"...\")` for optional fields.",
+            "examples": ["Hello {{ contact.first_name | default(\"there\") }}"]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scope() -> serde_json::Value {
+        json!({
+            "contact": {"first_name": "Ada", "last_name": null, "tags": ["vip", "beta"], "note": "<script>alert(1)</script>"},
+            "record": {"id": "L1", "amount": 1200},
+            "now": "2026-03-08T09:00:00Z"
+        })
+    }
+
+    #[test]
+    fn renders_variables_loops_and_plain_text() {
+        let t = Template::parse("Hi {{ contact.first_name }}, lead {{ record.id }} ({{ record.amount }})").unwrap();
+        assert_eq!(t.render_text(&scope()).unwrap(), "Hi Ada, lead L1 (1200)");
+        let t = Template::parse("{% for t in contact.tags %}{{ t }}{% if not loop.last %}, {% endif %}{% endfor %}")
+            .unwrap();
+        assert_eq!(t.render_text(&scope()).unwrap(), "vip, beta");
+        let t = Template::parse("No placeholders & <b>here</b>").unwrap();
+        assert!(t.is_literal());
+        assert_eq!(t.render_html(&scope()).unwrap(), "No placeholders & <b>here</b>");
+        assert_eq!(t.render_text(&json!(null)).unwrap(), "No placeholders & <b>here</b>");
+        let t = Template::parse("at {{ now }}").unwrap();
+        assert_eq!(t.render_text(&scope()).unwrap(), "at 2026-03-08T09:00:00Z");
+    }
+
+    #[test]
+    fn html_mode_escapes_values_text_mode_does_not() {
+        let t = Template::parse("<p>{{ contact.note }}</p>").unwrap();
+        assert_eq!(
+            t.render_html(&scope()).unwrap(),
+            "<p>&lt;script&gt;alert(1)&lt;&#x2f;script&gt;</p>"
+        );
+        assert_eq!(t.render_text(&scope()).unwrap(), "<p><script>alert(1)</script></p>");
+        let t = Template::parse("{{ contact.note | safe }}").unwrap();
+        assert_eq!(t.render_html(&scope()).unwrap(), "<script>alert(1)</script>");
+    }
+
+    #[test]
+    fn strict_undefined_is_an_error() {
+        let t = Template::parse("Hello {{ contact.frist_name }}").unwrap();
+        let e = t.render_text(&scope()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("template error: undefined value"), "{msg}");
+        assert!(msg.contains("contact.frist_name"), "{msg}");
+        assert!(msg.contains("(line 1)"), "{msg}");
+        let t = Template::parse("line one\n{{ nope }}").unwrap();
+        let msg = t.render_html(&scope()).unwrap_err().to_string();
+        assert!(msg.contains("(line 2)"), "{msg}");
+        let t = Template::parse("{% if contact.vip %}x{% endif %}").unwrap();
+        assert!(t.render_text(&scope()).is_err());
+        // a missing top-level object is an error too
+        let t = Template::parse("{{ deal.name }}").unwrap();
+        assert!(t.render_text(&scope()).is_err());
+    }
+
+    #[test]
+    fn default_filter_works_under_strict_mode() {
+        let t = Template::parse(r#"Hello {{ contact.nickname | default("there") }}"#).unwrap();
+        assert_eq!(t.render_text(&scope()).unwrap(), "Hello there");
+        let t = Template::parse(r#"Hello {{ contact.first_name | default("there") }}"#).unwrap();
+        assert_eq!(t.render_text(&scope()).unwrap(), "Hello Ada");
+        // null counts as missing
+        let t = Template::parse(r#"{{ contact.last_name | default("?") }}"#).unwrap();
+        assert_eq!(t.render_text(&scope()).unwrap(), "?");
+        // lax mode also replaces empty strings
+        let t = Template::parse(r#"{{ "" | default("empty", true) }}|{{ "" | default("kept") }}"#).unwrap();
+        assert_eq!(t.render_text(&scope()).unwrap(), "empty|");
+        let t = Template::parse(r#"{% if contact.vip is defined and contact.vip %}VIP{% else %}regular{% endif %}"#)
+            .unwrap();
+        assert_eq!(t.render_text(&scope()).unwrap(), "regular");
+        // null prints as nothing
+        let t = Template::parse("[{{ contact.last_name }}]").unwrap();
+        assert_eq!(t.render_text(&scope()).unwrap(), "[]");
+    }
+
+    #[test]
+    fn syntax_errors_at_parse_and_deserialize() {
+        let e = Template::parse("Hello {{ contact.first_name").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("template syntax error: unexpected end of input"),
+            "{msg}"
+        );
+        assert!(msg.ends_with("(line 1)"), "{msg}");
+        let e = Template::parse("a\n{% if x %}unclosed").unwrap_err();
+        assert!(matches!(e, TemplateError::Syntax { .. }));
+
+        #[derive(Debug, Deserialize, Serialize)]
+        struct Email {
+            subject: Template,
+        }
+        let e = serde_json::from_value::<Email>(json!({"subject": "Hi {{ x"})).unwrap_err();
+        assert!(e.to_string().contains("template syntax error"), "{e}");
+        let ok: Email = serde_json::from_value(json!({"subject": "Hi {{ x }}"})).unwrap();
+        assert_eq!(serde_json::to_value(&ok).unwrap(), json!({"subject": "Hi {{ x }}"}));
+    }
+
+    #[test]
+    fn non_object_scope_is_rejected() {
+        let t = Template::parse("x").unwrap();
+        let e = t.render_text(&json!([1])).unwrap_err();
+        assert_eq!(e.to_string(), "template scope must be a JSON object, got an array");
+    }
+}
