@@ -23,7 +23,6 @@ use std::time::Duration;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of a response body kept.
 pub const MAX_RESPONSE_BODY: usize = 4096;
-pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 
 /// [`HttpClient`] on reqwest.
 #[derive(Debug, Clone)]

@@ -315,20 +315,15 @@ impl TimerService for AwsTimerService {
                 let store = self.store.clone();
                 reads.spawn(async move { (i, store.timers_in_bucket(bucket).await) });
             }
-            let mut found: Vec<Option<Result<Vec<Timer>, StoreError>>> = window.iter().map(|_| None).collect();
+            let mut found: Vec<Result<Vec<Timer>, StoreError>> = window.iter().map(|_| Ok(Vec::new())).collect();
             while let Some(joined) = reads.join_next().await {
                 let (i, timers) = joined.map_err(|e| queue_error("sweep", e))?;
-                found[i] = Some(timers);
+                found[i] = timers;
             }
             for (&bucket, timers) in window.iter().zip(found) {
-                let due = match timers {
-                    Some(Ok(timers)) => timers.into_iter().filter(|t| t.due_at <= limit).collect::<Vec<_>>(),
-                    Some(Err(e)) => return Err(self.stop_at(bucket, from_store(e)).await),
-                    None => {
-                        return Err(self
-                            .stop_at(bucket, queue_error("sweep", "a bucket read went missing"))
-                            .await);
-                    }
+                let due: Vec<Timer> = match timers {
+                    Ok(timers) => timers.into_iter().filter(|t| t.due_at <= limit).collect(),
+                    Err(e) => return Err(self.stop_at(bucket, from_store(e)).await),
                 };
                 for chunk in due.chunks(SEND_BATCH_MAX) {
                     let messages: Vec<(StepMessage, u32)> = chunk

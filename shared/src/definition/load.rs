@@ -34,9 +34,16 @@ pub fn parse_automation(text: &str) -> Result<Automation, Vec<DefinitionError>> 
             )]
         })?
     } else {
-        serde_saphyr::from_str(text).map_err(|e| vec![DefinitionError::new("", format!("invalid YAML: {e}"))])?
+        serde_saphyr::from_str_with_options(text, yaml_options())
+            .map_err(|e| vec![DefinitionError::new("", format!("invalid YAML: {e}"))])?
     };
     from_value(&value)
+}
+
+/// YAML 1.2 booleans only (`true`/`false`): a tag named `y` or `no` stays a string, not the
+/// YAML 1.1 boolean it would otherwise become (the "Norway problem").
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! { strict_booleans: true }
 }
 
 /// Deserializes and validates a definition already parsed into JSON.
@@ -147,4 +154,14 @@ pub fn load_programs(path: &Path) -> Result<Vec<Program>, String> {
         programs.push(program);
     }
     Ok(programs)
+}
+
+#[cfg(test)]
+mod yaml_tests {
+    #[test]
+    fn yaml_1_1_booleans_stay_strings() {
+        let v: serde_json::Value =
+            serde_saphyr::from_str_with_options("a: y\nb: { t: no }\nc: true", super::yaml_options()).unwrap();
+        assert_eq!(v, serde_json::json!({"a": "y", "b": {"t": "no"}, "c": true}));
+    }
 }
