@@ -16,6 +16,7 @@ pub mod engine;
 pub mod enrollment;
 pub mod event;
 pub mod ids;
+pub mod lambda;
 pub mod messages;
 pub mod ports;
 pub mod render;

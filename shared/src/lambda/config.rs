@@ -1,0 +1,178 @@
+//! Function configuration, read from environment variables (set by the IaC template).
+//!
+//! | variable | used by | meaning |
+//! |---|---|---|
+//! | `CRMFLOW_TABLE_NAME` | all | the DynamoDB table |
+//! | `CRMFLOW_STEP_QUEUE_URL` | all | the step queue (inputs for evaluate) |
+//! | `CRMFLOW_ACTION_QUEUE_URL` | evaluate | the action queue (work for execute) |
+//! | `CRMFLOW_CRM_COMMANDS_QUEUE_URL` | evaluate, execute | the outbound CRM command queue |
+//! | `CRMFLOW_SENDER_ADDRESS` | execute | the default `From` address (an SES-verified identity) |
+//! | `CRMFLOW_NOTIFY_URLS` | execute | JSON object, notification channel → URL (optional) |
+//! | `CRMFLOW_RETENTION_DAYS` | all | days finished runs are kept (TTL), default 30 |
+//! | `CRMFLOW_ALLOW_PRIVATE_WEBHOOKS` | execute | `true` lets webhooks reach private/loopback addresses (local testing only) |
+//!
+//! AWS clients honour `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_<SERVICE>`), so the functions can
+//! run against a local AWS-protocol server.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FunctionName {
+    Intake,
+    Evaluate,
+    Execute,
+    Resume,
+}
+
+impl FunctionName {
+    pub const ALL: [FunctionName; 4] = [
+        FunctionName::Intake,
+        FunctionName::Evaluate,
+        FunctionName::Execute,
+        FunctionName::Resume,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionName::Intake => "intake",
+            FunctionName::Evaluate => "evaluate",
+            FunctionName::Execute => "execute",
+            FunctionName::Resume => "resume",
+        }
+    }
+}
+
+impl fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FunctionConfig {
+    pub function: FunctionName,
+    pub table_name: String,
+    pub step_queue_url: String,
+    pub action_queue_url: String,
+    pub crm_commands_queue_url: Option<String>,
+    pub sender_address: Option<String>,
+    pub notify_urls: BTreeMap<String, String>,
+    pub retention_days: u32,
+    pub allow_private_webhooks: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl FunctionConfig {
+    pub fn from_env(function: FunctionName) -> Result<Self, ConfigError> {
+        Self::from_lookup(function, |k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration through `lookup` (testable without touching the environment).
+    pub fn from_lookup(function: FunctionName, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &'static str| lookup(k).filter(|v| !v.trim().is_empty());
+        let required = |k: &'static str| {
+            get(k).ok_or(ConfigError {
+                variable: k,
+                message: "must be set".to_string(),
+            })
+        };
+        let table_name = required("CRMFLOW_TABLE_NAME")?;
+        let step_queue_url = required("CRMFLOW_STEP_QUEUE_URL")?;
+        let action_queue_url = if function == FunctionName::Evaluate {
+            required("CRMFLOW_ACTION_QUEUE_URL")?
+        } else {
+            get("CRMFLOW_ACTION_QUEUE_URL").unwrap_or_default()
+        };
+        let crm_commands_queue_url = match function {
+            FunctionName::Evaluate | FunctionName::Execute => Some(required("CRMFLOW_CRM_COMMANDS_QUEUE_URL")?),
+            _ => None,
+        };
+        let sender_address = match function {
+            FunctionName::Execute => Some(required("CRMFLOW_SENDER_ADDRESS")?),
+            _ => None,
+        };
+        let notify_urls = match get("CRMFLOW_NOTIFY_URLS") {
+            Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError {
+                variable: "CRMFLOW_NOTIFY_URLS",
+                message: format!("expected a JSON object of channel → URL strings: {e}"),
+            })?,
+            None => BTreeMap::new(),
+        };
+        let retention_days = match get("CRMFLOW_RETENTION_DAYS") {
+            Some(v) => v.parse().map_err(|_| ConfigError {
+                variable: "CRMFLOW_RETENTION_DAYS",
+                message: format!("expected a whole number of days, got {v:?}"),
+            })?,
+            None => 30,
+        };
+        let allow_private_webhooks = get("CRMFLOW_ALLOW_PRIVATE_WEBHOOKS").is_some_and(|v| v == "true");
+        Ok(FunctionConfig {
+            function,
+            table_name,
+            step_queue_url,
+            action_queue_url,
+            crm_commands_queue_url,
+            sender_address,
+            notify_urls,
+            retention_days,
+            allow_private_webhooks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn execute_needs_a_sender_and_names_the_variable() {
+        let lookup = env(&[
+            ("CRMFLOW_TABLE_NAME", "t"),
+            ("CRMFLOW_STEP_QUEUE_URL", "s"),
+            ("CRMFLOW_CRM_COMMANDS_QUEUE_URL", "c"),
+        ]);
+        let err = FunctionConfig::from_lookup(FunctionName::Execute, lookup).unwrap_err();
+        assert_eq!(err.variable, "CRMFLOW_SENDER_ADDRESS");
+    }
+
+    #[test]
+    fn intake_needs_only_table_and_step_queue() {
+        let cfg = FunctionConfig::from_lookup(
+            FunctionName::Intake,
+            env(&[
+                ("CRMFLOW_TABLE_NAME", "t"),
+                ("CRMFLOW_STEP_QUEUE_URL", "s"),
+                ("CRMFLOW_RETENTION_DAYS", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.retention_days, 7);
+        assert!(cfg.sender_address.is_none());
+    }
+
+    #[test]
+    fn bad_notify_urls_is_an_error_naming_the_variable() {
+        let err = FunctionConfig::from_lookup(
+            FunctionName::Intake,
+            env(&[
+                ("CRMFLOW_TABLE_NAME", "t"),
+                ("CRMFLOW_STEP_QUEUE_URL", "s"),
+                ("CRMFLOW_NOTIFY_URLS", "[1]"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, "CRMFLOW_NOTIFY_URLS");
+    }
+}
