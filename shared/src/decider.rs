@@ -143,6 +143,9 @@ impl Machine<'_> {
                     let next = c.step_id.clone();
                     self.run.cursor = None;
                     self.run_from(Some(next));
+                    // Events deferred while an action was out stay queued when the decision
+                    // after its result yielded; apply them now that the run has moved on.
+                    self.drain_deferred();
                 }
             }
             Input::ActionResult {

@@ -287,14 +287,14 @@ impl RunStore for MemoryRunStore {
 
     async fn routes(&self, tenant: &str, keys: &[String]) -> Result<Vec<Route>, StoreError> {
         let inner = lock(&self.inner);
-        let mut out = Vec::new();
+        // A run routed by both its record and its contact is listed once.
+        let mut out: Vec<Route> = Vec::new();
         for key in keys {
             if let Some(routes) = inner.routes.get(&(tenant.to_string(), key.clone())) {
                 for (run_id, automation_id) in routes {
-                    out.push(Route {
-                        run_id: run_id.clone(),
-                        automation_id: automation_id.clone(),
-                    });
+                    if !out.iter().any(|r| &r.run_id == run_id) {
+                        out.push(Route { run_id: run_id.clone(), automation_id: automation_id.clone() });
+                    }
                 }
             }
         }

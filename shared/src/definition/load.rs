@@ -59,9 +59,24 @@ pub fn from_value(value: &serde_json::Value) -> Result<Automation, Vec<Definitio
         let path = if path == "." { String::new() } else { path };
         vec![DefinitionError::new(path, e.into_inner().to_string())]
     })?;
+    let flat_form = automation.steps.is_empty() && !automation.actions.is_empty();
     normalise(&mut automation);
-    let errors = validate::validate(&automation);
+    let mut errors = validate::validate(&automation);
+    if flat_form {
+        for e in &mut errors {
+            e.path = flat_path(&e.path);
+        }
+    }
     if errors.is_empty() { Ok(automation) } else { Err(errors) }
+}
+
+/// Maps a path in the normalised steps back to the flat form the user wrote:
+/// `steps[2].action.params.x` → `actions[2].params.x`.
+fn flat_path(path: &str) -> String {
+    let Some(rest) = path.strip_prefix("steps[") else { return path.to_string() };
+    let Some((index, rest)) = rest.split_once(']') else { return path.to_string() };
+    let rest = rest.strip_prefix(".action").unwrap_or(rest);
+    format!("actions[{index}]{rest}")
 }
 
 /// Fills in defaults: the id from the name, and flat `actions` as steps `action-1`, `action-2`...

@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod config;
 pub mod handlers;
+pub mod harness;
 pub mod logging;
 pub mod permissions;
 
@@ -27,16 +28,25 @@ use std::sync::Arc;
 /// Builds the engine a function needs from its configuration. A port the function has no
 /// business using (email in intake, say) answers with a permanent error naming the function.
 pub async fn build_engine(config: &FunctionConfig, counter: Option<&RequestCounter>) -> Result<Engine, String> {
-    let sdk = load_sdk_config().await;
-    let store = DynamoStore::new(&sdk, counter, &config.table_name, config.retention_days);
-    let queue = SqsStepQueue::new(&sdk, counter, &config.step_queue_url, &config.action_queue_url);
+    build_engine_with_sdk(config, &load_sdk_config().await, counter)
+}
+
+/// [`build_engine`] on a given SDK configuration (the local harness passes one whose HTTP client
+/// records requests and injects faults).
+pub fn build_engine_with_sdk(
+    config: &FunctionConfig,
+    sdk: &aws_config::SdkConfig,
+    counter: Option<&RequestCounter>,
+) -> Result<Engine, String> {
+    let store = DynamoStore::new(sdk, counter, &config.table_name, config.retention_days);
+    let queue = SqsStepQueue::new(sdk, counter, &config.step_queue_url, &config.action_queue_url);
     let timers = AwsTimerService::new(queue.clone(), store.clone());
     let email: Arc<dyn EmailSender> = match &config.sender_address {
-        Some(from) => Arc::new(SesEmailSender::new(&sdk, counter, from.clone())),
+        Some(from) => Arc::new(SesEmailSender::new(sdk, counter, from.clone())),
         None => Arc::new(Unavailable(config.function)),
     };
     let crm: Arc<dyn CrmCommandSink> = match &config.crm_commands_queue_url {
-        Some(url) => Arc::new(SqsCrmCommandSink::new(&sdk, counter, url.clone())),
+        Some(url) => Arc::new(SqsCrmCommandSink::new(sdk, counter, url.clone())),
         None => Arc::new(Unavailable(config.function)),
     };
     let http: Arc<dyn HttpClient> = if config.function == FunctionName::Execute {

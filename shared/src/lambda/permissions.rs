@@ -86,7 +86,8 @@ pub fn required(function: FunctionName) -> Vec<Permission> {
 }
 
 /// The IAM actions that authorise an SDK operation (`TransactWriteItems` needs the item actions
-/// it contains; `SendMessageBatch` is authorised by `sqs:SendMessage`).
+/// it contains; the SQS batch operations are authorised by their single-message actions:
+/// `SendMessageBatch` by `sqs:SendMessage`, `DeleteMessageBatch` by `sqs:DeleteMessage`).
 pub fn actions_for_operation(service: &str, operation: &str) -> Vec<String> {
     match (service, operation) {
         ("DynamoDB", "TransactWriteItems") => {
@@ -98,6 +99,8 @@ pub fn actions_for_operation(service: &str, operation: &str) -> Vec<String> {
         }
         ("DynamoDB", op) => vec![format!("dynamodb:{op}")],
         ("SQS", "SendMessageBatch") => vec!["sqs:SendMessage".into()],
+        ("SQS", "DeleteMessageBatch") => vec!["sqs:DeleteMessage".into()],
+        ("SQS", "ChangeMessageVisibilityBatch") => vec!["sqs:ChangeMessageVisibility".into()],
         ("SQS", op) => vec![format!("sqs:{op}")],
         ("SESv2", op) => vec![format!("ses:{op}")],
         (s, op) => vec![format!("{}:{op}", s.to_ascii_lowercase())],

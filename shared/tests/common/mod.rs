@@ -372,3 +372,138 @@ pub fn step<'a>(r: &'a RunReport, step_id: &str) -> &'a crmflow::simulate::StepR
         .find(|s| s.step_id == step_id)
         .unwrap_or_else(|| panic!("run {} has no step {step_id}: {:?}", r.run_id, report_path(r)))
 }
+
+// ---------------------------------------------------------------------------
+// the operator table (decider_operators.rs and simulate_matrix.rs)
+// ---------------------------------------------------------------------------
+
+/// When the operator cases are evaluated (the decider's clock, the event's time).
+pub const OP_NOW: &str = "2026-03-10T12:00:00Z";
+
+/// One operator case: the rule, and a (data, previous) pair where it holds and one where not.
+pub struct OpCase {
+    pub op: &'static str,
+    pub field: &'static str,
+    pub value: Option<Value>,
+    pub true_data: Value,
+    pub true_previous: Option<Value>,
+    pub false_data: Value,
+    pub false_previous: Option<Value>,
+}
+
+pub fn op_case(op: &'static str, field: &'static str, value: Option<Value>, t: Value, f: Value) -> OpCase {
+    OpCase {
+        op,
+        field,
+        value,
+        true_data: t,
+        true_previous: None,
+        false_data: f,
+        false_previous: None,
+    }
+}
+
+pub fn changed_case(
+    op: &'static str,
+    value: Option<Value>,
+    (t, tp): (Value, Value),
+    (f, fp): (Value, Value),
+) -> OpCase {
+    OpCase {
+        op,
+        field: "record.stage",
+        value,
+        true_data: t,
+        true_previous: Some(tp),
+        false_data: f,
+        false_previous: Some(fp),
+    }
+}
+
+pub fn op_cases() -> Vec<OpCase> {
+    vec![
+        op_case("equals", "record.stage", Some(json!("won")), json!({"stage": "won"}), json!({"stage": "lost"})),
+        op_case("not_equals", "record.stage", Some(json!("won")), json!({"stage": "lost"}), json!({"stage": "won"})),
+        op_case("greater_than", "record.amount", Some(json!(100)), json!({"amount": 150}), json!({"amount": 100})),
+        op_case(
+            "greater_than_or_equal",
+            "record.amount",
+            Some(json!(100)),
+            json!({"amount": 100}),
+            json!({"amount": 99.5}),
+        ),
+        op_case("less_than", "record.amount", Some(json!(100)), json!({"amount": 99}), json!({"amount": 100})),
+        op_case(
+            "less_than_or_equal",
+            "record.amount",
+            Some(json!(100)),
+            json!({"amount": "100"}),
+            json!({"amount": 101}),
+        ),
+        op_case("contains", "record.tags", Some(json!("vip")), json!({"tags": ["x", "vip"]}), json!({"tags": ["x"]})),
+        op_case("not_contains", "record.tags", Some(json!("vip")), json!({"tags": ["x"]}), json!({"tags": ["vip"]})),
+        op_case("starts_with", "record.company", Some(json!("Ac")), json!({"company": "Acme"}), json!({"company": "Globex"})),
+        op_case(
+            "ends_with",
+            "record.email",
+            Some(json!("@example.com")),
+            json!({"email": "ada@example.com"}),
+            json!({"email": "ada@example.org"}),
+        ),
+        op_case("in", "record.country", Some(json!(["DE", "FR"])), json!({"country": "FR"}), json!({"country": "US"})),
+        op_case("not_in", "record.country", Some(json!(["DE", "FR"])), json!({"country": "US"}), json!({"country": "DE"})),
+        op_case("is_known", "record.phone", None, json!({"phone": "+15550001"}), json!({"phone": ""})),
+        op_case("is_unknown", "record.phone", None, json!({}), json!({"phone": "+15550001"})),
+        op_case("between", "record.amount", Some(json!([10, 20])), json!({"amount": 20}), json!({"amount": 21})),
+        changed_case(
+            "changed",
+            None,
+            (json!({"stage": "won"}), json!({"stage": "proposal"})),
+            (json!({"stage": "won"}), json!({"stage": "won"})),
+        ),
+        changed_case(
+            "changed_from",
+            Some(json!("proposal")),
+            (json!({"stage": "won"}), json!({"stage": "proposal"})),
+            (json!({"stage": "won"}), json!({"stage": "negotiation"})),
+        ),
+        changed_case(
+            "changed_to",
+            Some(json!("won")),
+            (json!({"stage": "won"}), json!({"stage": "proposal"})),
+            (json!({"stage": "lost"}), json!({"stage": "won"})),
+        ),
+        op_case(
+            "within_last_days",
+            "record.last_seen",
+            Some(json!(7)),
+            json!({"last_seen": "2026-03-05T08:00:00Z"}),
+            json!({"last_seen": "2026-02-20T08:00:00Z"}),
+        ),
+        op_case(
+            "more_than_days_ago",
+            "record.last_seen",
+            Some(json!(30)),
+            json!({"last_seen": "2026-01-15"}),
+            json!({"last_seen": "2026-03-01"}),
+        ),
+        op_case(
+            "matches",
+            "record.code",
+            Some(json!("^[A-Z]{2}-\\d+$")),
+            json!({"code": "AB-123"}),
+            json!({"code": "ab-123"}),
+        ),
+    ]
+}
+
+/// The rule of a case as a YAML flow mapping.
+pub fn rule_yaml(c: &OpCase) -> String {
+    let mut rule = json!({"field": c.field, "op": c.op});
+    if let Some(v) = &c.value {
+        rule["value"] = v.clone();
+    }
+    // JSON is a YAML flow mapping.
+    rule.to_string()
+}
+

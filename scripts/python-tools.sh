@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Installs the Python-packaged tools of the infrastructure checks and the Lambda build into the
+# project-local virtualenv .venv/ (git-ignored; moto lives there too, see scripts/moto.sh).
+#
+#   scripts/python-tools.sh lint      # cfn-lint + cfn-lint-serverless (the serverless rules)
+#   scripts/python-tools.sh checkov   # checkov
+#   scripts/python-tools.sh lambda    # cargo-lambda (+ ziglang, its cross linker)
+#   scripts/python-tools.sh sam       # aws-sam-cli (`sam build` / `sam deploy`)
+#   scripts/python-tools.sh all       # every group above
+#
+# Each group is installed once: a stamp file records the versions asked for, and a later call
+# with the same versions returns at once. Progress goes to stderr.
+#
+# cfn-lint, cfn-lint-serverless and cargo-lambda go into .venv itself: they fit beside moto.
+# checkov and aws-sam-cli pin boto3/botocore (and a few more) to versions that would downgrade
+# what moto runs on, so each gets a virtualenv of its own under .venv/tools/<group>/ and its
+# commands are linked into .venv/bin/. moto keeps working whatever is installed here.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$root/.venv"
+tools="$venv/tools"
+
+# Pinned so that a new rule release cannot break CI by itself; raise these deliberately.
+lint_spec=("cfn-lint>=1.58,<1.59" "cfn-lint-serverless==0.3.6")
+checkov_spec=("checkov==3.3.30")
+lambda_spec=("cargo-lambda==1.9.2")
+sam_spec=("aws-sam-cli==1.170.0")
+
+log() { printf 'python-tools.sh: %s\n' "$*" >&2; }
+
+pip_install() {
+    local python=$1
+    shift
+    "$python" -m pip install --quiet --disable-pip-version-check "$@" >&2
+}
+
+ensure_venv() {
+    local dir=$1
+    if [ ! -x "$dir/bin/python" ]; then
+        log "creating virtualenv $dir"
+        python3 -m venv "$dir"
+    fi
+}
+
+# installed STAMP SPEC...: true when the stamp records exactly these specs.
+installed() {
+    local stamp=$1
+    shift
+    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$*" ]
+}
+
+# shared GROUP SPEC...: installs into .venv itself.
+shared() {
+    local group=$1
+    shift
+    ensure_venv "$venv"
+    local stamp="$venv/.crmflow-$group"
+    if installed "$stamp" "$@"; then
+        return 0
+    fi
+    log "installing $* into $venv"
+    pip_install "$venv/bin/python" "$@"
+    echo "$*" >"$stamp"
+}
+
+# isolated GROUP COMMANDS SPEC...: installs into .venv/tools/GROUP and links COMMANDS
+# (comma-separated) into .venv/bin.
+isolated() {
+    local group=$1 commands=$2
+    shift 2
+    ensure_venv "$venv"
+    local dir="$tools/$group"
+    local stamp="$dir/.crmflow-$group"
+    if ! installed "$stamp" "$@"; then
+        ensure_venv "$dir"
+        log "installing $* into $dir"
+        pip_install "$dir/bin/python" "$@"
+        echo "$*" >"$stamp"
+    fi
+    local command
+    for command in ${commands//,/ }; do
+        ln -sf "$dir/bin/$command" "$venv/bin/$command"
+    done
+}
+
+install_group() {
+    case "$1" in
+        lint) shared lint "${lint_spec[@]}" ;;
+        lambda) shared lambda "${lambda_spec[@]}" ;;
+        checkov) isolated checkov checkov "${checkov_spec[@]}" ;;
+        sam) isolated sam sam "${sam_spec[@]}" ;;
+        all)
+            local g
+            for g in lint lambda checkov sam; do install_group "$g"; done
+            ;;
+        *)
+            echo "usage: $0 lint|checkov|lambda|sam|all..." >&2
+            exit 2
+            ;;
+    esac
+}
+
+[ $# -gt 0 ] || set -- all
+for group in "$@"; do
+    install_group "$group"
+done

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's test command (README "First steps"; CI runs it through .ci/run):
+# formatting, lints, every test (unit, integration, CEL conformance, and end-to-end against a
+# local AWS-protocol server that this script starts and stops), and the IaC checks.
+# It installs what it needs itself (Python tools into the project-local .venv/).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "local AWS server (moto)"
+eval "$(scripts/moto.sh start)"
+trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
+
+step "cargo test"
+cargo test --workspace
+
+if [ -x scripts/validate-infra.sh ]; then
+    step "infrastructure template"
+    scripts/validate-infra.sh
+fi
