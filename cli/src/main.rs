@@ -1,5 +1,7 @@
 //! `crmflow`: validate automation definitions, simulate them against sample events, print the
-//! definition schema.
+//! definition schema; load definitions into a deployment and read its runs (see `aws.rs`).
+
+mod aws;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -55,6 +57,21 @@ enum Command {
     },
     /// Print the JSON Schema of an automation definition.
     Schema,
+    /// Validate definitions, then store them in a deployment's DynamoDB table (all or nothing;
+    /// an already stored version must be identical).
+    DeployAutomations {
+        /// The deployment's DynamoDB table (the stack output `TableName`).
+        #[arg(long)]
+        table: String,
+        /// Definition files or folders of them (.yaml, .yml, .json).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Read runs from a deployment's DynamoDB table.
+    Runs {
+        #[command(subcommand)]
+        command: aws::RunsCommand,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -85,6 +102,8 @@ fn main() -> ExitCode {
             summary_only,
         ),
         Command::Schema => schema(),
+        Command::DeployAutomations { table, paths } => aws::deploy_automations(&table, &paths),
+        Command::Runs { command } => aws::runs(command),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -761,6 +761,9 @@ impl Machine<'_> {
 
     /// Applies an event: refresh the snapshots, then exit rules, goals, and a waiting step.
     fn on_event(&mut self, event: &Event) {
+        if !self.concerns(event) {
+            return;
+        }
         self.absorb(event);
         let scope = self.scope();
 
@@ -882,6 +885,25 @@ impl Machine<'_> {
                 Flow::Stop
             }
         }
+    }
+
+    /// Does an event routed to this run concern it? Runs are routed events by record and by
+    /// contact. An event concerns the run when it is about the run's record, about the run's
+    /// contact, or about a record of another type belonging to the same contact (a reply message,
+    /// an email click). An event about a *sibling* record of the same type (another lead of the
+    /// same contact) does not: it neither meets this run's waits and goals nor exits it.
+    fn concerns(&self, event: &Event) -> bool {
+        let run = &self.run.subject;
+        if event.subject.record_key() == run.record_key() {
+            return true;
+        }
+        let contact = self.run.contact_id();
+        if event.subject.record_type == "contact" {
+            return Some(&event.subject.id) == contact.as_ref();
+        }
+        event.subject.record_type != run.record_type
+            && contact.is_some()
+            && event.subject.contact_id.as_ref() == contact.as_ref()
     }
 
     /// Merges an event into the snapshots conditions see.

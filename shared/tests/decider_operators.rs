@@ -66,17 +66,55 @@ fn every_operator_true_and_false_in_a_branch() {
 #[test]
 fn operator_aliases_behave_like_their_operator() {
     for (alias, field, value, t, f) in [
-        ("eq", "record.stage", Some(json!("won")), json!({"stage": "won"}), json!({"stage": "x"})),
-        ("ne", "record.stage", Some(json!("won")), json!({"stage": "x"}), json!({"stage": "won"})),
-        ("gt", "record.amount", Some(json!(1)), json!({"amount": 2}), json!({"amount": 1})),
-        ("lte", "record.amount", Some(json!(1)), json!({"amount": 1}), json!({"amount": 2})),
+        (
+            "eq",
+            "record.stage",
+            Some(json!("won")),
+            json!({"stage": "won"}),
+            json!({"stage": "x"}),
+        ),
+        (
+            "ne",
+            "record.stage",
+            Some(json!("won")),
+            json!({"stage": "x"}),
+            json!({"stage": "won"}),
+        ),
+        (
+            "gt",
+            "record.amount",
+            Some(json!(1)),
+            json!({"amount": 2}),
+            json!({"amount": 1}),
+        ),
+        (
+            "lte",
+            "record.amount",
+            Some(json!(1)),
+            json!({"amount": 1}),
+            json!({"amount": 2}),
+        ),
         ("exists", "record.phone", None, json!({"phone": "1"}), json!({})),
-        ("regex", "record.code", Some(json!("^a")), json!({"code": "abc"}), json!({"code": "cba"})),
+        (
+            "regex",
+            "record.code",
+            Some(json!("^a")),
+            json!({"code": "abc"}),
+            json!({"code": "cba"}),
+        ),
     ] {
         let c = op_case(alias, field, value, t, f);
         let definition = branch_def(&rule_yaml(&c));
-        assert_eq!(branch_on(&definition, &c.true_data, &None).1, "yes", "{alias}: true side");
-        assert_eq!(branch_on(&definition, &c.false_data, &None).1, "no", "{alias}: false side");
+        assert_eq!(
+            branch_on(&definition, &c.true_data, &None).1,
+            "yes",
+            "{alias}: true side"
+        );
+        assert_eq!(
+            branch_on(&definition, &c.false_data, &None).1,
+            "no",
+            "{alias}: false side"
+        );
     }
 }
 
@@ -97,7 +135,11 @@ fn missing_fields_follow_the_documented_rules() {
     ] {
         let c = op_case(op, "record.nothing_here", value, json!({}), json!({}));
         let definition = branch_def(&rule_yaml(&c));
-        assert_eq!(branch_on(&definition, &json!({}), &None).1, want, "{op} on a missing field");
+        assert_eq!(
+            branch_on(&definition, &json!({}), &None).1,
+            want,
+            "{op} on a missing field"
+        );
     }
 }
 

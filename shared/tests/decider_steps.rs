@@ -24,11 +24,7 @@ fn def(steps: &str) -> String {
 
 /// A definition with extra top-level keys before the steps.
 fn def_with(extra: &str, steps: &str) -> String {
-    format!(
-        "{HEAD}{}\nsteps:\n{}",
-        extra.trim(),
-        steps.trim_start_matches('\n')
-    )
+    format!("{HEAD}{}\nsteps:\n{}", extra.trim(), steps.trim_start_matches('\n'))
 }
 
 fn trigger(data: Value) -> crmflow::event::Event {
@@ -70,9 +66,17 @@ fn action_step_performs_and_advances_on_success() {
     );
     assert_eq!(d.commands.len(), 1, "start: one command, got {:?}", d.commands);
     let p = perform(&d);
-    assert_eq!((p.step_id.as_str(), p.seq, p.attempt), ("a", 0, 1), "start: perform coordinates");
+    assert_eq!(
+        (p.step_id.as_str(), p.seq, p.attempt),
+        ("a", 0, 1),
+        "start: perform coordinates"
+    );
     assert_eq!(p.idempotency_key, "run-1.0", "start: idempotency key");
-    assert_eq!(d.run.status, RunStatus::Running, "start: running while the action is out");
+    assert_eq!(
+        d.run.status,
+        RunStatus::Running,
+        "start: running while the action is out"
+    );
     assert_eq!(
         h.waiting_for(),
         Some(WaitingFor::Action {
@@ -99,7 +103,11 @@ fn action_step_performs_and_advances_on_success() {
     );
     assert_eq!(d.run.status, RunStatus::Completed, "result: run completed");
     assert!(d.run.cursor.is_none(), "result: no cursor after completion");
-    assert_eq!(h.record("a").detail, "CRM command add_tag {\"tag\":\"VIP\"}; done", "action detail");
+    assert_eq!(
+        h.record("a").detail,
+        "CRM command add_tag {\"tag\":\"VIP\"}; done",
+        "action detail"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -107,7 +115,13 @@ fn action_step_performs_and_advances_on_success() {
 // ---------------------------------------------------------------------------
 
 /// Starts a run of `def` at `start` for a contact and returns the first decision's timer.
-fn wait_case(case: &str, definition: &str, data: Value, contact: Value, start: &str) -> (Harness, String, jiff::Timestamp) {
+fn wait_case(
+    case: &str,
+    definition: &str,
+    data: Value,
+    contact: Value,
+    start: &str,
+) -> (Harness, String, jiff::Timestamp) {
     let trig = event("evt-1", "lead.created", start, data);
     let mut h = Harness::new(definition, &trig, contact);
     let d = h.start();
@@ -121,10 +135,19 @@ fn wait_case(case: &str, definition: &str, data: Value, contact: Value, start: &
             _ => None,
         })
         .collect();
-    assert_eq!(d.commands.len(), 1, "{case}: only a ScheduleTimer, got {:?}", d.commands);
+    assert_eq!(
+        d.commands.len(),
+        1,
+        "{case}: only a ScheduleTimer, got {:?}",
+        d.commands
+    );
     assert_eq!(scheduled.len(), 1, "{case}: one timer");
     let (id, due) = scheduled[0].clone();
-    assert_eq!(h.timer(), (id.clone(), due), "{case}: cursor timer equals the scheduled one");
+    assert_eq!(
+        h.timer(),
+        (id.clone(), due),
+        "{case}: cursor timer equals the scheduled one"
+    );
     let rec = &d.records[0];
     assert_eq!(
         (rec.step_type.as_str(), rec.status),
@@ -153,7 +176,9 @@ fn wait_kinds_schedule_the_exact_due_time() {
         ),
         (
             "until RFC 3339",
-            def(&format!("- id: w\n  wait: {{until: \"2026-03-05T10:30:00Z\"}}\n{after}")),
+            def(&format!(
+                "- id: w\n  wait: {{until: \"2026-03-05T10:30:00Z\"}}\n{after}"
+            )),
             json!({}),
             json!({}),
             "2026-03-02T09:00:00Z",
@@ -262,8 +287,16 @@ fn wait_kinds_schedule_the_exact_due_time() {
             d.commands
         );
         assert_eq!(tag_of(&d), "after-wait", "{case}: next step performs");
-        assert_eq!(h.record("w").finished_at, Some(ts(want)), "{case}: wait finished at due");
-        assert!(h.record("w").detail.ends_with("; waited"), "{case}: {}", h.record("w").detail);
+        assert_eq!(
+            h.record("w").finished_at,
+            Some(ts(want)),
+            "{case}: wait finished at due"
+        );
+        assert!(
+            h.record("w").detail.ends_with("; waited"),
+            "{case}: {}",
+            h.record("w").detail
+        );
     }
 }
 
@@ -355,7 +388,9 @@ fn branch_if_else_both_ways() {
             d.records[0].detail
         );
         assert!(
-            d.records[0].detail.contains(&format!("record.amount ({amount}) greater_than 100")),
+            d.records[0]
+                .detail
+                .contains(&format!("record.amount ({amount}) greater_than 100")),
             "{case}: detail explains: {}",
             d.records[0].detail
         );
@@ -404,7 +439,11 @@ fn branch_cases_take_the_first_match_or_else() {
         ("third case, not the second", json!("bronze"), "took any-paid:", "p"),
         ("no case: else", Value::Null, "took else:", "o"),
     ] {
-        let data = if tier.is_null() { json!({}) } else { json!({"tier": tier}) };
+        let data = if tier.is_null() {
+            json!({})
+        } else {
+            json!({"tier": tier})
+        };
         let mut h = Harness::new(&definition, &trigger(data), json!({}));
         let d = h.start();
         assert!(
@@ -515,7 +554,11 @@ fn split_takes_the_path_split_draw_implies() {
         let again = h.peek(&Input::Start);
         assert!(again.is_noop(&h.run), "{run_id}: a second Start is a no-op");
         let mut h2 = Harness::with_run_id(&run_id, program.clone(), &trigger(json!({})), json!({}));
-        assert_eq!(h2.start().records[1].step_id, want_step, "{run_id}: stable across decisions");
+        assert_eq!(
+            h2.start().records[1].step_id,
+            want_step,
+            "{run_id}: stable across decisions"
+        );
     }
     assert!(seen_a && seen_b, "200 run ids should exercise both paths");
 }
@@ -533,7 +576,10 @@ fn split_30_70_over_1000_runs_is_within_tolerance() {
         }
     }
     // Binomial(1000, 0.3): sd ≈ 14.5; allow 4 sd.
-    assert!((240..=360).contains(&a), "path a taken {a} times of 1000, expected about 300");
+    assert!(
+        (240..=360).contains(&a),
+        "path a taken {a} times of 1000, expected about 300"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -571,7 +617,10 @@ fn start_wait_for_reply() -> Harness {
         records_of(&d),
         vec![("await".into(), "wait_for_event".into(), StepStatus::Waiting)]
     );
-    assert_eq!(d.records[0].detail, "waiting for message.received until 2026-03-04T09:00:00Z");
+    assert_eq!(
+        d.records[0].detail,
+        "waiting for message.received until 2026-03-04T09:00:00Z"
+    );
     assert_eq!(h.waiting_for(), Some(WaitingFor::Event));
     assert_eq!(d.run.status, RunStatus::Waiting);
     h
@@ -580,7 +629,12 @@ fn start_wait_for_reply() -> Harness {
 #[test]
 fn wait_for_event_event_arrives_takes_on_event() {
     let mut h = start_wait_for_reply();
-    let reply = event("evt-2", "message.received", "2026-03-02T12:00:00Z", json!({"channel": "email"}));
+    let reply = event(
+        "evt-2",
+        "message.received",
+        "2026-03-02T12:00:00Z",
+        json!({"channel": "email"}),
+    );
     let d = h.event(reply.clone());
     assert_eq!(
         records_of(&d),
@@ -609,7 +663,10 @@ fn wait_for_event_event_arrives_takes_on_event() {
     let stale = h.peek(&Input::TimerFired {
         timer_id: "run-1.0".into(),
     });
-    assert!(stale.is_noop(&h.run), "stale timer after the event is a no-op: {stale:?}");
+    assert!(
+        stale.is_noop(&h.run),
+        "stale timer after the event is a no-op: {stale:?}"
+    );
 
     h.succeed();
     h.assert_path(
@@ -629,11 +686,21 @@ fn wait_for_event_condition_false_keeps_waiting_then_times_out() {
     for (case, e) in [
         (
             "condition false",
-            event("evt-2", "message.received", "2026-03-02T12:00:00Z", json!({"channel": "sms"})),
+            event(
+                "evt-2",
+                "message.received",
+                "2026-03-02T12:00:00Z",
+                json!({"channel": "sms"}),
+            ),
         ),
         (
             "other event type",
-            event("evt-3", "message.sent", "2026-03-02T13:00:00Z", json!({"channel": "email"})),
+            event(
+                "evt-3",
+                "message.sent",
+                "2026-03-02T13:00:00Z",
+                json!({"channel": "email"}),
+            ),
         ),
     ] {
         let d = h.event(e);
@@ -641,7 +708,11 @@ fn wait_for_event_condition_false_keeps_waiting_then_times_out() {
         assert!(d.commands.is_empty(), "{case}: no commands: {:?}", d.commands);
         assert_eq!(d.run.status, RunStatus::Waiting, "{case}: still waiting");
         assert_eq!(h.cursor_step(), Some("await"), "{case}: still at the step");
-        assert_eq!(h.timer(), ("run-1.0".into(), ts("2026-03-04T09:00:00Z")), "{case}: same timer");
+        assert_eq!(
+            h.timer(),
+            ("run-1.0".into(), ts("2026-03-04T09:00:00Z")),
+            "{case}: same timer"
+        );
     }
 
     let d = h.fire();
@@ -802,7 +873,11 @@ fn required_goal_timeout_ends_the_run() {
         }],
         "goal timeout: commands"
     );
-    assert_eq!(d.run.status, RunStatus::Completed, "goal timeout: the run ends (completed)");
+    assert_eq!(
+        d.run.status,
+        RunStatus::Completed,
+        "goal timeout: the run ends (completed)"
+    );
     assert_eq!(d.run.finished_at, Some(ts("2026-03-05T09:00:00Z")));
 }
 
@@ -832,7 +907,10 @@ fn event_reaching_a_goal_ahead_jumps_and_cancels_the_wait_timer() {
         "2026-03-03T08:00:00Z",
         json!({"link": "https://example.com/unsubscribe"}),
     ));
-    assert!(d.records.is_empty() && d.commands.is_empty(), "goal condition false: nothing");
+    assert!(
+        d.records.is_empty() && d.commands.is_empty(),
+        "goal condition false: nothing"
+    );
     assert_eq!(h.cursor_step(), Some("first-wait"));
 
     let d = h.event(event(
@@ -860,7 +938,9 @@ fn event_reaching_a_goal_ahead_jumps_and_cancels_the_wait_timer() {
     );
     assert_eq!(tag_of(&d), "clicked", "jump: continues after the goal");
     assert!(
-        h.record("first-wait").detail.ends_with("left: goal \"clicked\" reached"),
+        h.record("first-wait")
+            .detail
+            .ends_with("left: goal \"clicked\" reached"),
         "{}",
         h.record("first-wait").detail
     );
@@ -941,7 +1021,10 @@ fn goal_behind_the_run_is_not_reached_again() {
     h.start();
     assert_eq!(h.cursor_step(), Some("w"));
     let d = h.event(event("evt-2", "deal.won", "2026-03-03T12:00:00Z", json!({})));
-    assert!(d.records.is_empty() && d.commands.is_empty(), "goal behind: nothing: {d:?}");
+    assert!(
+        d.records.is_empty() && d.commands.is_empty(),
+        "goal behind: nothing: {d:?}"
+    );
     assert_eq!(h.cursor_step(), Some("w"));
 }
 
@@ -1043,7 +1126,11 @@ fn human_task_completion_output_drives_a_later_branch() {
             "{case}: the task's timeout is cancelled"
         );
         assert_eq!(tag_of(&d), tag, "{case}: branch path");
-        assert_eq!(h.record("approval").output, Some(output.clone()), "{case}: record output");
+        assert_eq!(
+            h.record("approval").output,
+            Some(output.clone()),
+            "{case}: record output"
+        );
         assert_eq!(
             h.run.data.steps["approval"]["output"], output,
             "{case}: steps.approval.output"
@@ -1117,7 +1204,10 @@ fn end_step_completes_and_skips_the_rest() {
         json!({}),
     );
     let d = h.start();
-    assert_eq!(records_of(&d), vec![("stop".into(), "end".into(), StepStatus::Completed)]);
+    assert_eq!(
+        records_of(&d),
+        vec![("stop".into(), "end".into(), StepStatus::Completed)]
+    );
     assert_eq!(d.records[0].detail, "nothing more to do");
     assert_eq!(
         d.commands,
@@ -1126,7 +1216,10 @@ fn end_step_completes_and_skips_the_rest() {
         }]
     );
     assert_eq!(d.run.status, RunStatus::Completed);
-    assert_eq!(d.run.outcome.as_deref(), Some("ended at step \"stop\": nothing more to do"));
+    assert_eq!(
+        d.run.outcome.as_deref(),
+        Some("ended at step \"stop\": nothing more to do")
+    );
     assert_eq!(d.run.finished_at, Some(ts("2026-03-02T09:00:00Z")));
 }
 
@@ -1201,8 +1294,9 @@ fn goto_loop_is_stopped_by_max_steps() {
     assert_eq!(
         d.commands,
         vec![Command::Fail {
-            reason: "step limit exceeded: the run entered 10 steps (limits.max_steps); stopped to prevent a runaway loop"
-                .into()
+            reason:
+                "step limit exceeded: the run entered 10 steps (limits.max_steps); stopped to prevent a runaway loop"
+                    .into()
         }]
     );
 
@@ -1230,7 +1324,11 @@ fn goto_loop_is_stopped_by_max_steps() {
     assert_eq!(fired, 3, "tick, again+tick, again+tick, then the guard");
     assert_eq!(h.run.status, RunStatus::Failed);
     assert!(
-        h.run.outcome.as_deref().unwrap_or("").starts_with("step limit exceeded"),
+        h.run
+            .outcome
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("step limit exceeded"),
         "{:?}",
         h.run.outcome
     );
@@ -1250,10 +1348,18 @@ fn goto_loop_without_waits_yields_with_continue() {
         json!({}),
     );
     let d = h.start();
-    assert_eq!(d.records.len(), MAX_STEPS_PER_DECISION as usize, "one decision enters at most 40 steps");
+    assert_eq!(
+        d.records.len(),
+        MAX_STEPS_PER_DECISION as usize,
+        "one decision enters at most 40 steps"
+    );
     assert_eq!(d.commands, vec![Command::Continue], "yield: Continue");
     assert_eq!(d.run.status, RunStatus::Running, "yield: running");
-    assert_eq!(h.waiting_for(), Some(WaitingFor::Continue), "yield: cursor waits for Continue");
+    assert_eq!(
+        h.waiting_for(),
+        Some(WaitingFor::Continue),
+        "yield: cursor waits for Continue"
+    );
     assert_eq!(h.cursor_step(), Some("loop-a"), "yield: continues at the next step");
     assert_eq!(d.run.history_len, 40, "the yield marker takes no seq");
 
@@ -1276,7 +1382,10 @@ fn goto_loop_without_waits_yields_with_continue() {
     // Continue when the run does not wait for it: no-op.
     let mut h = Harness::new(&def(REQUIRED_GOAL), &trigger(json!({})), json!({}));
     h.start();
-    assert!(h.peek(&Input::Continue).is_noop(&h.run), "Continue while waiting on a goal");
+    assert!(
+        h.peek(&Input::Continue).is_noop(&h.run),
+        "Continue while waiting on a goal"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1308,14 +1417,54 @@ fn enrollment_policy_decisions() {
         last_enrolled_at: Some(ts("2026-03-09T00:00:00Z")),
     };
     let cases: Vec<(&str, EnrollmentPolicy, &EnrollmentState, bool)> = vec![
-        ("once, never enrolled", policy(Reenroll::Once, None, false), &fresh, true),
-        ("once, enrolled before", policy(Reenroll::Once, None, false), &done_once, false),
-        ("always, enrolled before", policy(Reenroll::Always, None, false), &done_once, true),
-        ("always, active run, no concurrency", policy(Reenroll::Always, None, false), &active, false),
-        ("always, active run, concurrency", policy(Reenroll::Always, None, true), &active, true),
-        ("after 7d, 5 days since", policy(Reenroll::After, Some("7d"), false), &done_once, false),
-        ("after 3d, 5 days since", policy(Reenroll::After, Some("3d"), false), &done_once, true),
-        ("after 5d, exactly 5 days since", policy(Reenroll::After, Some("5d"), false), &done_once, true),
+        (
+            "once, never enrolled",
+            policy(Reenroll::Once, None, false),
+            &fresh,
+            true,
+        ),
+        (
+            "once, enrolled before",
+            policy(Reenroll::Once, None, false),
+            &done_once,
+            false,
+        ),
+        (
+            "always, enrolled before",
+            policy(Reenroll::Always, None, false),
+            &done_once,
+            true,
+        ),
+        (
+            "always, active run, no concurrency",
+            policy(Reenroll::Always, None, false),
+            &active,
+            false,
+        ),
+        (
+            "always, active run, concurrency",
+            policy(Reenroll::Always, None, true),
+            &active,
+            true,
+        ),
+        (
+            "after 7d, 5 days since",
+            policy(Reenroll::After, Some("7d"), false),
+            &done_once,
+            false,
+        ),
+        (
+            "after 3d, 5 days since",
+            policy(Reenroll::After, Some("3d"), false),
+            &done_once,
+            true,
+        ),
+        (
+            "after 5d, exactly 5 days since",
+            policy(Reenroll::After, Some("5d"), false),
+            &done_once,
+            true,
+        ),
     ];
     for (case, p, state, ok) in cases {
         let got = enrollment::check(&p, state, now);
@@ -1330,7 +1479,12 @@ fn enrollment_policy_decisions() {
 
 #[test]
 fn draft_and_paused_automations_are_not_active() {
-    for (status, active) in [("draft", false), ("paused", false), ("archived", false), ("active", true)] {
+    for (status, active) in [
+        ("draft", false),
+        ("paused", false),
+        ("archived", false),
+        ("active", true),
+    ] {
         let p = program(&format!(
             "id: s\nname: S\nstatus: {status}\ntrigger: {{event: lead.created}}\nsteps:\n- id: e\n  end: {{}}\n"
         ));
@@ -1358,14 +1512,28 @@ fn exit_event_cancels_a_waiting_run_and_its_timer() {
         ),
         (
             "exit condition",
-            event("evt-2", "lead.updated", "2026-03-03T09:00:00Z", json!({"status": "lost"})),
+            event(
+                "evt-2",
+                "lead.updated",
+                "2026-03-03T09:00:00Z",
+                json!({"status": "lost"}),
+            ),
             "exit condition met after event evt-2: ",
         ),
     ] {
-        let mut h = Harness::new(&def_with(EXIT_DEF, steps), &trigger(json!({"status": "open"})), json!({}));
+        let mut h = Harness::new(
+            &def_with(EXIT_DEF, steps),
+            &trigger(json!({"status": "open"})),
+            json!({}),
+        );
         h.start();
         // An unrelated update does not exit.
-        let d = h.event(event("evt-0", "lead.updated", "2026-03-02T10:00:00Z", json!({"status": "open"})));
+        let d = h.event(event(
+            "evt-0",
+            "lead.updated",
+            "2026-03-02T10:00:00Z",
+            json!({"status": "open"}),
+        ));
         assert!(d.commands.is_empty() && d.records.is_empty(), "{case}: unrelated event");
 
         let d = h.event(e);
@@ -1432,6 +1600,45 @@ fn exit_event_about_another_lead_of_the_contact_does_not_cancel() {
     assert_eq!(d.run.status, RunStatus::Waiting, "still waiting");
 }
 
+/// An exit event about the run's contact itself (the contact record) still unenrolls.
+#[test]
+fn exit_event_about_the_runs_contact_record_cancels() {
+    let steps = "- id: w\n  wait: {duration: 2d}\n- id: after\n  end: {}\n";
+    let mut h = Harness::new(
+        &def_with("exit: {events: [contact.unsubscribed]}", steps),
+        &trigger(json!({})),
+        json!({}),
+    );
+    h.start();
+    let other_contact = event_on(
+        "evt-2",
+        "contact.unsubscribed",
+        "2026-03-03T08:00:00Z",
+        "contact",
+        "C9",
+        None,
+        json!({}),
+    );
+    let d = h.event(other_contact);
+    assert!(d.commands.is_empty(), "another contact: nothing: {:?}", d.commands);
+    let own_contact = event_on(
+        "evt-3",
+        "contact.unsubscribed",
+        "2026-03-03T09:00:00Z",
+        "contact",
+        "C1",
+        None,
+        json!({}),
+    );
+    let d = h.event(own_contact);
+    assert_eq!(
+        d.run.status,
+        RunStatus::Cancelled,
+        "the run's contact unsubscribed: {:?}",
+        d.commands
+    );
+}
+
 #[test]
 fn exit_event_during_an_action_is_applied_after_its_result() {
     let mut h = Harness::new(
@@ -1444,12 +1651,19 @@ fn exit_event_during_an_action_is_applied_after_its_result() {
     );
     h.start();
     let d = h.event(event("evt-2", "lead.disqualified", "2026-03-02T09:00:01Z", json!({})));
-    assert!(d.commands.is_empty() && d.records.is_empty(), "deferred while the action is out");
+    assert!(
+        d.commands.is_empty() && d.records.is_empty(),
+        "deferred while the action is out"
+    );
     assert_eq!(d.run.deferred_events.len(), 1, "the event is kept");
     let d = h.succeed();
     assert_eq!(d.run.status, RunStatus::Cancelled, "applied after the result");
     assert_eq!(h.record("a").status, StepStatus::Completed);
-    assert_eq!(h.record("w").status, StepStatus::Cancelled, "the wait entered is cancelled");
+    assert_eq!(
+        h.record("w").status,
+        StepStatus::Cancelled,
+        "the wait entered is cancelled"
+    );
     assert!(d.run.deferred_events.is_empty());
 }
 
@@ -1567,14 +1781,27 @@ fn an_event_already_applied_is_a_noop() {
     let mut h = start_wait_for_reply();
     // The trigger's own id counts as applied.
     let d = h.peek(&Input::Event {
-        event: event("evt-1", "message.received", "2026-03-02T10:00:00Z", json!({"channel": "email"})),
+        event: event(
+            "evt-1",
+            "message.received",
+            "2026-03-02T10:00:00Z",
+            json!({"channel": "email"}),
+        ),
     });
     assert!(d.is_noop(&h.run), "the trigger event id: no-op");
 
-    let e = event("evt-2", "message.received", "2026-03-02T10:00:00Z", json!({"channel": "sms"}));
+    let e = event(
+        "evt-2",
+        "message.received",
+        "2026-03-02T10:00:00Z",
+        json!({"channel": "sms"}),
+    );
     let first = h.event(e.clone());
     assert!(first.commands.is_empty(), "condition false: waits");
-    assert!(h.run.recent_event_ids.contains(&"evt-2".to_string()), "the id is remembered");
+    assert!(
+        h.run.recent_event_ids.contains(&"evt-2".to_string()),
+        "the id is remembered"
+    );
     // The same id again, even with different content, is ignored.
     let mut again = e.clone();
     again.data = serde_json::from_value(json!({"channel": "email"})).unwrap();
@@ -1632,11 +1859,44 @@ fn a_terminal_run_ignores_every_input() {
         Input::Start,
         Input::Continue,
         Input::Cancel { reason: "x".into() },
-        Input::TimerFired { timer_id: "run-1.0".into() },
+        Input::TimerFired {
+            timer_id: "run-1.0".into(),
+        },
         Input::Event {
             event: event("evt-5", "lead.updated", "2026-03-03T00:00:00Z", json!({})),
         },
     ] {
         assert!(h.peek(&input).is_noop(&h.run), "{} on a completed run", input.kind());
     }
+}
+
+/// "Stop the sequence when they reply": an exit event about another kind of record of the run's
+/// contact (a message) unenrolls the lead's run, while a sibling lead's event does not.
+#[test]
+fn exit_event_about_a_message_of_the_runs_contact_cancels() {
+    let steps = "- id: w\n  wait: {duration: 2d}\n- id: after\n  end: {}\n";
+    let mut h = Harness::new(
+        &def_with("exit: {events: [message.received]}", steps),
+        &trigger(json!({})),
+        json!({}),
+    );
+    h.start();
+    let reply = event_on(
+        "evt-2",
+        "message.received",
+        "2026-03-03T09:00:00Z",
+        "message",
+        "M1",
+        Some("C1"),
+        json!({}),
+    );
+    let d = h.event(reply);
+    assert_eq!(d.run.status, RunStatus::Cancelled, "a reply from the contact unenrolls");
+    assert!(
+        d.commands
+            .iter()
+            .any(|c| matches!(c, crmflow::command::Command::CancelTimer { .. })),
+        "the wait's timer is cancelled: {:?}",
+        d.commands
+    );
 }

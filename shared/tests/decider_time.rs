@@ -104,10 +104,30 @@ fn one_day_across_the_us_fall_back_is_25_hours() {
 fn until_weekday_monday_0900_in_two_zones() {
     let definition = wait_def("", r#"{until_weekday: {days: [monday], at: "09:00"}}"#);
     for (case, start, contact, want) in [
-        ("New York, after the US change", "2026-03-04T12:00:00Z", ny(), "2026-03-09T13:00:00Z"),
-        ("Berlin, before the EU change", "2026-03-04T12:00:00Z", berlin(), "2026-03-09T08:00:00Z"),
-        ("New York, late March", "2026-03-25T12:00:00Z", ny(), "2026-03-30T13:00:00Z"),
-        ("Berlin, after the EU change", "2026-03-25T12:00:00Z", berlin(), "2026-03-30T07:00:00Z"),
+        (
+            "New York, after the US change",
+            "2026-03-04T12:00:00Z",
+            ny(),
+            "2026-03-09T13:00:00Z",
+        ),
+        (
+            "Berlin, before the EU change",
+            "2026-03-04T12:00:00Z",
+            berlin(),
+            "2026-03-09T08:00:00Z",
+        ),
+        (
+            "New York, late March",
+            "2026-03-25T12:00:00Z",
+            ny(),
+            "2026-03-30T13:00:00Z",
+        ),
+        (
+            "Berlin, after the EU change",
+            "2026-03-25T12:00:00Z",
+            berlin(),
+            "2026-03-30T07:00:00Z",
+        ),
         ("UTC", "2026-03-04T12:00:00Z", json!({}), "2026-03-09T09:00:00Z"),
         (
             "Monday 08:59 local: today",
@@ -129,11 +149,19 @@ fn until_weekday_monday_0900_in_two_zones() {
 
 #[test]
 fn contact_timezone_overrides_the_automation_timezone() {
-    let definition = wait_def("timezone: Europe/Berlin", r#"{until_weekday: {days: [monday], at: "09:00"}}"#);
+    let definition = wait_def(
+        "timezone: Europe/Berlin",
+        r#"{until_weekday: {days: [monday], at: "09:00"}}"#,
+    );
     let start = "2026-03-04T12:00:00Z";
     for (case, contact, want, zone) in [
         ("contact zone wins", ny(), "2026-03-09T13:00:00Z", "America/New_York"),
-        ("no contact zone: the automation's", json!({}), "2026-03-09T08:00:00Z", "Europe/Berlin"),
+        (
+            "no contact zone: the automation's",
+            json!({}),
+            "2026-03-09T08:00:00Z",
+            "Europe/Berlin",
+        ),
         (
             "invalid contact zone: the automation's",
             json!({"timezone": "Mars/Olympus_Mons"}),
@@ -158,7 +186,11 @@ fn contact_timezone_overrides_the_automation_timezone() {
         start,
         json!({"timezone": "Not/AZone"}),
     );
-    assert_eq!(due, ts("2026-03-09T09:00:00Z"), "invalid zone, no fallback: UTC ({detail})");
+    assert_eq!(
+        due,
+        ts("2026-03-09T09:00:00Z"),
+        "invalid zone, no fallback: UTC ({detail})"
+    );
 
     // The 1-day DST case with the automation in Berlin and the contact in New York.
     let (due, _) = due_for(
@@ -172,7 +204,11 @@ fn contact_timezone_overrides_the_automation_timezone() {
         "2026-03-07T19:00:00Z",
         json!({"timezone": "bogus"}),
     );
-    assert_eq!(due, ts("2026-03-08T18:00:00Z"), "invalid contact zone: the automation's New York");
+    assert_eq!(
+        due,
+        ts("2026-03-08T18:00:00Z"),
+        "invalid contact zone: the automation's New York"
+    );
 }
 
 #[test]
@@ -183,7 +219,10 @@ fn timeouts_of_events_tasks_and_goals_use_calendar_days_in_the_zone() {
             "wait_for_event timeout",
             "- id: s\n  wait_for_event: {event: message.received, timeout: 1d}\n",
         ),
-        ("human_task timeout", "- id: s\n  human_task: {title: Check, timeout: 1d}\n"),
+        (
+            "human_task timeout",
+            "- id: s\n  human_task: {title: Check, timeout: 1d}\n",
+        ),
         (
             "required goal timeout",
             "- id: s\n  goal: {event: deal.won, required: true, timeout: 1d}\n",
@@ -200,10 +239,19 @@ fn timeouts_of_events_tasks_and_goals_use_calendar_days_in_the_zone() {
 fn wall_clock_times_in_a_dst_gap_move_forward() {
     // 02:30 on 2026-03-08 does not exist in New York: it becomes 03:30 EDT.
     let definition = wait_def("", r#"{until_field: {field: due_day, at: "02:30"}}"#);
-    let trig = event("evt-1", "lead.created", "2026-03-01T12:00:00Z", json!({"due_day": "2026-03-08"}));
+    let trig = event(
+        "evt-1",
+        "lead.created",
+        "2026-03-01T12:00:00Z",
+        json!({"due_day": "2026-03-08"}),
+    );
     let mut h = Harness::new(&definition, &trig, ny());
     h.start();
-    assert_eq!(h.timer().1, ts("2026-03-08T07:30:00Z"), "gap: compatible disambiguation");
+    assert_eq!(
+        h.timer().1,
+        ts("2026-03-08T07:30:00Z"),
+        "gap: compatible disambiguation"
+    );
 }
 
 #[test]

@@ -52,13 +52,21 @@ fn missing_trigger() {
 
 #[test]
 fn unknown_step_type() {
-    assert_error(&format!("{HEAD}steps:\n  - id: a\n    wiat: {{ duration: 1h }}\n"), "steps[0].wiat", "unknown field `wiat`");
+    assert_error(
+        &format!("{HEAD}steps:\n  - id: a\n    wiat: {{ duration: 1h }}\n"),
+        "steps[0].wiat",
+        "unknown field `wiat`",
+    );
 }
 
 #[test]
 fn step_without_a_type_and_with_two() {
     assert_error(&format!("{HEAD}steps:\n  - id: a\n"), "steps[0]", "has no step type");
-    assert_error(&format!("{HEAD}steps:\n  - id: a\n    end: {{}}\n    goto: a\n"), "steps[0]", "has 2 step types");
+    assert_error(
+        &format!("{HEAD}steps:\n  - id: a\n    end: {{}}\n    goto: a\n"),
+        "steps[0]",
+        "has 2 step types",
+    );
 }
 
 #[test]
@@ -92,18 +100,34 @@ fn duplicate_step_ids_in_nested_paths() {
     let yaml = format!(
         "{HEAD}steps:\n  - id: a\n    branch:\n      if: {{ priority: high }}\n      then:\n        - id: a\n          end: {{}}\n"
     );
-    assert_error(&yaml, "steps[0].branch.then[0].id", "duplicate step id \"a\" (first used at steps[0])");
+    assert_error(
+        &yaml,
+        "steps[0].branch.then[0].id",
+        "duplicate step id \"a\" (first used at steps[0])",
+    );
 }
 
 #[test]
 fn goto_target_that_does_not_exist() {
-    assert_error(&format!("{HEAD}steps:\n  - id: a\n    goto: nowhere\n"), "steps[0].goto", "goto target \"nowhere\" does not exist");
+    assert_error(
+        &format!("{HEAD}steps:\n  - id: a\n    goto: nowhere\n"),
+        "steps[0].goto",
+        "goto target \"nowhere\" does not exist",
+    );
 }
 
 #[test]
 fn bad_duration() {
-    assert_error(&format!("{HEAD}steps:\n  - id: a\n    wait: {{ duration: 3 dyas }}\n"), "steps[0].wait.duration", "invalid duration \"3 dyas\"");
-    assert_error(&format!("{HEAD}steps:\n  - id: a\n    wait: {{ duration: -1h }}\n"), "steps[0].wait.duration", "");
+    assert_error(
+        &format!("{HEAD}steps:\n  - id: a\n    wait: {{ duration: 3 dyas }}\n"),
+        "steps[0].wait.duration",
+        "invalid duration \"3 dyas\"",
+    );
+    assert_error(
+        &format!("{HEAD}steps:\n  - id: a\n    wait: {{ duration: -1h }}\n"),
+        "steps[0].wait.duration",
+        "",
+    );
 }
 
 #[test]
@@ -114,7 +138,11 @@ fn bad_time_zones() {
         "steps[1].wait.until",
         "unknown time zone \"Europe/Berln\"",
     );
-    assert_error(&format!("{HEAD}timezone: Mars/Olympus\nsteps: [{{id: a, end: {{}}}}]\n"), "timezone", "unknown time zone");
+    assert_error(
+        &format!("{HEAD}timezone: Mars/Olympus\nsteps: [{{id: a, end: {{}}}}]\n"),
+        "timezone",
+        "unknown time zone",
+    );
 }
 
 #[test]
@@ -130,7 +158,9 @@ fn conditions_that_do_not_parse() {
         "invalid CEL expression",
     );
     assert_error(
-        &format!("{HEAD}steps:\n  - id: a\n    branch:\n      if: {{ field: email, op: matches, value: \"([a-z\" }}\n      then: []\n"),
+        &format!(
+            "{HEAD}steps:\n  - id: a\n    branch:\n      if: {{ field: email, op: matches, value: \"([a-z\" }}\n      then: []\n"
+        ),
         "steps[0].branch.if",
         "regex",
     );
@@ -139,12 +169,16 @@ fn conditions_that_do_not_parse() {
 #[test]
 fn templates_that_do_not_compile() {
     assert_error(
-        &format!("{HEAD}steps:\n  - id: a\n    action: {{ type: send_email, params: {{ subject: \"{{{{ contact.name \", text: hi }} }}\n"),
+        &format!(
+            "{HEAD}steps:\n  - id: a\n    action: {{ type: send_email, params: {{ subject: \"{{{{ contact.name \", text: hi }} }}\n"
+        ),
         "steps[0].action.params.subject",
         "template syntax error",
     );
     assert_error(
-        &format!("{HEAD}steps:\n  - id: a\n    action: {{ type: update_contact, params: {{ fields: {{ seen: \"{{% if %}}\" }} }} }}\n"),
+        &format!(
+            "{HEAD}steps:\n  - id: a\n    action: {{ type: update_contact, params: {{ fields: {{ seen: \"{{% if %}}\" }} }} }}\n"
+        ),
         "steps[0].action.params.fields.seen",
         "syntax error",
     );
@@ -152,18 +186,28 @@ fn templates_that_do_not_compile() {
 
 #[test]
 fn split_percentages_must_add_up() {
-    let yaml = format!("{HEAD}steps:\n  - id: s\n    split:\n      paths:\n        - {{ percent: 50, steps: [] }}\n        - {{ percent: 30, steps: [] }}\n");
+    let yaml = format!(
+        "{HEAD}steps:\n  - id: s\n    split:\n      paths:\n        - {{ percent: 50, steps: [] }}\n        - {{ percent: 30, steps: [] }}\n"
+    );
     assert_error(&yaml, "steps[0].split.paths", "add up to 80, not 100");
 }
 
 #[test]
 fn enrollment_after_needs_a_period() {
-    assert_error(&format!("{HEAD}enrollment: {{ reenroll: after }}\nsteps: [{{id: a, end: {{}}}}]\n"), "enrollment.after", "required");
+    assert_error(
+        &format!("{HEAD}enrollment: {{ reenroll: after }}\nsteps: [{{id: a, end: {{}}}}]\n"),
+        "enrollment.after",
+        "required",
+    );
 }
 
 #[test]
 fn invalid_event_type_in_trigger() {
-    assert_error("name: t\ntrigger: { event: \"lead created\" }\nsteps: [{id: a, end: {}}]\n", "trigger.event", "invalid event type");
+    assert_error(
+        "name: t\ntrigger: { event: \"lead created\" }\nsteps: [{id: a, end: {}}]\n",
+        "trigger.event",
+        "invalid event type",
+    );
 }
 
 #[test]
@@ -186,21 +230,57 @@ fn event_error(json: &str) -> String {
 #[test]
 fn malformed_events_name_the_field() {
     let cases = [
-        (r#"{"type":"lead.created","time":"2026-01-01T00:00:00Z","subject":{"type":"lead","id":"L1"}}"#, "id"),
-        (r#"{"id":"e","time":"2026-01-01T00:00:00Z","subject":{"type":"lead","id":"L1"}}"#, "type"),
-        (r#"{"id":"e","type":"lead.created","time":"yesterday","subject":{"type":"lead","id":"L1"}}"#, "time"),
-        (r#"{"id":"e","type":"lead.created","time":"2026-01-01T00:00:00Z"}"#, "subject"),
-        (r#"{"id":"e","type":"lead.created","time":"2026-01-01T00:00:00Z","subject":{"type":"lead"}}"#, "subject.id"),
-        (r#"{"id":"e","type":"lead created","time":"2026-01-01T00:00:00Z","subject":{"type":"lead","id":"L1"}}"#, "type"),
-        (r#"{"id":"e","type":"lead.created","time":"2026-01-01T00:00:00Z","subject":{"type":"lead","id":"L1"},"data":[1]}"#, "data"),
-        (r#"{"specversion":"0.3","id":"a","source":"s","type":"t","time":"2026-01-01T00:00:00Z"}"#, "specversion"),
-        (r#"{"specversion":"1.0","id":"a","type":"lead.created","time":"2026-01-01T00:00:00Z","subject":"lead/L1"}"#, "source"),
-        (r#"{"specversion":"1.0","id":"a","source":"s","type":"lead.created","time":"2026-01-01T00:00:00Z","subject":"lead/L1","data_base64":"AA=="}"#, "data_base64"),
-        (r#"{"version":"0","id":"x","detail-type":"lead.created","source":"crm","time":"2026-01-01T00:00:00Z","detail":{"record":{}}}"#, "detail.subject"),
+        (
+            r#"{"type":"lead.created","time":"2026-01-01T00:00:00Z","subject":{"type":"lead","id":"L1"}}"#,
+            "id",
+        ),
+        (
+            r#"{"id":"e","time":"2026-01-01T00:00:00Z","subject":{"type":"lead","id":"L1"}}"#,
+            "type",
+        ),
+        (
+            r#"{"id":"e","type":"lead.created","time":"yesterday","subject":{"type":"lead","id":"L1"}}"#,
+            "time",
+        ),
+        (
+            r#"{"id":"e","type":"lead.created","time":"2026-01-01T00:00:00Z"}"#,
+            "subject",
+        ),
+        (
+            r#"{"id":"e","type":"lead.created","time":"2026-01-01T00:00:00Z","subject":{"type":"lead"}}"#,
+            "subject.id",
+        ),
+        (
+            r#"{"id":"e","type":"lead created","time":"2026-01-01T00:00:00Z","subject":{"type":"lead","id":"L1"}}"#,
+            "type",
+        ),
+        (
+            r#"{"id":"e","type":"lead.created","time":"2026-01-01T00:00:00Z","subject":{"type":"lead","id":"L1"},"data":[1]}"#,
+            "data",
+        ),
+        (
+            r#"{"specversion":"0.3","id":"a","source":"s","type":"t","time":"2026-01-01T00:00:00Z"}"#,
+            "specversion",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"a","type":"lead.created","time":"2026-01-01T00:00:00Z","subject":"lead/L1"}"#,
+            "source",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"a","source":"s","type":"lead.created","time":"2026-01-01T00:00:00Z","subject":"lead/L1","data_base64":"AA=="}"#,
+            "data_base64",
+        ),
+        (
+            r#"{"version":"0","id":"x","detail-type":"lead.created","source":"crm","time":"2026-01-01T00:00:00Z","detail":{"record":{}}}"#,
+            "detail.subject",
+        ),
     ];
     for (json, path) in cases {
         let message = event_error(json);
-        assert!(message.starts_with(&format!("{path}:")), "{json}\n  expected the error to start with `{path}:`, got: {message}");
+        assert!(
+            message.starts_with(&format!("{path}:")),
+            "{json}\n  expected the error to start with `{path}:`, got: {message}"
+        );
     }
 }
 

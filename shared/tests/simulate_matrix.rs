@@ -90,9 +90,19 @@ async fn sim_action_step() {
         "",
         "- id: a\n  action: {type: add_tag, params: {tag: VIP}}\n- id: b\n  end: {reason: tagged}\n",
     );
-    let (sim, reports) = simulate(&[&d], people(), vec![lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}))]).await;
+    let (sim, reports) = simulate(
+        &[&d],
+        people(),
+        vec![lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}))],
+    )
+    .await;
     let r = only_report("action", &reports, "tagger");
-    assert_report("action", r, RunStatus::Completed, &[("a", "completed"), ("b", "completed")]);
+    assert_report(
+        "action",
+        r,
+        RunStatus::Completed,
+        &[("a", "completed"), ("b", "completed")],
+    );
     assert_eq!(r.outcome.as_deref(), Some("ended at step \"b\": tagged"));
     let sent = crm_commands(&sim);
     assert_eq!(sent.len(), 1, "one CRM command");
@@ -105,8 +115,22 @@ async fn sim_action_step() {
 async fn sim_wait_kinds_fire_at_the_due_time() {
     let after = "- id: next\n  action: {type: add_tag, params: {tag: after-wait}}\n";
     let cases: Vec<(&str, &str, &str, &str, Value, &str)> = vec![
-        ("duration 2h", "{duration: 2h}", "", "C1", json!({}), "2026-03-04T14:00:00Z"),
-        ("until", "{until: \"2026-03-05T10:30:00Z\"}", "", "C1", json!({}), "2026-03-05T10:30:00Z"),
+        (
+            "duration 2h",
+            "{duration: 2h}",
+            "",
+            "C1",
+            json!({}),
+            "2026-03-04T14:00:00Z",
+        ),
+        (
+            "until",
+            "{until: \"2026-03-05T10:30:00Z\"}",
+            "",
+            "C1",
+            json!({}),
+            "2026-03-05T10:30:00Z",
+        ),
         (
             "until civil in the automation zone",
             "{until: \"2026-03-05T09:00\"}",
@@ -141,7 +165,12 @@ async fn sim_wait_kinds_fire_at_the_due_time() {
         ),
     ];
     for (case, wait, extra, contact, data, want) in cases {
-        let d = def("waiter", "lead.created", extra, &format!("- id: w\n  wait: {wait}\n{after}"));
+        let d = def(
+            "waiter",
+            "lead.created",
+            extra,
+            &format!("- id: w\n  wait: {wait}\n{after}"),
+        );
         let (sim, reports) = simulate(
             &[&d],
             people(),
@@ -149,10 +178,27 @@ async fn sim_wait_kinds_fire_at_the_due_time() {
         )
         .await;
         let r = only_report(case, &reports, "waiter");
-        assert_report(case, r, RunStatus::Completed, &[("w", "completed"), ("next", "completed")]);
-        assert_eq!(step(r, "w").finished_at, Some(ts(want)), "{case}: the wait ends at the due time");
-        assert_eq!(step(r, "next").started_at, ts(want), "{case}: the next step starts then");
-        assert_eq!(crm_commands(&sim).len(), 1, "{case}: the action after the wait ran once");
+        assert_report(
+            case,
+            r,
+            RunStatus::Completed,
+            &[("w", "completed"), ("next", "completed")],
+        );
+        assert_eq!(
+            step(r, "w").finished_at,
+            Some(ts(want)),
+            "{case}: the wait ends at the due time"
+        );
+        assert_eq!(
+            step(r, "next").started_at,
+            ts(want),
+            "{case}: the next step starts then"
+        );
+        assert_eq!(
+            crm_commands(&sim).len(),
+            1,
+            "{case}: the action after the wait ran once"
+        );
         assert_no_pending_timers(case, &sim);
     }
 }
@@ -203,13 +249,35 @@ async fn sim_branch_if_else_and_cases() {
         &[&if_else, &cases],
         people(),
         vec![
-            lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({"amount": 150, "tier": "gold"})),
-            lead("e2", "2026-03-02T09:01:00Z", "L2", "C1", json!({"amount": 50, "tier": "silver"})),
-            lead("e3", "2026-03-02T09:02:00Z", "L3", "C1", json!({"amount": 100, "tier": "bronze"})),
+            lead(
+                "e1",
+                "2026-03-02T09:00:00Z",
+                "L1",
+                "C1",
+                json!({"amount": 150, "tier": "gold"}),
+            ),
+            lead(
+                "e2",
+                "2026-03-02T09:01:00Z",
+                "L2",
+                "C1",
+                json!({"amount": 50, "tier": "silver"}),
+            ),
+            lead(
+                "e3",
+                "2026-03-02T09:02:00Z",
+                "L3",
+                "C1",
+                json!({"amount": 100, "tier": "bronze"}),
+            ),
         ],
     )
     .await;
-    for (record, path, label) in [("L1", "big", "took then"), ("L2", "small", "took else"), ("L3", "small", "took else")] {
+    for (record, path, label) in [
+        ("L1", "big", "took then"),
+        ("L2", "small", "took else"),
+        ("L3", "small", "took else"),
+    ] {
         let case = format!("if/else {record}");
         let r = report_for(&case, &reports, "ifelse", record);
         assert_report(
@@ -218,16 +286,40 @@ async fn sim_branch_if_else_and_cases() {
             RunStatus::Completed,
             &[("check", "completed"), (path, "completed"), ("after", "completed")],
         );
-        assert!(step(r, "check").detail.starts_with(label), "{case}: {}", step(r, "check").detail);
+        assert!(
+            step(r, "check").detail.starts_with(label),
+            "{case}: {}",
+            step(r, "check").detail
+        );
     }
-    for (record, path, label) in [("L1", "g", "took gold"), ("L2", "s", "took case 2"), ("L3", "o", "took else")] {
+    for (record, path, label) in [
+        ("L1", "g", "took gold"),
+        ("L2", "s", "took case 2"),
+        ("L3", "o", "took else"),
+    ] {
         let case = format!("cases {record}");
         let r = report_for(&case, &reports, "cases", record);
-        assert_report(&case, r, RunStatus::Completed, &[("tier", "completed"), (path, "completed")]);
-        assert!(step(r, "tier").detail.starts_with(label), "{case}: {}", step(r, "tier").detail);
+        assert_report(
+            &case,
+            r,
+            RunStatus::Completed,
+            &[("tier", "completed"), (path, "completed")],
+        );
+        assert!(
+            step(r, "tier").detail.starts_with(label),
+            "{case}: {}",
+            step(r, "tier").detail
+        );
     }
-    let tags: Vec<Value> = crm_commands(&sim).iter().map(|c| c.command.params["tag"].clone()).collect();
-    assert_eq!(tags, vec![json!("big"), json!("small"), json!("small")], "branch actions");
+    let tags: Vec<Value> = crm_commands(&sim)
+        .iter()
+        .map(|c| c.command.params["tag"].clone())
+        .collect();
+    assert_eq!(
+        tags,
+        vec![json!("big"), json!("small"), json!("small")],
+        "branch actions"
+    );
 }
 
 #[tokio::test]
@@ -253,7 +345,15 @@ async fn sim_split_paths_follow_split_draw() {
 "#,
     );
     let events: Vec<_> = (0..1000)
-        .map(|i| lead(&format!("e{i}"), "2026-03-02T09:00:00Z", &format!("L{i}"), &format!("C{i}"), json!({})))
+        .map(|i| {
+            lead(
+                &format!("e{i}"),
+                "2026-03-02T09:00:00Z",
+                &format!("L{i}"),
+                &format!("C{i}"),
+                json!({}),
+            )
+        })
         .collect();
     let (sim, reports) = simulate(&[&d], json!([]), events).await;
     assert_eq!(reports.len(), 1000, "one run per lead");
@@ -267,10 +367,21 @@ async fn sim_split_paths_follow_split_draw() {
             b += 1
         }
         let case = format!("split run {} draw {draw}", r.run_id);
-        assert_report(&case, r, RunStatus::Completed, &[("ab", "completed"), (want, "completed")]);
+        assert_report(
+            &case,
+            r,
+            RunStatus::Completed,
+            &[("ab", "completed"), (want, "completed")],
+        );
     }
-    assert!((240..=360).contains(&a), "30/70 split over 1000 runs: path a taken {a} times (b {b})");
-    let tags_a = crm_commands(&sim).iter().filter(|c| c.command.params["tag"] == "a").count();
+    assert!(
+        (240..=360).contains(&a),
+        "30/70 split over 1000 runs: path a taken {a} times (b {b})"
+    );
+    let tags_a = crm_commands(&sim)
+        .iter()
+        .filter(|c| c.command.params["tag"] == "a")
+        .count();
     assert_eq!(tags_a, a, "the CRM saw one tag per path-a run");
 }
 
@@ -294,7 +405,15 @@ const WAIT_FOR_REPLY: &str = r#"
 async fn sim_wait_for_event_matrix() {
     let d = def("reply", "lead.created", "", WAIT_FOR_REPLY);
     let msg = |id: &str, time: &str, lead_id: &str, channel: &str| {
-        event_on(id, "message.received", time, "lead", lead_id, None, json!({"channel": channel}))
+        event_on(
+            id,
+            "message.received",
+            time,
+            "lead",
+            lead_id,
+            None,
+            json!({"channel": channel}),
+        )
     };
     let (sim, reports) = simulate(
         &[&d],
@@ -322,7 +441,11 @@ async fn sim_wait_for_event_matrix() {
         Some(ts("2026-03-02T12:00:00Z")),
         "event arrives: done at the reply, the stale timeout changes nothing"
     );
-    assert_eq!(step(r, "await").output.as_ref().unwrap()["id"], json!("m1"), "the event is the output");
+    assert_eq!(
+        step(r, "await").output.as_ref().unwrap()["id"],
+        json!("m1"),
+        "the event is the output"
+    );
 
     for (case, record) in [("condition false then timeout", "L2"), ("no event: timeout", "L3")] {
         let r = report_for(case, &reports, "reply", record);
@@ -332,7 +455,11 @@ async fn sim_wait_for_event_matrix() {
             RunStatus::Completed,
             &[("await", "timed_out"), ("nudge", "completed"), ("done", "completed")],
         );
-        assert_eq!(step(r, "await").finished_at, Some(ts("2026-03-04T09:00:00Z")), "{case}: timed out after 2d");
+        assert_eq!(
+            step(r, "await").finished_at,
+            Some(ts("2026-03-04T09:00:00Z")),
+            "{case}: timed out after 2d"
+        );
     }
     let tags: Vec<String> = crm_commands(&sim)
         .iter()
@@ -390,9 +517,21 @@ async fn sim_goals() {
             lead("e2", "2026-03-02T09:00:00Z", "L2", "C1", json!({})),
             // L1: won after a day, reaching the required goal, the goal ahead and ending `ending`.
             on("w1", "deal.won", "2026-03-03T09:00:00Z", "L1", json!({})),
-            on("c1", "email.clicked", "2026-03-03T10:00:00Z", "L1", json!({"link": "https://x/offer"})),
+            on(
+                "c1",
+                "email.clicked",
+                "2026-03-03T10:00:00Z",
+                "L1",
+                json!({"link": "https://x/offer"}),
+            ),
             // L2: a click on another link only.
-            on("c2", "email.clicked", "2026-03-03T10:00:00Z", "L2", json!({"link": "https://x/unsubscribe"})),
+            on(
+                "c2",
+                "email.clicked",
+                "2026-03-03T10:00:00Z",
+                "L2",
+                json!({"link": "https://x/unsubscribe"}),
+            ),
         ],
     )
     .await;
@@ -400,7 +539,12 @@ async fn sim_goals() {
     for record in ["L1", "L2"] {
         let case = format!("optional goal {record}");
         let r = report_for(&case, &reports, "optional", record);
-        assert_report(&case, r, RunStatus::Completed, &[("g", "skipped"), ("after", "completed")]);
+        assert_report(
+            &case,
+            r,
+            RunStatus::Completed,
+            &[("g", "skipped"), ("after", "completed")],
+        );
     }
 
     let r = report_for("required goal reached", &reports, "required", "L1");
@@ -410,20 +554,36 @@ async fn sim_goals() {
         RunStatus::Completed,
         &[("g", "completed"), ("after", "completed")],
     );
-    assert_eq!(step(r, "g").finished_at, Some(ts("2026-03-03T09:00:00Z")), "reached when the event came");
+    assert_eq!(
+        step(r, "g").finished_at,
+        Some(ts("2026-03-03T09:00:00Z")),
+        "reached when the event came"
+    );
     let r = report_for("required goal timeout", &reports, "required", "L2");
     assert_report("required goal timeout", r, RunStatus::Completed, &[("g", "timed_out")]);
     assert_eq!(r.outcome.as_deref(), Some("goal \"g\" not reached before its timeout"));
-    assert_eq!(r.finished_at, Some(ts("2026-03-05T09:00:00Z")), "ended at the goal's timeout");
+    assert_eq!(
+        r.finished_at,
+        Some(ts("2026-03-05T09:00:00Z")),
+        "ended at the goal's timeout"
+    );
 
     let r = report_for("goal ahead", &reports, "ahead", "L1");
     assert_report(
         "goal ahead",
         r,
         RunStatus::Completed,
-        &[("first-wait", "cancelled"), ("clicked", "completed"), ("thanks", "completed")],
+        &[
+            ("first-wait", "cancelled"),
+            ("clicked", "completed"),
+            ("thanks", "completed"),
+        ],
     );
-    assert_eq!(r.finished_at, Some(ts("2026-03-03T10:00:00Z")), "goal ahead: done at the click");
+    assert_eq!(
+        r.finished_at,
+        Some(ts("2026-03-03T10:00:00Z")),
+        "goal ahead: done at the click"
+    );
     let r = report_for("goal ahead, condition false", &reports, "ahead", "L2");
     assert_report(
         "goal ahead, condition false",
@@ -438,7 +598,12 @@ async fn sim_goals() {
     );
 
     let r = report_for("on_reached end", &reports, "ending", "L1");
-    assert_report("on_reached end", r, RunStatus::Completed, &[("w", "cancelled"), ("g", "completed")]);
+    assert_report(
+        "on_reached end",
+        r,
+        RunStatus::Completed,
+        &[("w", "cancelled"), ("g", "completed")],
+    );
     assert_eq!(r.outcome.as_deref(), Some("goal \"g\" reached; run ends"));
     assert_eq!(r.finished_at, Some(ts("2026-03-03T09:00:00Z")));
 
@@ -527,10 +692,20 @@ async fn sim_human_task() {
         "approved",
         r,
         RunStatus::Completed,
-        &[("manager-approval", "completed"), ("approved?", "completed"), ("send-quote", "completed")],
+        &[
+            ("manager-approval", "completed"),
+            ("approved?", "completed"),
+            ("send-quote", "completed"),
+        ],
     );
-    assert_eq!(step(r, "manager-approval").output, Some(json!({"approved": true, "notes": "this quarter only"})));
-    let email = step(r, "send-quote").email.clone().expect("the quote email is in the report");
+    assert_eq!(
+        step(r, "manager-approval").output,
+        Some(json!({"approved": true, "notes": "this quarter only"}))
+    );
+    let email = step(r, "send-quote")
+        .email
+        .clone()
+        .expect("the quote email is in the report");
     assert_eq!(email.text.as_deref(), Some("Notes: this quarter only"));
 
     let r = report_for("rejected", &reports, "approval", "O2");
@@ -538,7 +713,11 @@ async fn sim_human_task() {
         "rejected",
         r,
         RunStatus::Completed,
-        &[("manager-approval", "completed"), ("approved?", "completed"), ("rework", "completed")],
+        &[
+            ("manager-approval", "completed"),
+            ("approved?", "completed"),
+            ("rework", "completed"),
+        ],
     );
 
     let r = report_for("timeout", &reports, "approval", "O3");
@@ -546,7 +725,11 @@ async fn sim_human_task() {
         "timeout",
         r,
         RunStatus::Completed,
-        &[("manager-approval", "timed_out"), ("escalate", "completed"), ("stop", "completed")],
+        &[
+            ("manager-approval", "timed_out"),
+            ("escalate", "completed"),
+            ("stop", "completed"),
+        ],
     );
     assert_eq!(r.finished_at, Some(ts("2026-03-07T09:00:00Z")));
 
@@ -598,22 +781,37 @@ async fn sim_end_and_goto() {
     let r = only_report("goto loop with waits", &reports, "guarded");
     assert_eq!(r.status, RunStatus::Failed, "runaway loop: failed ({:?})", r.outcome);
     assert!(
-        r.outcome.as_deref().unwrap_or("").starts_with("step limit exceeded: the run entered 7 steps"),
+        r.outcome
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("step limit exceeded: the run entered 7 steps"),
         "{:?}",
         r.outcome
     );
     assert_eq!(r.steps.len(), 7, "seven steps entered: {:?}", report_path(r));
     assert_eq!(
-        crm_commands(&sim).iter().filter(|c| c.command.params["tag"] == "ping").count(),
+        crm_commands(&sim)
+            .iter()
+            .filter(|c| c.command.params["tag"] == "ping")
+            .count(),
         2,
         "the loop's action ran twice before the guard"
     );
 
     let r = only_report("goto loop without waits", &reports, "spinning");
     assert_eq!(r.status, RunStatus::Failed, "{:?}", r.outcome);
-    assert!(r.outcome.as_deref().unwrap_or("").starts_with("step limit exceeded: the run entered 500 steps"));
+    assert!(
+        r.outcome
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("step limit exceeded: the run entered 500 steps")
+    );
     assert_eq!(r.steps.len(), 500, "500 goto steps recorded across yields");
-    assert!(r.steps.iter().all(|s| s.step_type == "goto" && s.status.as_str() == "completed"));
+    assert!(
+        r.steps
+            .iter()
+            .all(|s| s.step_type == "goto" && s.status.as_str() == "completed")
+    );
     assert!(!crm_commands(&sim).iter().any(|c| c.command.params["tag"] == "never"));
 }
 
@@ -633,7 +831,15 @@ async fn sim_every_operator_as_a_trigger_condition() {
             ("D-TRUE", &c.true_data, &c.true_previous),
             ("D-FALSE", &c.false_data, &c.false_previous),
         ] {
-            let mut e = event_on(&format!("ev-{record}"), "deal.updated", OP_NOW, "deal", record, Some("C1"), data.clone());
+            let mut e = event_on(
+                &format!("ev-{record}"),
+                "deal.updated",
+                OP_NOW,
+                "deal",
+                record,
+                Some("C1"),
+                data.clone(),
+            );
             if let Some(p) = previous {
                 e = with_previous(e, p.clone());
             }
@@ -641,7 +847,12 @@ async fn sim_every_operator_as_a_trigger_condition() {
         }
         let (_, reports) = simulate(&[&d], people(), events).await;
         let enrolled: Vec<&str> = reports.iter().map(|r| r.subject.id.as_str()).collect();
-        assert_eq!(enrolled, vec!["D-TRUE"], "{}: only the record where the rule holds enrolls", c.op);
+        assert_eq!(
+            enrolled,
+            vec!["D-TRUE"],
+            "{}: only the record where the rule holds enrolls",
+            c.op
+        );
     }
 }
 
@@ -663,8 +874,16 @@ async fn sim_cel_and_shorthand_trigger_conditions() {
     )
     .await;
     let got = |a: &str| -> Vec<String> { reports_of(&reports, a).iter().map(|r| r.subject.id.clone()).collect() };
-    assert_eq!(got("cel"), vec!["D1"], "CEL: amount > 100 and C1 tagged lead (C2 is not)");
-    assert_eq!(got("extra"), vec!["D1", "D3"], "shorthand trigger condition + top-level conditions");
+    assert_eq!(
+        got("cel"),
+        vec!["D1"],
+        "CEL: amount > 100 and C1 tagged lead (C2 is not)"
+    );
+    assert_eq!(
+        got("extra"),
+        vec!["D1", "D3"],
+        "shorthand trigger condition + top-level conditions"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -732,8 +951,15 @@ async fn sim_every_action_type_is_recorded() {
     .await;
     let r = only_report("actions", &reports, "acts");
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.outcome);
-    assert!(r.steps.iter().all(|s| s.status.as_str() == "completed"), "{:?}", report_path(r));
-    assert_eq!(r.outcome.as_deref(), Some("ended at step \"snapshot-ok\": snapshot updated"));
+    assert!(
+        r.steps.iter().all(|s| s.status.as_str() == "completed"),
+        "{:?}",
+        report_path(r)
+    );
+    assert_eq!(
+        r.outcome.as_deref(),
+        Some("ended at step \"snapshot-ok\": snapshot updated")
+    );
     let seq_of = |step_id: &str| {
         r.steps
             .iter()
@@ -750,7 +976,11 @@ async fn sim_every_action_type_is_recorded() {
     assert_eq!(sent[0].1.subject, "Hi Ada");
     assert_eq!(sent[0].1.html.as_deref(), Some("<p>Tom &amp; &lt;Jerry&gt;</p>"));
     assert_eq!(sent[0].1.text.as_deref(), Some("Tom & <Jerry>"));
-    assert_eq!(step(r, "email").email.as_ref(), Some(&sent[0].1), "the report shows the email");
+    assert_eq!(
+        step(r, "email").email.as_ref(),
+        Some(&sent[0].1),
+        "the report shows the email"
+    );
 
     // CRM commands, in order, with their keys.
     let subject = crmflow::event::Subject {
@@ -760,7 +990,11 @@ async fn sim_every_action_type_is_recorded() {
     };
     let want: Vec<(&str, &str, Value)> = vec![
         ("sms", "send_sms", json!({"to": "+15550001", "message": "Hi Ada"})),
-        ("update", "update_contact", json!({"fields": {"lifecycle": "customer", "seen": "2026-03-02T09:00:00Z"}})),
+        (
+            "update",
+            "update_contact",
+            json!({"fields": {"lifecycle": "customer", "seen": "2026-03-02T09:00:00Z"}}),
+        ),
         ("tag", "add_tag", json!({"tag": "VIP"})),
         ("untag", "remove_tag", json!({"tag": "lead"})),
         ("seg", "add_to_segment", json!({"segment": "newsletter"})),
@@ -779,7 +1013,11 @@ async fn sim_every_action_type_is_recorded() {
         ),
         ("new-lead", "create_lead", json!({"fields": {"source": "Website"}})),
         ("status", "update_lead_status", json!({"status": "qualified"})),
-        ("notify-crm", "notify", json!({"channel": "sales", "message": "Lead Tom & <Jerry>"})),
+        (
+            "notify-crm",
+            "notify",
+            json!({"channel": "sales", "message": "Lead Tom & <Jerry>"}),
+        ),
     ];
     let crm = crm_commands(&sim);
     assert_eq!(crm.len(), want.len(), "CRM commands: {crm:#?}");
@@ -841,7 +1079,15 @@ async fn sim_failed_uncertain_and_duplicate_results() {
     sim.http.script.lock().unwrap().extend([400, 400]);
     sim.run(vec![
         lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({})),
-        event_on("e2", "lead.updated", "2026-03-02T10:00:00Z", "lead", "L2", Some("C1"), json!({})),
+        event_on(
+            "e2",
+            "lead.updated",
+            "2026-03-02T10:00:00Z",
+            "lead",
+            "L2",
+            Some("C1"),
+            json!({}),
+        ),
     ])
     .await;
     assert!(sim.errors.is_empty(), "{:?}", sim.errors);
@@ -861,7 +1107,10 @@ async fn sim_failed_uncertain_and_duplicate_results() {
         RunStatus::Completed,
         &[("hook", "failed"), ("after", "completed")],
     );
-    let tags: Vec<Value> = crm_commands(&sim).iter().map(|c| c.command.params["tag"].clone()).collect();
+    let tags: Vec<Value> = crm_commands(&sim)
+        .iter()
+        .map(|c| c.command.params["tag"].clone())
+        .collect();
     assert_eq!(tags, vec![json!("tolerant-after")], "only the tolerant run went on");
 
     // Uncertain: an earlier attempt at the email died mid-way (its claim expired).
@@ -874,13 +1123,19 @@ async fn sim_failed_uncertain_and_duplicate_results() {
     let mut sim = simulator(&[&d], people());
     let trigger = lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}));
     let run_id = run_id_for("default", "e1", "mailer", trigger.time);
-    sim.store.force_in_progress(&format!("{run_id}.0"), ts("2026-03-02T08:59:00Z"));
+    sim.store
+        .force_in_progress(&format!("{run_id}.0"), ts("2026-03-02T08:59:00Z"));
     sim.run(vec![trigger]).await;
     assert!(sim.errors.is_empty(), "{:?}", sim.errors);
     let reports = sim.reports().await;
     let r = only_report("uncertain", &reports, "mailer");
     assert_eq!(r.run_id, run_id);
-    assert_report("uncertain", r, RunStatus::Completed, &[("mail", "uncertain"), ("after", "completed")]);
+    assert_report(
+        "uncertain",
+        r,
+        RunStatus::Completed,
+        &[("mail", "uncertain"), ("after", "completed")],
+    );
     assert!(emails(&sim).is_empty(), "uncertain: the email is not resent");
 
     // A duplicate ActionResult (and a redelivered action) change nothing.
@@ -914,16 +1169,26 @@ async fn sim_failed_uncertain_and_duplicate_results() {
     let crm_before = crm_commands(&sim).len();
     let outcome = sim.engine.execute(&ActionMessage { action }).await.expect("execute");
     assert!(matches!(outcome, ActionOutcome::Succeeded { .. }), "{outcome:?}");
-    assert_eq!(crm_commands(&sim).len(), crm_before, "redelivered action: not sent again");
+    assert_eq!(
+        crm_commands(&sim).len(),
+        crm_before,
+        "redelivered action: not sent again"
+    );
     // Its re-reported result is a no-op for the run.
     let now = crmflow::ports::Clock::now(sim.clock.as_ref());
     while let Some(m) = sim.queue.pop_visible(now) {
         if let crmflow::adapters::memory::Queued::Step(m) = m {
-            assert!(sim.engine.evaluate(&m).await.expect("evaluate").is_none(), "re-reported result: no-op");
+            assert!(
+                sim.engine.evaluate(&m).await.expect("evaluate").is_none(),
+                "re-reported result: no-op"
+            );
         }
     }
     let reports = sim.reports().await;
-    assert_eq!(report_path(only_report("after duplicates", &reports, "mailer")), history_before);
+    assert_eq!(
+        report_path(only_report("after duplicates", &reports, "mailer")),
+        history_before
+    );
 }
 
 #[tokio::test]
@@ -967,8 +1232,18 @@ async fn sim_enroll_and_cancel_automations() {
         "enrollment: {reenroll: always, allow_concurrent: true}\nlimits: {max_enroll_depth: 2}",
         "- id: again\n  action: {type: enroll, params: {automation_id: chain}}\n",
     );
-    let (_, reports) = simulate(&[&chain], people(), vec![lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}))]).await;
-    assert_eq!(reports.len(), 3, "depth 0, 1, 2: {:?}", reports.iter().map(|r| (&r.run_id, r.status)).collect::<Vec<_>>());
+    let (_, reports) = simulate(
+        &[&chain],
+        people(),
+        vec![lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}))],
+    )
+    .await;
+    assert_eq!(
+        reports.len(),
+        3,
+        "depth 0, 1, 2: {:?}",
+        reports.iter().map(|r| (&r.run_id, r.status)).collect::<Vec<_>>()
+    );
     let statuses: Vec<RunStatus> = reports.iter().map(|r| r.status).collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == RunStatus::Completed).count(),
@@ -979,16 +1254,35 @@ async fn sim_enroll_and_cancel_automations() {
         .iter()
         .find(|r| r.status == RunStatus::Failed)
         .expect("the deepest run fails");
-    assert_report("enroll chain too deep", deepest, RunStatus::Failed, &[("again", "failed")]);
+    assert_report(
+        "enroll chain too deep",
+        deepest,
+        RunStatus::Failed,
+        &[("again", "failed")],
+    );
     assert!(
-        step(deepest, "again").error.as_deref().unwrap_or("").starts_with("enroll chain too deep"),
+        step(deepest, "again")
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("enroll chain too deep"),
         "{:?}",
         step(deepest, "again").error
     );
 
     // cancel_automations cancels the record's run of the listed automation only.
-    let slow = def("slow", "lead.created", "", "- id: w\n  wait: {duration: 3d}\n- id: after\n  action: {type: add_tag, params: {tag: slow}}\n");
-    let other = def("other", "lead.created", "", "- id: w\n  wait: {duration: 5d}\n- id: after\n  end: {}\n");
+    let slow = def(
+        "slow",
+        "lead.created",
+        "",
+        "- id: w\n  wait: {duration: 3d}\n- id: after\n  action: {type: add_tag, params: {tag: slow}}\n",
+    );
+    let other = def(
+        "other",
+        "lead.created",
+        "",
+        "- id: w\n  wait: {duration: 5d}\n- id: after\n  end: {}\n",
+    );
     let closer = def(
         "closer",
         "lead.converted",
@@ -1001,14 +1295,26 @@ async fn sim_enroll_and_cancel_automations() {
         vec![
             lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({})),
             lead("e2", "2026-03-02T09:00:00Z", "L2", "C2", json!({})),
-            event_on("e3", "lead.converted", "2026-03-03T09:00:00Z", "lead", "L1", Some("C1"), json!({})),
+            event_on(
+                "e3",
+                "lead.converted",
+                "2026-03-03T09:00:00Z",
+                "lead",
+                "L1",
+                Some("C1"),
+                json!({}),
+            ),
         ],
     )
     .await;
     let s = report_for("cancelled", &reports, "slow", "L1");
     assert_report("cancelled", s, RunStatus::Cancelled, &[("w", "cancelled")]);
     assert_eq!(s.finished_at, Some(ts("2026-03-03T09:00:00Z")));
-    assert!(s.outcome.as_deref().unwrap_or("").starts_with("cancelled by run "), "{:?}", s.outcome);
+    assert!(
+        s.outcome.as_deref().unwrap_or("").starts_with("cancelled by run "),
+        "{:?}",
+        s.outcome
+    );
     let c = only_report("closer", &reports, "closer");
     assert_report("closer", c, RunStatus::Completed, &[("stop-slow", "completed")]);
     assert_eq!(
@@ -1017,12 +1323,111 @@ async fn sim_enroll_and_cancel_automations() {
         "the cancel step names the run"
     );
     let untouched = report_for("other record", &reports, "slow", "L2");
-    assert_report("other record", untouched, RunStatus::Completed, &[("w", "completed"), ("after", "completed")]);
+    assert_report(
+        "other record",
+        untouched,
+        RunStatus::Completed,
+        &[("w", "completed"), ("after", "completed")],
+    );
     let not_listed = report_for("not listed", &reports, "other", "L1");
-    assert_report("not listed", not_listed, RunStatus::Completed, &[("w", "completed"), ("after", "completed")]);
-    let tags: Vec<String> = crm_commands(&sim).iter().map(|c| c.command.subject.id.clone()).collect();
+    assert_report(
+        "not listed",
+        not_listed,
+        RunStatus::Completed,
+        &[("w", "completed"), ("after", "completed")],
+    );
+    let tags: Vec<String> = crm_commands(&sim)
+        .iter()
+        .map(|c| c.command.subject.id.clone())
+        .collect();
     assert_eq!(tags, vec!["L2"], "only L2's slow run tagged");
     assert_no_pending_timers("cancel", &sim);
+}
+
+/// Handles every visible message, like the simulator's own loop (which is private).
+async fn drain(sim: &crmflow::simulate::Simulator) {
+    let now = crmflow::ports::Clock::now(sim.clock.as_ref());
+    while let Some(m) = sim.queue.pop_visible(now) {
+        match m {
+            crmflow::adapters::memory::Queued::Step(m) => {
+                sim.engine.evaluate(&m).await.expect("evaluate");
+            }
+            crmflow::adapters::memory::Queued::Action(m) => {
+                sim.engine.execute(&m).await.expect("execute");
+            }
+        }
+    }
+}
+
+/// A reply delivered while the run's email is still out is deferred and applied after the
+/// email's result, also when that decision yields (a long chain of instant steps).
+#[tokio::test]
+async fn sim_event_during_an_action_is_deferred_until_its_result() {
+    for gotos in [0, 45] {
+        let case = format!("{gotos} instant steps after the email");
+        let mut steps = String::from("- id: act\n  action: {type: send_email, params: {subject: S, text: T}}\n");
+        for i in 1..=gotos {
+            let next = if i == gotos {
+                "await".to_string()
+            } else {
+                format!("g{}", i + 1)
+            };
+            steps.push_str(&format!("- id: g{i}\n  goto: {next}\n"));
+        }
+        steps.push_str("- id: await\n  wait_for_event: {event: message.received, timeout: 1d, on_timeout: [{id: late, end: {reason: no reply}}]}\n- id: replied\n  end: {reason: replied}\n");
+        let d = def("deferring", "lead.created", "", &steps);
+        let sim = simulator(&[&d], people());
+        sim.clock.set(ts("2026-03-02T09:00:00Z"));
+        let trigger = lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}));
+        let ada = contacts(people())["C1"].clone();
+        sim.engine.intake(&trigger, ada).await.expect("intake");
+        // Start: the email goes out (an action message is queued, not yet performed).
+        let now = crmflow::ports::Clock::now(sim.clock.as_ref());
+        let Some(crmflow::adapters::memory::Queued::Step(start)) = sim.queue.pop_visible(now) else {
+            panic!("{case}: expected the Start message")
+        };
+        sim.engine.evaluate(&start).await.expect("start");
+        let Some(crmflow::adapters::memory::Queued::Action(email)) = sim.queue.pop_visible(now) else {
+            panic!("{case}: expected the email action")
+        };
+        // The reply arrives before the email's result.
+        let reply = event_on(
+            "m1",
+            "message.received",
+            "2026-03-02T09:00:00Z",
+            "lead",
+            "L1",
+            None,
+            json!({}),
+        );
+        let report = sim
+            .engine
+            .intake(&reply, Default::default())
+            .await
+            .expect("intake reply");
+        assert_eq!(report.delivered_to.len(), 1, "{case}: the reply reaches the run");
+        drain(&sim).await;
+        // Now the email is performed and its result handled.
+        sim.engine.execute(&email).await.expect("execute");
+        drain(&sim).await;
+        let reports = sim.reports().await;
+        let r = only_report(&case, &reports, "deferring");
+        assert_eq!(
+            r.status,
+            RunStatus::Completed,
+            "{case}: {:?} {:?}",
+            r.outcome,
+            report_path(r)
+        );
+        assert_eq!(
+            step(r, "await").status.as_str(),
+            "completed",
+            "{case}: the reply was applied"
+        );
+        assert_eq!(step(r, "replied").status.as_str(), "completed", "{case}");
+        assert_eq!(emails(&sim).len(), 1, "{case}: one email");
+        assert_no_pending_timers(&case, &sim);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1033,12 +1438,22 @@ async fn sim_enroll_and_cancel_automations() {
 async fn sim_reenrollment_policies() {
     let quick = "- id: e\n  end: {}\n";
     let slow = "- id: w\n  wait: {duration: 2d}\n- id: e\n  end: {}\n";
-    let times = ["2026-03-01T09:00:00Z", "2026-03-02T09:00:00Z", "2026-03-04T09:00:00Z", "2026-03-12T09:00:00Z"];
+    let times = [
+        "2026-03-01T09:00:00Z",
+        "2026-03-02T09:00:00Z",
+        "2026-03-04T09:00:00Z",
+        "2026-03-12T09:00:00Z",
+    ];
     let cases: Vec<(&str, &str, &str, Vec<&str>)> = vec![
         ("once", "enrollment: {reenroll: once}", quick, vec![times[0]]),
         ("default is once", "", quick, vec![times[0]]),
         ("always", "enrollment: {reenroll: always}", quick, times.to_vec()),
-        ("after 7d", "enrollment: {reenroll: after, after: 7d}", quick, vec![times[0], times[3]]),
+        (
+            "after 7d",
+            "enrollment: {reenroll: after, after: 7d}",
+            quick,
+            vec![times[0], times[3]],
+        ),
         (
             "always, no concurrency: not while active",
             "enrollment: {reenroll: always}",
@@ -1078,9 +1493,7 @@ async fn sim_exit_event_cancels_a_waiting_run() {
         "exit: {events: [lead.disqualified], condition: {field: record.status, op: equals, value: lost}}",
         "- id: w\n  wait: {duration: 2d}\n- id: after\n  action: {type: add_tag, params: {tag: after}}\n",
     );
-    let on = |id: &str, ty: &str, time: &str, rec: &str, data: Value| {
-        event_on(id, ty, time, "lead", rec, None, data)
-    };
+    let on = |id: &str, ty: &str, time: &str, rec: &str, data: Value| event_on(id, ty, time, "lead", rec, None, data);
     let (sim, reports) = simulate(
         &[&d],
         people(),
@@ -1089,8 +1502,20 @@ async fn sim_exit_event_cancels_a_waiting_run() {
             lead("e2", "2026-03-02T09:00:00Z", "L2", "C1", json!({})),
             lead("e3", "2026-03-02T09:00:00Z", "L3", "C1", json!({})),
             on("x1", "lead.disqualified", "2026-03-03T09:00:00Z", "L1", json!({})),
-            on("x2", "lead.updated", "2026-03-03T10:00:00Z", "L2", json!({"status": "lost"})),
-            on("x3", "lead.updated", "2026-03-03T11:00:00Z", "L3", json!({"status": "open"})),
+            on(
+                "x2",
+                "lead.updated",
+                "2026-03-03T10:00:00Z",
+                "L2",
+                json!({"status": "lost"}),
+            ),
+            on(
+                "x3",
+                "lead.updated",
+                "2026-03-03T11:00:00Z",
+                "L3",
+                json!({"status": "open"}),
+            ),
         ],
     )
     .await;
@@ -1103,20 +1528,42 @@ async fn sim_exit_event_cancels_a_waiting_run() {
         assert_eq!(r.finished_at, Some(ts(at)), "{case}: cancelled when the event came");
     }
     let r = report_for("no exit", &reports, "exiting", "L3");
-    assert_report("no exit", r, RunStatus::Completed, &[("w", "completed"), ("after", "completed")]);
+    assert_report(
+        "no exit",
+        r,
+        RunStatus::Completed,
+        &[("w", "completed"), ("after", "completed")],
+    );
     assert_eq!(crm_commands(&sim).len(), 1, "only L3 went on");
     assert_no_pending_timers("exit", &sim);
 }
 
 #[tokio::test]
 async fn sim_only_active_automations_enroll() {
-    for (status, enrolls) in [("draft", false), ("paused", false), ("archived", false), ("active", true)] {
-        let d = format!("id: st\nname: st\nstatus: {status}\ntrigger: {{event: lead.created}}\nsteps:\n- id: e\n  end: {{}}\n");
-        let (_, reports) = simulate(&[&d], people(), vec![lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}))]).await;
+    for (status, enrolls) in [
+        ("draft", false),
+        ("paused", false),
+        ("archived", false),
+        ("active", true),
+    ] {
+        let d = format!(
+            "id: st\nname: st\nstatus: {status}\ntrigger: {{event: lead.created}}\nsteps:\n- id: e\n  end: {{}}\n"
+        );
+        let (_, reports) = simulate(
+            &[&d],
+            people(),
+            vec![lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}))],
+        )
+        .await;
         assert_eq!(reports.len(), usize::from(enrolls), "status {status}");
     }
     let no_status = "id: st\nname: st\ntrigger: {event: lead.created}\nsteps:\n- id: e\n  end: {}\n";
-    let (_, reports) = simulate(&[no_status], people(), vec![lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}))]).await;
+    let (_, reports) = simulate(
+        &[no_status],
+        people(),
+        vec![lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}))],
+    )
+    .await;
     assert!(reports.is_empty(), "no status: draft");
 }
 
@@ -1167,18 +1614,58 @@ async fn sim_waits_across_dst_in_the_contact_zone() {
         step(r, "after").started_at
     };
     let cases = [
-        ("day", "L-NY", "2026-03-08T18:00:00Z", "1d in New York across spring-forward: 23h"),
+        (
+            "day",
+            "L-NY",
+            "2026-03-08T18:00:00Z",
+            "1d in New York across spring-forward: 23h",
+        ),
         ("hours", "L-NY", "2026-03-08T19:00:00Z", "24h in New York"),
-        ("day", "L-BE", "2026-03-29T12:00:00Z", "1d in Berlin across the EU change: 23h"),
+        (
+            "day",
+            "L-BE",
+            "2026-03-29T12:00:00Z",
+            "1d in Berlin across the EU change: 23h",
+        ),
         ("hours", "L-BE", "2026-03-29T13:00:00Z", "24h in Berlin"),
-        ("day", "L-BE2", "2026-03-08T19:00:00Z", "1d in Berlin from the New York instant"),
-        ("day", "L-MARS", "2026-03-08T19:00:00Z", "invalid zone, no automation zone: UTC"),
+        (
+            "day",
+            "L-BE2",
+            "2026-03-08T19:00:00Z",
+            "1d in Berlin from the New York instant",
+        ),
+        (
+            "day",
+            "L-MARS",
+            "2026-03-08T19:00:00Z",
+            "invalid zone, no automation zone: UTC",
+        ),
         ("day", "L-UTC", "2026-03-08T19:00:00Z", "no zone: UTC"),
-        ("monday", "L-NY", "2026-03-09T13:00:00Z", "Monday 09:00 New York (contact zone wins)"),
+        (
+            "monday",
+            "L-NY",
+            "2026-03-09T13:00:00Z",
+            "Monday 09:00 New York (contact zone wins)",
+        ),
         ("monday", "L-BE2", "2026-03-09T08:00:00Z", "Monday 09:00 Berlin"),
-        ("monday", "L-UTC", "2026-03-09T08:00:00Z", "Monday 09:00: no contact zone, the automation's"),
-        ("monday", "L-MARS", "2026-03-09T08:00:00Z", "Monday 09:00: invalid contact zone, the automation's"),
-        ("monday", "L-BE", "2026-03-30T07:00:00Z", "Monday 09:00 Berlin after the EU change"),
+        (
+            "monday",
+            "L-UTC",
+            "2026-03-09T08:00:00Z",
+            "Monday 09:00: no contact zone, the automation's",
+        ),
+        (
+            "monday",
+            "L-MARS",
+            "2026-03-09T08:00:00Z",
+            "Monday 09:00: invalid contact zone, the automation's",
+        ),
+        (
+            "monday",
+            "L-BE",
+            "2026-03-30T07:00:00Z",
+            "Monday 09:00 Berlin after the EU change",
+        ),
     ];
     for (automation, record, want, case) in cases {
         assert_eq!(due(automation, record), ts(want), "{case}");
@@ -1248,7 +1735,11 @@ async fn contact_routing_task_completed_for_one_record_completes_only_its_own_ta
         "O1 approved",
         r,
         RunStatus::Completed,
-        &[("manager-approval", "completed"), ("approved?", "completed"), ("send-quote", "completed")],
+        &[
+            ("manager-approval", "completed"),
+            ("approved?", "completed"),
+            ("send-quote", "completed"),
+        ],
     );
     let r = report_for("O2 rejected by its own task", &reports, "approval", "O2");
     assert_eq!(
@@ -1260,7 +1751,11 @@ async fn contact_routing_task_completed_for_one_record_completes_only_its_own_ta
         "O2 rejected by its own task",
         r,
         RunStatus::Completed,
-        &[("manager-approval", "completed"), ("approved?", "completed"), ("rework", "completed")],
+        &[
+            ("manager-approval", "completed"),
+            ("approved?", "completed"),
+            ("rework", "completed"),
+        ],
     );
 }
 
@@ -1268,7 +1763,12 @@ async fn contact_routing_task_completed_for_one_record_completes_only_its_own_ta
 /// automation for another lead of the same contact must survive.
 #[tokio::test]
 async fn contact_routing_cancel_automations_cancels_only_this_records_runs() {
-    let slow = def("slow", "lead.created", "", "- id: w\n  wait: {duration: 3d}\n- id: after\n  end: {}\n");
+    let slow = def(
+        "slow",
+        "lead.created",
+        "",
+        "- id: w\n  wait: {duration: 3d}\n- id: after\n  end: {}\n",
+    );
     let closer = def(
         "closer",
         "lead.converted",
@@ -1281,7 +1781,15 @@ async fn contact_routing_cancel_automations_cancels_only_this_records_runs() {
         vec![
             lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({})),
             lead("e2", "2026-03-02T09:00:00Z", "L2", "C1", json!({})),
-            event_on("e3", "lead.converted", "2026-03-03T09:00:00Z", "lead", "L1", Some("C1"), json!({})),
+            event_on(
+                "e3",
+                "lead.converted",
+                "2026-03-03T09:00:00Z",
+                "lead",
+                "L1",
+                Some("C1"),
+                json!({}),
+            ),
         ],
     )
     .await;
@@ -1312,7 +1820,15 @@ async fn contact_routing_exit_event_of_another_lead_does_not_cancel() {
         vec![
             lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({})),
             lead("e2", "2026-03-02T09:00:00Z", "L2", "C1", json!({})),
-            event_on("x1", "lead.disqualified", "2026-03-03T09:00:00Z", "lead", "L1", Some("C1"), json!({})),
+            event_on(
+                "x1",
+                "lead.disqualified",
+                "2026-03-03T09:00:00Z",
+                "lead",
+                "L1",
+                Some("C1"),
+                json!({}),
+            ),
         ],
     )
     .await;

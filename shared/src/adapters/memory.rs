@@ -293,7 +293,10 @@ impl RunStore for MemoryRunStore {
             if let Some(routes) = inner.routes.get(&(tenant.to_string(), key.clone())) {
                 for (run_id, automation_id) in routes {
                     if !out.iter().any(|r| &r.run_id == run_id) {
-                        out.push(Route { run_id: run_id.clone(), automation_id: automation_id.clone() });
+                        out.push(Route {
+                            run_id: run_id.clone(),
+                            automation_id: automation_id.clone(),
+                        });
                     }
                 }
             }

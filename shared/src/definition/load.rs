@@ -73,8 +73,12 @@ pub fn from_value(value: &serde_json::Value) -> Result<Automation, Vec<Definitio
 /// Maps a path in the normalised steps back to the flat form the user wrote:
 /// `steps[2].action.params.x` → `actions[2].params.x`.
 fn flat_path(path: &str) -> String {
-    let Some(rest) = path.strip_prefix("steps[") else { return path.to_string() };
-    let Some((index, rest)) = rest.split_once(']') else { return path.to_string() };
+    let Some(rest) = path.strip_prefix("steps[") else {
+        return path.to_string();
+    };
+    let Some((index, rest)) = rest.split_once(']') else {
+        return path.to_string();
+    };
     let rest = rest.strip_prefix(".action").unwrap_or(rest);
     format!("actions[{index}]{rest}")
 }

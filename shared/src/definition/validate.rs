@@ -203,39 +203,34 @@ fn check_step(step: &Step, path: &str, gotos: &mut Vec<(String, String)>, errors
 }
 
 fn check_action(action: &Action, path: &str, errors: &mut Vec<DefinitionError>) {
-    let mut err = |p: String, m: String| errors.push(DefinitionError::new(p, m));
+    let mut err = |p: String, m: &str| errors.push(DefinitionError::new(p, m));
     match action {
-        Action::Assign(a) => {
-            if a.user_id.is_some() == a.queue_id.is_some() {
-                err(
-                    path.to_string(),
-                    "assign needs exactly one of `user_id` or `queue_id`".to_string(),
-                );
-            }
+        Action::Assign(a) if a.user_id.is_some() == a.queue_id.is_some() => {
+            err(path.to_string(), "assign needs exactly one of `user_id` or `queue_id`");
         }
         Action::UpdateContact(u) => {
             if u.fields.is_empty() {
-                err(format!("{path}.fields"), "at least one field is required".to_string());
+                err(format!("{path}.fields"), "at least one field is required");
             }
             check_field_templates(&u.fields, &format!("{path}.fields"), errors);
         }
         Action::CreateLead(c) => check_field_templates(&c.fields, &format!("{path}.fields"), errors),
         Action::AddTag(t) | Action::RemoveTag(t) if t.tag.trim().is_empty() => {
-            err(format!("{path}.tag"), "must not be empty".to_string());
+            err(format!("{path}.tag"), "must not be empty");
         }
-        Action::Webhook(w) => {
-            let method = w.method.to_ascii_uppercase();
-            if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
-                err(
-                    format!("{path}.method"),
-                    format!("unsupported HTTP method \"{}\"", w.method),
-                );
-            }
+        Action::Webhook(w)
+            if !matches!(
+                w.method.to_ascii_uppercase().as_str(),
+                "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+            ) =>
+        {
+            err(
+                format!("{path}.method"),
+                &format!("unsupported HTTP method \"{}\"", w.method),
+            );
         }
-        Action::SendEmail(e) => {
-            if e.html.is_none() && e.text.is_none() {
-                err(path.to_string(), "send_email needs `html` or `text`".to_string());
-            }
+        Action::SendEmail(e) if e.html.is_none() && e.text.is_none() => {
+            err(path.to_string(), "send_email needs `html` or `text`");
         }
         _ => {}
     }

@@ -4,7 +4,7 @@ use super::{Engine, EngineError};
 use crate::command::{Command, CrmCommand, Effect, Input};
 use crate::decider::{Decision, decide};
 use crate::messages::{ActionMessage, StepMessage};
-use crate::ports::{OutboundCrmCommand, StoreError, Timer};
+use crate::ports::{Claim, OutboundCrmCommand, StoreError, Timer};
 use crate::run::Run;
 use serde_json::json;
 
@@ -118,10 +118,7 @@ impl Engine {
                         },
                     };
                     if !self.config.dry_run {
-                        self.crm
-                            .send(&command)
-                            .await
-                            .map_err(|e| EngineError::RetryLater(e.to_string()))?;
+                        self.send_task_command_once(&command, now).await?;
                     }
                 }
                 Command::Continue => {
@@ -144,6 +141,42 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Sends the CRM command that opens a human task once per idempotency key. It is not an
+    /// action (execute's claim does not cover it), and a redelivered input re-dispatches the saved
+    /// outbox, so without its own claim every redelivery would open the task again. A claim left
+    /// by an attempt that died mid-send is taken over when its lease expires, and the command is
+    /// sent again with the same key (the policy of CRM commands).
+    async fn send_task_command_once(
+        &self,
+        command: &OutboundCrmCommand,
+        now: jiff::Timestamp,
+    ) -> Result<(), EngineError> {
+        let key = command.idempotency_key.as_str();
+        match self
+            .idempotency
+            .claim(key, now, self.config.claim_lease_seconds)
+            .await?
+        {
+            Claim::Completed { .. } => Ok(()),
+            Claim::InProgress { until } => Err(EngineError::RetryLater(format!(
+                "{key} is being sent by another attempt until {until}"
+            ))),
+            Claim::Acquired | Claim::Expired => {
+                if let Err(e) = self.crm.send(command).await {
+                    if let Err(release) = self.idempotency.release(key).await {
+                        tracing::warn!(%key, error = %release, "could not release the claim");
+                    }
+                    return Err(EngineError::RetryLater(e.to_string()));
+                }
+                let output = json!({ "command": command.command.command });
+                self.idempotency.complete(key, &output).await?;
+                Ok(())
+            }
+        }
     }
 }
 

@@ -287,9 +287,10 @@ impl Engine {
         else {
             return Err(EffectError::permanent(format!("run {} not found", action.run_id)));
         };
+        // This record's runs only (not those of the contact's other records).
         let routes = self
             .runs
-            .routes(&action.tenant, &run.route_keys())
+            .routes(&action.tenant, &[run.subject.record_key()])
             .await
             .map_err(store)?;
         let mut cancelled = Vec::new();

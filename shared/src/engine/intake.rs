@@ -14,7 +14,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// The event type a CRM sends when a human task is done: `data.step_id` names the task step,
-/// `data.output` is the output object, and optionally `data.automation_id` narrows the runs.
+/// `data.output` is the output object, and optionally `data.run_id` / `data.automation_id`
+/// narrow the runs. It reaches the runs of the event's record (its subject) only.
 pub const TASK_COMPLETED_EVENT: &str = "task.completed";
 
 /// What intake did with one event, per automation.
@@ -60,8 +61,12 @@ impl Engine {
         }
 
         // Deliver to runs waiting on this record or contact.
+        // A task completion goes to the runs of its own record only (never to a task of another
+        // record of the same contact); other events also reach the contact's runs.
         let mut keys = vec![event.subject.record_key()];
-        if let Some(c) = event.subject.contact_key() {
+        if let Some(c) = event.subject.contact_key()
+            && event.event_type != TASK_COMPLETED_EVENT
+        {
             keys.push(c);
         }
         let routes = self.runs.routes(&event.tenant, &keys).await?;
@@ -70,8 +75,8 @@ impl Engine {
             if created.contains(&route.run_id) || !seen.insert(route.run_id.clone()) {
                 continue;
             }
-            let input = if event.event_type == super::intake::TASK_COMPLETED_EVENT {
-                match task_completion(event, &route.automation_id) {
+            let input = if event.event_type == TASK_COMPLETED_EVENT {
+                match task_completion(event, &route.run_id, &route.automation_id) {
                     Some(input) => input,
                     None => continue,
                 }
@@ -182,10 +187,15 @@ impl Engine {
     }
 }
 
-/// A `task.completed` event as a `TaskCompleted` input, if it names a step (and this
-/// automation, when it names one).
-fn task_completion(event: &Event, automation_id: &str) -> Option<Input> {
+/// A `task.completed` event as a `TaskCompleted` input, if it names a step (and this run and
+/// automation, when it names them).
+fn task_completion(event: &Event, run_id: &str, automation_id: &str) -> Option<Input> {
     let step_id = event.data.get("step_id")?.as_str()?.to_string();
+    if let Some(r) = event.data.get("run_id").and_then(Value::as_str)
+        && r != run_id
+    {
+        return None;
+    }
     if let Some(a) = event.data.get("automation_id").and_then(Value::as_str)
         && a != automation_id
     {

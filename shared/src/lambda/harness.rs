@@ -177,20 +177,29 @@ impl WireState {
 
 /// The HTTP client given to one function's SDK clients (and wrapped around its outbound HTTP
 /// port): sends with reqwest, records every request, and injects crashes. Clones share state.
+///
+/// The wires of one harness share a gate that lets one AWS request at a time through. A real
+/// service applies each request atomically; moto does not isolate concurrent requests (a
+/// transaction that fails restores a copy of the table taken when it began, undoing what
+/// concurrent requests wrote meanwhile), which would show lost updates that AWS never makes.
+/// Invocations still run concurrently and interleave between their requests, which is where
+/// the engine's own races are.
 #[derive(Debug, Clone)]
 pub struct Wire {
     state: Arc<Mutex<WireState>>,
     http: reqwest::Client,
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Default for Wire {
     fn default() -> Self {
-        Self::new()
+        Self::new(Arc::default())
     }
 }
 
 impl Wire {
-    pub fn new() -> Self {
+    /// A wire sending through `gate` (shared by the wires whose requests must not overlap).
+    pub fn new(gate: Arc<tokio::sync::Mutex<()>>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -198,6 +207,7 @@ impl Wire {
         Wire {
             state: Arc::default(),
             http,
+            gate,
         }
     }
 
@@ -251,7 +261,11 @@ fn injected(what: &str) -> ConnectorError {
 }
 
 impl HttpClient for Wire {
-    fn http_connector(&self, _settings: &HttpConnectorSettings, _components: &RuntimeComponents) -> SharedHttpConnector {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
         SharedHttpConnector::new(self.clone())
     }
 }
@@ -281,7 +295,8 @@ impl HttpConnector for Wire {
 
 impl Wire {
     async fn forward(&self, request: SdkRequest) -> Result<SdkResponse, ConnectorError> {
-        let method = reqwest::Method::from_bytes(request.method().as_bytes()).map_err(|e| ConnectorError::other(e.into(), None))?;
+        let method = reqwest::Method::from_bytes(request.method().as_bytes())
+            .map_err(|e| ConnectorError::other(e.into(), None))?;
         let mut builder = self.http.request(method, request.uri());
         for (name, value) in request.headers() {
             builder = builder.header(name, value);
@@ -289,6 +304,7 @@ impl Wire {
         if let Some(bytes) = request.body().bytes() {
             builder = builder.body(bytes.to_vec());
         }
+        let _turn = self.gate.lock().await;
         let response = builder.send().await.map_err(|e| {
             if e.is_timeout() {
                 ConnectorError::timeout(e.into())
@@ -468,9 +484,10 @@ pub enum Duplicates {
 pub struct HarnessOptions {
     /// Where the virtual clock starts (and the sweep cursor).
     pub start: Timestamp,
-    /// Virtual time that passes before a failed record is delivered again (the queues'
-    /// visibility timeout).
-    pub visibility_timeout: SignedDuration,
+    /// Virtual time that passes before a failed record is delivered again: the queue's
+    /// visibility timeout. `None`: the IaC template's values (6 × the consumer's timeout: events
+    /// and step queues 180 s, action queue 720 s).
+    pub visibility_timeout: Option<SignedDuration>,
     /// Records per `ReceiveMessage` (the mappings' batch size), 1..=10.
     pub batch_size: i32,
     /// Concurrent invocations per function while pumping.
@@ -486,11 +503,21 @@ pub struct HarnessOptions {
     pub claim_lease_seconds: Option<i64>,
 }
 
+impl HarnessOptions {
+    /// The visibility timeout of the queue `function` consumes.
+    pub fn visibility_timeout_of(&self, function: FunctionName) -> SignedDuration {
+        self.visibility_timeout.unwrap_or(match function {
+            FunctionName::Execute => SignedDuration::from_secs(720),
+            _ => SignedDuration::from_secs(180),
+        })
+    }
+}
+
 impl Default for HarnessOptions {
     fn default() -> Self {
         HarnessOptions {
             start: Timestamp::now(),
-            visibility_timeout: SignedDuration::from_secs(60),
+            visibility_timeout: None,
             batch_size: 10,
             concurrency: 1,
             duplicates: Duplicates::None,
@@ -555,6 +582,8 @@ struct Inner {
     options: HarnessOptions,
     /// Message ids already delivered once (duplicates mode).
     delivered_once: Mutex<HashSet<String>>,
+    /// The harness's own requests (polls included), not the functions'.
+    overhead: RequestCounter,
 }
 
 /// The four functions wired to one deployment's resources, with event source mappings and a
@@ -605,14 +634,16 @@ impl Harness {
     /// (endpoint, region, credentials); each function gets a copy with its own [`Wire`].
     pub async fn new(sdk: &SdkConfig, resources: LocalResources, options: HarnessOptions) -> Result<Harness, String> {
         let clock = Arc::new(HarnessClock::starting_at(options.start));
-        let sqs = sqs_client(sdk, None);
-        let dynamodb = dynamodb_client(sdk, None);
+        let overhead = RequestCounter::new();
+        let sqs = sqs_client(sdk, Some(&overhead));
+        let dynamodb = dynamodb_client(sdk, Some(&overhead));
         let store = DynamoStore::new(sdk, None, &resources.table, 30);
         let mut functions = BTreeMap::new();
+        let gate = Arc::new(tokio::sync::Mutex::new(()));
         for function in FunctionName::ALL {
             let env = environment(function, &resources, &options)?;
             let config = FunctionConfig::from_lookup(function, |k| env.get(k).cloned()).map_err(|e| e.to_string())?;
-            let wire = Wire::new();
+            let wire = Wire::new(gate.clone());
             let function_sdk = sdk.to_builder().http_client(wire.clone()).build();
             let counter = RequestCounter::new();
             let mut engine = super::build_engine_with_sdk(&config, &function_sdk, Some(&counter))?;
@@ -644,7 +675,7 @@ impl Harness {
                     config,
                     engine,
                     counter,
-                    esm_sqs: sqs_client(sdk, None),
+                    esm_sqs: sqs_client(sdk, Some(&overhead)),
                     esm,
                     wire,
                     queue_url,
@@ -667,6 +698,7 @@ impl Harness {
                 store,
                 options,
                 delivered_once: Mutex::default(),
+                overhead,
             }),
         })
     }
@@ -708,6 +740,17 @@ impl Harness {
     /// An uncounted DynamoDB client.
     pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
         &self.inner.dynamodb
+    }
+
+    /// The harness's own requests (event source mapping polls, sweep cursor moves, scans for
+    /// pending timers, queue inspection), not attributed to any function.
+    pub fn overhead(&self) -> &RequestCounter {
+        &self.inner.overhead
+    }
+
+    /// Every request the functions made plus the harness's own.
+    pub fn total_requests(&self) -> u64 {
+        self.overhead().total() + self.functions().map(|f| f.counter.total()).sum::<u64>()
     }
 
     /// Clears every function's request counters and wire records.
@@ -792,7 +835,10 @@ impl Harness {
         let crash = f.wire.take_crash();
         let failed: HashSet<String> = match &crash {
             // The invocation died: the whole batch goes back.
-            Some(_) => messages.iter().filter_map(|m| m.message_id().map(str::to_string)).collect(),
+            Some(_) => messages
+                .iter()
+                .filter_map(|m| m.message_id().map(str::to_string))
+                .collect(),
             None => response
                 .batch_item_failures
                 .iter()
@@ -866,7 +912,9 @@ impl Harness {
                 .map_err(|e| aws_error("ChangeMessageVisibilityBatch", describe_sdk_error(&e)))?;
         }
         if !failed.is_empty() {
-            self.inner.clock.advance(self.inner.options.visibility_timeout);
+            self.inner
+                .clock
+                .advance(self.inner.options.visibility_timeout_of(function));
         }
         report.handled.insert(function, messages.len());
         if !failed.is_empty() {
@@ -901,19 +949,15 @@ impl Harness {
         }
     }
 
-    /// Messages in the three consumed queues: visible + in flight + delayed.
-    pub async fn pending_messages(&self) -> Result<u64, String> {
+    /// Messages in these queues: visible + in flight + delayed.
+    pub async fn pending_messages(&self, urls: &[&str]) -> Result<u64, String> {
         let mut total = 0;
-        for url in [
-            &self.inner.resources.events_queue_url,
-            &self.inner.resources.step_queue_url,
-            &self.inner.resources.action_queue_url,
-        ] {
+        for url in urls {
             let out = self
                 .inner
                 .sqs
                 .get_queue_attributes()
-                .queue_url(url)
+                .queue_url(*url)
                 .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
                 .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
                 .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
@@ -932,24 +976,36 @@ impl Harness {
     pub async fn pump(&self) -> Result<PumpReport, String> {
         let deadline = tokio::time::Instant::now() + self.inner.options.settle_timeout;
         let mut report = PumpReport::default();
+        // Nothing the functions do feeds the events queue: once it is empty, it stays empty.
+        let mut events_left = true;
         loop {
             let mut handled = 0;
             for function in [FunctionName::Intake, FunctionName::Evaluate, FunctionName::Execute] {
+                if function == FunctionName::Intake && !events_left {
+                    continue;
+                }
                 let r = self.poll_concurrently(function).await?;
-                handled += r.handled.values().sum::<usize>();
+                let n = r.handled.values().sum::<usize>();
+                if function == FunctionName::Intake && n == 0 {
+                    events_left = false;
+                }
+                handled += n;
                 report.merge(r);
             }
             if handled > 0 {
                 continue;
             }
-            if self.pending_messages().await? == 0 {
+            // All three looked empty; only the step queue gets delayed messages (short waits,
+            // swept timers) and messages in flight would be another poller's.
+            let step = [self.inner.resources.step_queue_url.as_str()];
+            let pending = self.pending_messages(&step).await?;
+            if pending == 0 {
                 return Ok(report);
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(format!(
-                    "the queues did not drain within {:?} ({} messages pending)",
+                    "the queues did not drain within {:?} ({pending} messages pending on the step queue)",
                     self.inner.options.settle_timeout,
-                    self.pending_messages().await?
                 ));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1111,7 +1167,10 @@ mod tests {
         clock.advance(SignedDuration::from_hours(48));
         assert!(clock.now() >= start + SignedDuration::from_hours(48));
         clock.advance_to(start);
-        assert!(clock.now() >= start + SignedDuration::from_hours(48), "advance_to never goes back");
+        assert!(
+            clock.now() >= start + SignedDuration::from_hours(48),
+            "advance_to never goes back"
+        );
     }
 
     #[test]

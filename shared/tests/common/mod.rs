@@ -176,7 +176,9 @@ impl Harness {
     }
 
     pub fn succeed(&mut self) -> Decision {
-        let input = self.result_input(ActionOutcome::Succeeded { output: json!({"ok": true}) });
+        let input = self.result_input(ActionOutcome::Succeeded {
+            output: json!({"ok": true}),
+        });
         self.feed(input)
     }
 
@@ -296,11 +298,7 @@ pub fn contacts(list: Value) -> HashMap<String, Map<String, Value>> {
         .into_iter()
         .map(|c| {
             let m = obj(c);
-            let id = m
-                .get("id")
-                .and_then(Value::as_str)
-                .expect("contact id")
-                .to_string();
+            let id = m.get("id").and_then(Value::as_str).expect("contact id").to_string();
             (id, m)
         })
         .collect()
@@ -359,7 +357,10 @@ pub fn only_report<'a>(case: &str, reports: &'a [RunReport], automation_id: &str
         found.len(),
         1,
         "{case}: expected one run of {automation_id}, got {:?}",
-        reports.iter().map(|r| (&r.automation_id, &r.subject.id, r.status)).collect::<Vec<_>>()
+        reports
+            .iter()
+            .map(|r| (&r.automation_id, &r.subject.id, r.status))
+            .collect::<Vec<_>>()
     );
     found[0]
 }
@@ -422,9 +423,27 @@ pub fn changed_case(
 
 pub fn op_cases() -> Vec<OpCase> {
     vec![
-        op_case("equals", "record.stage", Some(json!("won")), json!({"stage": "won"}), json!({"stage": "lost"})),
-        op_case("not_equals", "record.stage", Some(json!("won")), json!({"stage": "lost"}), json!({"stage": "won"})),
-        op_case("greater_than", "record.amount", Some(json!(100)), json!({"amount": 150}), json!({"amount": 100})),
+        op_case(
+            "equals",
+            "record.stage",
+            Some(json!("won")),
+            json!({"stage": "won"}),
+            json!({"stage": "lost"}),
+        ),
+        op_case(
+            "not_equals",
+            "record.stage",
+            Some(json!("won")),
+            json!({"stage": "lost"}),
+            json!({"stage": "won"}),
+        ),
+        op_case(
+            "greater_than",
+            "record.amount",
+            Some(json!(100)),
+            json!({"amount": 150}),
+            json!({"amount": 100}),
+        ),
         op_case(
             "greater_than_or_equal",
             "record.amount",
@@ -432,7 +451,13 @@ pub fn op_cases() -> Vec<OpCase> {
             json!({"amount": 100}),
             json!({"amount": 99.5}),
         ),
-        op_case("less_than", "record.amount", Some(json!(100)), json!({"amount": 99}), json!({"amount": 100})),
+        op_case(
+            "less_than",
+            "record.amount",
+            Some(json!(100)),
+            json!({"amount": 99}),
+            json!({"amount": 100}),
+        ),
         op_case(
             "less_than_or_equal",
             "record.amount",
@@ -440,9 +465,27 @@ pub fn op_cases() -> Vec<OpCase> {
             json!({"amount": "100"}),
             json!({"amount": 101}),
         ),
-        op_case("contains", "record.tags", Some(json!("vip")), json!({"tags": ["x", "vip"]}), json!({"tags": ["x"]})),
-        op_case("not_contains", "record.tags", Some(json!("vip")), json!({"tags": ["x"]}), json!({"tags": ["vip"]})),
-        op_case("starts_with", "record.company", Some(json!("Ac")), json!({"company": "Acme"}), json!({"company": "Globex"})),
+        op_case(
+            "contains",
+            "record.tags",
+            Some(json!("vip")),
+            json!({"tags": ["x", "vip"]}),
+            json!({"tags": ["x"]}),
+        ),
+        op_case(
+            "not_contains",
+            "record.tags",
+            Some(json!("vip")),
+            json!({"tags": ["x"]}),
+            json!({"tags": ["vip"]}),
+        ),
+        op_case(
+            "starts_with",
+            "record.company",
+            Some(json!("Ac")),
+            json!({"company": "Acme"}),
+            json!({"company": "Globex"}),
+        ),
         op_case(
             "ends_with",
             "record.email",
@@ -450,11 +493,41 @@ pub fn op_cases() -> Vec<OpCase> {
             json!({"email": "ada@example.com"}),
             json!({"email": "ada@example.org"}),
         ),
-        op_case("in", "record.country", Some(json!(["DE", "FR"])), json!({"country": "FR"}), json!({"country": "US"})),
-        op_case("not_in", "record.country", Some(json!(["DE", "FR"])), json!({"country": "US"}), json!({"country": "DE"})),
-        op_case("is_known", "record.phone", None, json!({"phone": "+15550001"}), json!({"phone": ""})),
-        op_case("is_unknown", "record.phone", None, json!({}), json!({"phone": "+15550001"})),
-        op_case("between", "record.amount", Some(json!([10, 20])), json!({"amount": 20}), json!({"amount": 21})),
+        op_case(
+            "in",
+            "record.country",
+            Some(json!(["DE", "FR"])),
+            json!({"country": "FR"}),
+            json!({"country": "US"}),
+        ),
+        op_case(
+            "not_in",
+            "record.country",
+            Some(json!(["DE", "FR"])),
+            json!({"country": "US"}),
+            json!({"country": "DE"}),
+        ),
+        op_case(
+            "is_known",
+            "record.phone",
+            None,
+            json!({"phone": "+15550001"}),
+            json!({"phone": ""}),
+        ),
+        op_case(
+            "is_unknown",
+            "record.phone",
+            None,
+            json!({}),
+            json!({"phone": "+15550001"}),
+        ),
+        op_case(
+            "between",
+            "record.amount",
+            Some(json!([10, 20])),
+            json!({"amount": 20}),
+            json!({"amount": 21}),
+        ),
         changed_case(
             "changed",
             None,
@@ -506,4 +579,3 @@ pub fn rule_yaml(c: &OpCase) -> String {
     // JSON is a YAML flow mapping.
     rule.to_string()
 }
-

@@ -6,8 +6,8 @@
 
 use crmflow::adapters::aws_config::load_sdk_config;
 use crmflow::adapters::local::{LocalNames, create_local_resources};
-use crmflow::definition::{Automation, Program, parse_automation};
 use crmflow::definition::load::load_programs;
+use crmflow::definition::{Automation, Program, parse_automation};
 use crmflow::event::{Event, parse_event};
 use crmflow::lambda::FunctionName;
 use crmflow::lambda::harness::{Harness, HarnessOptions};
@@ -207,13 +207,29 @@ pub fn steps(r: &RunReport) -> Vec<(String, String)> {
 pub fn assert_same_runs(aws: &[RunReport], sim: &[RunReport]) {
     let mut sim: Vec<&RunReport> = sim.iter().collect();
     sim.sort_by(|a, b| a.run_id.cmp(&b.run_id));
-    let ids = |rs: &[&RunReport]| rs.iter().map(|r| format!("{} {}", r.automation_id, r.run_id)).collect::<Vec<_>>();
+    let ids = |rs: &[&RunReport]| {
+        rs.iter()
+            .map(|r| format!("{} {}", r.automation_id, r.run_id))
+            .collect::<Vec<_>>()
+    };
     let aws_refs: Vec<&RunReport> = aws.iter().collect();
     assert_eq!(ids(&aws_refs), ids(&sim), "the same runs");
     for (a, s) in aws.iter().zip(sim) {
         let what = format!("run {} ({} {})", a.run_id, a.automation_id, a.subject.id);
-        assert_eq!(a.status, s.status, "{what}: status\naws: {}\nsim: {}", a.to_text(), s.to_text());
-        assert_eq!(steps(a), steps(s), "{what}: steps\naws: {}\nsim: {}", a.to_text(), s.to_text());
+        assert_eq!(
+            a.status,
+            s.status,
+            "{what}: status\naws: {}\nsim: {}",
+            a.to_text(),
+            s.to_text()
+        );
+        assert_eq!(
+            steps(a),
+            steps(s),
+            "{what}: steps\naws: {}\nsim: {}",
+            a.to_text(),
+            s.to_text()
+        );
         for (x, y) in a.steps.iter().zip(&s.steps) {
             let drift = x.started_at.duration_since(y.started_at).abs();
             assert!(
@@ -528,7 +544,10 @@ pub async fn assert_dead_letter_queues_empty(h: &Harness) {
         assert!(
             messages.is_empty(),
             "{role} dead-letter queue: {:?}",
-            messages.iter().map(|m| m.body().unwrap_or_default().to_string()).collect::<Vec<_>>()
+            messages
+                .iter()
+                .map(|m| m.body().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
         );
     }
 }
@@ -539,4 +558,14 @@ pub fn figure_lines(function: &str, counts: &BTreeMap<(String, String), u64>) ->
         .iter()
         .map(|((service, op), n)| format!("  {function:<9} {service:<9} {op:<22} {n:>5}"))
         .collect()
+}
+
+/// Prints the requests of a test: the functions', and the harness's own.
+pub fn print_overhead(h: &Harness) {
+    let functions: u64 = h.functions().map(|f| f.counter.total()).sum();
+    println!(
+        "requests: functions {functions}, harness {} ({:?})",
+        h.overhead().total(),
+        h.overhead().snapshot()
+    );
 }

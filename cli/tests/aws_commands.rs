@@ -1,0 +1,250 @@
+//! `crmflow deploy-automations` and `crmflow runs list|show` against a local AWS emulator:
+//! definitions go in through the CLI, events run through the four functions (the local
+//! harness: real handlers, real queues and table), and the CLI reads the runs back.
+//!
+//! ```sh
+//! eval "$(scripts/moto.sh start)"
+//! cargo test -p crmflow-cli --test aws_commands
+//! scripts/moto.sh stop
+//! ```
+//!
+//! Without `AWS_ENDPOINT_URL` the test prints "skipped: ..." and returns.
+
+use crmflow::adapters::aws_config::load_sdk_config;
+use crmflow::adapters::local::{LocalNames, create_local_resources};
+use crmflow::lambda::harness::{Harness, HarnessOptions};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const SKIP: &str =
+    "skipped: AWS_ENDPOINT_URL not set (run `eval \"$(scripts/moto.sh start)\"` first, see scripts/moto.sh)";
+
+/// The local endpoint, or `None` (after printing why) when there is none.
+fn local_endpoint(test: &str) -> Option<String> {
+    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL").ok().filter(|e| !e.is_empty()) else {
+        eprintln!("{test}: {SKIP}");
+        return None;
+    };
+    // This test creates tables and queues: never against a remote endpoint.
+    let host = endpoint
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split([':', '/'])
+        .next()
+        .unwrap_or("");
+    assert!(
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
+        "AWS_ENDPOINT_URL={endpoint} is not a local endpoint; this test only runs against a local emulator"
+    );
+    Some(endpoint)
+}
+
+/// Runs the `crmflow` binary (the environment, endpoint included, is inherited).
+fn crmflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_crmflow"))
+        .args(args)
+        .output()
+        .expect("running crmflow")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn definition(version: u32, tag: &str) -> String {
+    format!(
+        r#"id: cli-welcome
+name: Welcome (CLI test)
+tenant: t1
+version: {version}
+status: active
+trigger:
+  event: lead.created
+steps:
+  - id: tag-lead
+    action:
+      type: add_tag
+      params: {{ tag: {tag} }}
+"#
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_automations_then_list_and_show_runs() {
+    let Some(_) = local_endpoint("deploy_automations_then_list_and_show_runs") else {
+        return;
+    };
+    let sdk = load_sdk_config().await;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("cli{}-{}", std::process::id(), nanos % 1_000_000_000);
+    let resources = create_local_resources(&sdk, &LocalNames::new(&prefix))
+        .await
+        .expect("local resources");
+    let table = resources.table.clone();
+    let dir = std::env::temp_dir().join(format!("crmflow-{prefix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // deploy: validates, stores, says what it stored.
+    let v1 = write(&dir, "v1.yaml", &definition(1, "new"));
+    let out = crmflow(&["deploy-automations", "--table", &table, &v1]);
+    assert!(out.status.success(), "deploy v1: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("deployed   t1/cli-welcome v1 (active)"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Again: nothing to do.
+    let out = crmflow(&["deploy-automations", "--table", &table, &v1]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("unchanged  t1/cli-welcome v1"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The same version with another definition is refused: versions are immutable.
+    let v1_changed = write(&dir, "v1-changed.yaml", &definition(1, "changed"));
+    let out = crmflow(&["deploy-automations", "--table", &table, &v1_changed]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("already deployed with a different definition"),
+        "{}",
+        stderr(&out)
+    );
+
+    // All or nothing: one invalid file and nothing is stored.
+    let v2 = write(&dir, "v2.yaml", &definition(2, "new"));
+    let broken = write(
+        &dir,
+        "broken.yaml",
+        "id: broken\nname: Broken\ntrigger: {}\nsteps: []\n",
+    );
+    let out = crmflow(&["deploy-automations", "--table", &table, &v2, &broken]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("broken.yaml"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing deployed"), "{}", stderr(&out));
+    let out = crmflow(&["deploy-automations", "--table", &table, &v2]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("deployed   t1/cli-welcome v2"),
+        "v2 was stored by the failed deploy: {}",
+        stdout(&out)
+    );
+
+    // Two leads go through the deployment's functions.
+    let harness = Harness::new(&sdk, resources, HarnessOptions::default())
+        .await
+        .expect("harness");
+    for (id, lead) in [("e-cli-1", "L1"), ("e-cli-2", "L2")] {
+        let event = serde_json::json!({
+            "id": id, "type": "lead.created", "tenant": "t1", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": lead, "contact_id": format!("C-{lead}")},
+            "data": {"source": "Website"}
+        });
+        harness.send_event(&event.to_string()).await.expect("send event");
+    }
+    let report = harness.pump().await.expect("pump");
+    assert!(report.failed.values().all(|n| *n == 0), "{report:?}");
+
+    // runs list: both runs, newest first.
+    let out = crmflow(&[
+        "runs",
+        "list",
+        "--table",
+        &table,
+        "--automation",
+        "cli-welcome",
+        "--tenant",
+        "t1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("2 runs of t1/cli-welcome"), "{text}");
+    assert_eq!(text.matches("completed").count(), 2, "{text}");
+    assert!(text.contains("lead/L1") && text.contains("lead/L2"), "{text}");
+
+    let out = crmflow(&[
+        "runs",
+        "list",
+        "--table",
+        &table,
+        "--automation",
+        "cli-welcome",
+        "--tenant",
+        "t1",
+        "--limit",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line per run"))
+        .collect();
+    assert_eq!(runs.len(), 1, "--limit 1");
+    assert_eq!(runs[0]["status"], "completed");
+    assert_eq!(runs[0]["automation_version"], 2);
+    let run_id = runs[0]["run_id"].as_str().expect("run_id").to_string();
+
+    // runs show: the timeline, as `crmflow simulate` prints it.
+    let out = crmflow(&["runs", "show", "--table", &table, &run_id, "--tenant", "t1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!("run {run_id}  cli-welcome v2  lead/")),
+        "{text}"
+    );
+    assert!(text.contains("tag-lead"), "{text}");
+    assert!(text.contains("=> completed"), "{text}");
+
+    let out = crmflow(&[
+        "runs", "show", "--table", &table, &run_id, "--tenant", "t1", "--format", "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(stdout(&out).trim()).expect("JSON report");
+    assert_eq!(report["run_id"], run_id.as_str());
+    assert_eq!(report["status"], "completed");
+    let steps = report["steps"].as_array().expect("steps");
+    assert!(steps.iter().any(|s| s["step_id"] == "tag-lead"), "{report}");
+
+    // Not found: exit 1 and a message; another tenant does not see the run.
+    let out = crmflow(&["runs", "show", "--table", &table, &run_id, "--tenant", "other"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+    let out = crmflow(&[
+        "runs",
+        "list",
+        "--table",
+        &table,
+        "--automation",
+        "nothing-here",
+        "--tenant",
+        "t1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("0 runs of t1/nothing-here"), "{}", stdout(&out));
+
+    // A table that does not exist is an error that names it.
+    let out = crmflow(&["runs", "list", "--table", "no-such-table-crmflow", "--automation", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no-such-table-crmflow"), "{}", stderr(&out));
+
+    let _ = std::fs::remove_dir_all(&dir);
+}
