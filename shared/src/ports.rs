@@ -79,6 +79,9 @@ pub trait RunStore: Send + Sync {
     /// Saves a new head if the stored head has version `run.version - 1`, and upserts `records`
     /// by seq. When the run became terminal, its routes go and its enrollment slot is released.
     async fn save_run(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError>;
+    /// Marks the outbox saved with head `version` as dispatched (a later load returns the run
+    /// with an empty outbox). Does nothing if the head has moved past `version`.
+    async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError>;
     /// The history, ordered by seq (only records below the head's `history_len`).
     async fn history(&self, tenant: &str, run_id: &str) -> Result<Vec<StepRecord>, StoreError>;
     /// Active runs routed by any of these keys.

@@ -194,13 +194,12 @@ pub struct Run {
     /// Ids of the latest events applied to this run (a redelivered event is ignored).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_event_ids: Vec<String>,
-    /// The commands of the last decision and the input that produced them. If the shell dies
-    /// after saving but before dispatching, the redelivered input finds nothing to decide and
-    /// dispatches this outbox again (every command is idempotent downstream).
+    /// The commands of the last decision until the shell acknowledges their dispatch. A run
+    /// loaded with a non-empty outbox had its dispatch interrupted (a crash between save and
+    /// dispatch): the shell dispatches it again before anything else (every command is
+    /// idempotent downstream).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<crate::command::Command>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub last_input_key: String,
 }
 
 /// A run as the enrollment policy sees it.
@@ -261,7 +260,6 @@ impl Run {
             deferred_events: Vec::new(),
             recent_event_ids: vec![trigger.id.clone()],
             outbox: Vec::new(),
-            last_input_key: String::new(),
         }
     }
 

@@ -274,6 +274,16 @@ impl RunStore for MemoryRunStore {
         Ok(())
     }
 
+    async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        if let Some(run) = inner.runs.get_mut(&(tenant.to_string(), run_id.to_string()))
+            && run.version == version
+        {
+            run.outbox.clear();
+        }
+        Ok(())
+    }
+
     async fn history(&self, tenant: &str, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
         let inner = lock(&self.inner);
         let key = (tenant.to_string(), run_id.to_string());

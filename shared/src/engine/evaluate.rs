@@ -8,27 +8,32 @@ use crate::ports::{Claim, OutboundCrmCommand, StoreError, Timer};
 use crate::run::Run;
 use serde_json::json;
 
-/// A key naming an input, so a redelivered input can be recognised.
-pub fn input_key(input: &Input) -> String {
-    match input {
-        Input::Start => "start".to_string(),
-        Input::Event { event } => format!("event:{}", event.id),
-        Input::TimerFired { timer_id } => format!("timer:{timer_id}"),
-        Input::ActionResult { seq, .. } => format!("result:{seq}"),
-        Input::TaskCompleted { step_id, .. } => format!("task:{step_id}"),
-        Input::Continue => "continue".to_string(),
-        Input::Cancel { reason } => format!("cancel:{reason}"),
-    }
+/// Commands with an effect outside the run head (the others are only logged).
+fn needs_dispatch(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Complete { .. } | Command::Fail { .. } | Command::Cancelled { .. }
+    )
 }
 
 impl Engine {
     /// Handles one step message. Returns the saved run (None if the input changed nothing).
+    ///
+    /// Crash safety (a transactional outbox): the commands of a decision are saved with the run
+    /// head, dispatched, then acknowledged. A run loaded with an unacknowledged outbox had its
+    /// dispatch interrupted, so the outbox is dispatched again first (every command is idempotent
+    /// downstream) and acknowledged, whatever input comes next.
     pub async fn evaluate(&self, message: &StepMessage) -> Result<Option<Run>, EngineError> {
-        let key = input_key(&message.input);
         for _ in 0..self.config.max_conflict_retries {
-            let Some(run) = self.runs.load_run(&message.tenant, &message.run_id).await? else {
+            let Some(mut run) = self.runs.load_run(&message.tenant, &message.run_id).await? else {
                 return Err(EngineError::Invalid(format!("run {} not found", message.run_id)));
             };
+            if !run.outbox.is_empty() {
+                tracing::info!(run_id = %run.run_id, version = run.version, "dispatching an unacknowledged outbox");
+                self.dispatch(&run, &run.outbox).await?;
+                self.runs.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
+                run.outbox.clear();
+            }
             let program = self
                 .catalog
                 .get(&run.tenant, &run.automation_id, run.automation_version)
@@ -41,13 +46,7 @@ impl Engine {
                 })?;
             let decision = decide(&program, &run, &message.input, self.clock.as_ref())?;
             if decision.is_noop(&run) {
-                if run.last_input_key == key && !run.outbox.is_empty() {
-                    // Saved before, maybe not dispatched: dispatch again (idempotent downstream).
-                    tracing::info!(run_id = %run.run_id, input = %key, "redelivered input; re-dispatching outbox");
-                    self.dispatch(&run, &run.outbox).await?;
-                } else {
-                    tracing::info!(run_id = %run.run_id, input = %key, "input changes nothing (duplicate or stale)");
-                }
+                tracing::info!(run_id = %run.run_id, input = message.input.kind(), "input changes nothing (duplicate or stale)");
                 return Ok(None);
             }
             let Decision {
@@ -55,11 +54,14 @@ impl Engine {
                 records,
                 commands,
             } = decision;
-            run.outbox = commands.clone();
-            run.last_input_key = key.clone();
+            run.outbox = commands.iter().filter(|c| needs_dispatch(c)).cloned().collect();
             match self.runs.save_run(&run, &records).await {
                 Ok(()) => {
                     self.dispatch(&run, &commands).await?;
+                    if !run.outbox.is_empty() {
+                        self.runs.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
+                        run.outbox.clear();
+                    }
                     return Ok(Some(run));
                 }
                 Err(StoreError::Conflict(_)) => continue,

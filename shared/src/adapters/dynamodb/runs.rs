@@ -55,8 +55,15 @@ fn runs_of_automation_pk(tenant: &str, automation_id: &str) -> String {
     format!("{}AUTO#{automation_id}#RUNS", tenant_prefix(tenant))
 }
 
+/// The head attribute naming the version whose outbox was dispatched (see `ack_outbox`).
+const OUTBOX_ACKED: &str = "outbox_acked";
+
 fn parse_run(item: &Item) -> Result<Run, StoreError> {
-    serde_json::from_str(get_s(item, "run")?).map_err(|e| json_error("stored run head", e))
+    let mut run: Run = serde_json::from_str(get_s(item, "run")?).map_err(|e| json_error("stored run head", e))?;
+    if item.contains_key(OUTBOX_ACKED) && get_n::<u64>(item, OUTBOX_ACKED)? == run.version {
+        run.outbox.clear();
+    }
+    Ok(run)
 }
 
 fn parse_record(item: &Item) -> Result<StepRecord, StoreError> {
@@ -258,6 +265,32 @@ impl RunStore for DynamoStore {
             .as_ref()
             .map(parse_run)
             .transpose()
+    }
+
+    async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError> {
+        // One small conditional update instead of rewriting the head's JSON.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(run_pk(tenant, run_id), RUN_SK)))
+            .update_expression("SET #acked = :v")
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#acked", OUTBOX_ACKED)
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
     }
 
     async fn save_run(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError> {
