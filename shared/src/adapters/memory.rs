@@ -92,10 +92,12 @@ impl MemoryCatalog {
 }
 
 /// The trigger patterns that can match an event type: the type, each prefix wildcard, and `*`.
+/// (`a.b.*` matches only types longer than `a.b.`, never `a.b` itself: not a candidate.)
 pub fn candidate_patterns(event_type: &str) -> Vec<String> {
     let mut out = vec![event_type.to_string(), "*".to_string()];
     let mut prefix = String::new();
-    for part in event_type.split('.') {
+    let parts: Vec<&str> = event_type.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
         prefix.push_str(part);
         prefix.push('.');
         out.push(format!("{prefix}*"));
@@ -435,34 +437,54 @@ impl StepQueue for MemoryQueue {
     }
 }
 
-/// Timers in memory; `sweep` moves due ones onto a [`MemoryQueue`].
+/// Timers in memory, indexed by due time; `sweep` moves due ones onto a [`MemoryQueue`].
 pub struct MemoryTimers {
     queue: Arc<MemoryQueue>,
-    timers: Mutex<BTreeMap<String, Timer>>,
+    timers: Mutex<TimerIndex>,
+}
+
+#[derive(Default)]
+struct TimerIndex {
+    by_due: BTreeMap<(Timestamp, String), Timer>,
+    due_of: HashMap<String, Timestamp>,
+}
+
+impl TimerIndex {
+    fn insert(&mut self, timer: Timer) {
+        self.remove(&timer.timer_id);
+        self.due_of.insert(timer.timer_id.clone(), timer.due_at);
+        self.by_due.insert((timer.due_at, timer.timer_id.clone()), timer);
+    }
+
+    fn remove(&mut self, timer_id: &str) {
+        if let Some(due) = self.due_of.remove(timer_id) {
+            self.by_due.remove(&(due, timer_id.to_string()));
+        }
+    }
 }
 
 impl MemoryTimers {
     pub fn new(queue: Arc<MemoryQueue>) -> Self {
         MemoryTimers {
             queue,
-            timers: Mutex::new(BTreeMap::new()),
+            timers: Mutex::new(TimerIndex::default()),
         }
     }
 
     /// The earliest pending timer's due time.
     pub fn next_due(&self) -> Option<Timestamp> {
-        lock(&self.timers).values().map(|t| t.due_at).min()
+        lock(&self.timers).by_due.keys().next().map(|k| k.0)
     }
 
     pub fn pending(&self) -> Vec<Timer> {
-        lock(&self.timers).values().cloned().collect()
+        lock(&self.timers).by_due.values().cloned().collect()
     }
 }
 
 #[async_trait]
 impl TimerService for MemoryTimers {
     async fn schedule(&self, timer: &Timer, _now: Timestamp) -> Result<(), QueueError> {
-        lock(&self.timers).insert(timer.timer_id.clone(), timer.clone());
+        lock(&self.timers).insert(timer.clone());
         Ok(())
     }
 
@@ -476,13 +498,17 @@ impl TimerService for MemoryTimers {
             .checked_add(SignedDuration::from_secs(i64::from(horizon_seconds)))
             .unwrap_or(now);
         let due: Vec<Timer> = {
-            let mut timers = lock(&self.timers);
-            let ids: Vec<String> = timers
-                .values()
-                .filter(|t| t.due_at <= limit)
-                .map(|t| t.timer_id.clone())
-                .collect();
-            ids.iter().filter_map(|id| timers.remove(id)).collect()
+            let mut index = lock(&self.timers);
+            let mut due = Vec::new();
+            while let Some(entry) = index.by_due.first_entry() {
+                if entry.key().0 > limit {
+                    break;
+                }
+                let timer = entry.remove();
+                index.due_of.remove(&timer.timer_id);
+                due.push(timer);
+            }
+            due
         };
         for t in &due {
             let remaining = t.due_at.duration_since(now).as_secs_f64().ceil().max(0.0) as u32;
