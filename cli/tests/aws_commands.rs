@@ -175,6 +175,7 @@ async fn deploy_automations_then_list_and_show_runs() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
+    eprintln!("crmflow runs list:\n{text}");
     assert!(text.contains("2 runs of t1/cli-welcome"), "{text}");
     assert_eq!(text.matches("completed").count(), 2, "{text}");
     assert!(text.contains("lead/L1") && text.contains("lead/L2"), "{text}");
@@ -207,6 +208,7 @@ async fn deploy_automations_then_list_and_show_runs() {
     let out = crmflow(&["runs", "show", "--table", &table, &run_id, "--tenant", "t1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
+    eprintln!("crmflow runs show:\n{text}");
     assert!(
         text.starts_with(&format!("run {run_id}  cli-welcome v2  lead/")),
         "{text}"

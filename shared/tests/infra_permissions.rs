@@ -31,9 +31,6 @@ const KNOWN_VARIABLES: [&str; 8] = [
     "CRMFLOW_ALLOW_PRIVATE_WEBHOOKS",
 ];
 
-/// SQS actions an event source mapping performs for its function.
-const CONSUME: [&str; 3] = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"];
-
 struct Template {
     root: Value,
 }
@@ -199,6 +196,16 @@ enum Target {
     Other(String),
 }
 
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Known(r) => write!(f, "{r:?}"),
+            Target::LogGroup(id) => write!(f, "log group {id}"),
+            Target::Other(what) => f.write_str(what),
+        }
+    }
+}
+
 fn target(value: &Value, ids: &BTreeMap<Resource, String>, template: &Template) -> Target {
     if let Some(id) = getatt_arn(value) {
         if let Some((resource, _)) = ids.iter().find(|(_, rid)| *rid == id) {
@@ -335,10 +342,10 @@ fn each_role_holds_exactly_the_required_permissions() {
             .collect();
         let have: BTreeSet<_> = granted.into_iter().filter(|(a, _)| !a.starts_with("logs:")).collect();
         for (action, resource) in want.difference(&have) {
-            let _ = writeln!(problems, "{name} ({role_id}): missing {action} on {resource:?}");
+            let _ = writeln!(problems, "{name} ({role_id}): missing {action} on {resource}");
         }
         for (action, resource) in have.difference(&want) {
-            let _ = writeln!(problems, "{name} ({role_id}): extra {action} on {resource:?}");
+            let _ = writeln!(problems, "{name} ({role_id}): extra {action} on {resource}");
         }
     }
     assert!(

@@ -25,6 +25,9 @@
 //! Time is a [`HarnessClock`]: real time plus an offset that the tests move forward, so short
 //! waits (SQS `DelaySeconds`, real seconds) and long waits (DynamoDB timers, swept at a virtual
 //! time) both work.
+//!
+//! The wires of one harness send one AWS request at a time (see [`Wire`]): moto does not
+//! isolate concurrent requests the way AWS does.
 
 use super::config::{FunctionConfig, FunctionName};
 use super::handlers;
@@ -123,6 +126,11 @@ pub struct WireCall {
     pub keys: Vec<String>,
     /// False when the function had crashed before: the request was never sent.
     pub sent: bool,
+    /// The HTTP status of the answer (`None`: no answer, or the request was not sent). A crash
+    /// point records the answer the function never saw.
+    pub status: Option<u16>,
+    /// For `SendEmail`, the subject (the recipients are in `keys`).
+    pub subject: Option<String>,
 }
 
 /// A crash point: the `nth` (1-based) call counted from when it was armed, among the calls
@@ -151,10 +159,22 @@ enum Verdict {
 }
 
 impl WireState {
-    fn begin(&mut self, mut call: WireCall) -> Verdict {
+    /// Records a call about to be made; returns what to do and the record's index.
+    fn begin(&mut self, mut call: WireCall) -> (Verdict, usize) {
+        let verdict = self.decide(&mut call);
+        self.calls.push(call);
+        (verdict, self.calls.len() - 1)
+    }
+
+    fn finish(&mut self, index: usize, status: Option<u16>) {
+        if let Some(call) = self.calls.get_mut(index) {
+            call.status = status;
+        }
+    }
+
+    fn decide(&mut self, call: &mut WireCall) -> Verdict {
         if self.dead {
             call.sent = false;
-            self.calls.push(call);
             return Verdict::Dead;
         }
         let mut verdict = Verdict::Send;
@@ -170,7 +190,6 @@ impl WireState {
                 self.armed = None;
             }
         }
-        self.calls.push(call);
         verdict
     }
 }
@@ -245,8 +264,12 @@ impl Wire {
         lock(&self.state).calls.clear();
     }
 
-    fn begin(&self, call: WireCall) -> Verdict {
+    fn begin(&self, call: WireCall) -> (Verdict, usize) {
         lock(&self.state).begin(call)
+    }
+
+    fn finish(&self, index: usize, status: Option<u16>) {
+        lock(&self.state).finish(index, status);
     }
 
     fn crashed(&self, what: String) {
@@ -273,7 +296,7 @@ impl HttpClient for Wire {
 impl HttpConnector for Wire {
     fn call(&self, request: SdkRequest) -> HttpConnectorFuture {
         let call = describe_request(&request);
-        let verdict = self.begin(call);
+        let (verdict, index) = self.begin(call);
         let wire = self.clone();
         HttpConnectorFuture::new(async move {
             let crash = match verdict {
@@ -282,6 +305,7 @@ impl HttpConnector for Wire {
                 Verdict::SendThenCrash(what) => Some(what),
             };
             let response = wire.forward(request).await;
+            wire.finish(index, response.as_ref().ok().map(|r| r.status().as_u16()));
             if let Some(what) = crash {
                 // The request reached the server (and took effect); the function dies now.
                 tracing::warn!(crash = %what, "injected crash after a request took effect");
@@ -355,6 +379,7 @@ fn describe_request(request: &SdkRequest) -> WireCall {
     };
     let mut needs = Vec::new();
     let mut keys = Vec::new();
+    let mut subject = None;
     let pk_of = |item: &Value| item.pointer("/PK/S").and_then(Value::as_str).map(str::to_string);
     let str_at = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
     match service {
@@ -418,6 +443,19 @@ fn describe_request(request: &SdkRequest) -> WireCall {
         _ => {
             let identity = str_at(&body, "/FromEmailAddress");
             needs.push((format!("ses:{operation}"), identity));
+            // For emails: the recipients and the subject.
+            subject = body
+                .pointer("/Content/Simple/Subject/Data")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            keys.extend(
+                body.pointer("/Destination/ToAddresses")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string),
+            );
         }
     }
     WireCall {
@@ -426,6 +464,8 @@ fn describe_request(request: &SdkRequest) -> WireCall {
         needs,
         keys,
         sent: true,
+        status: None,
+        subject,
     }
 }
 
@@ -445,8 +485,11 @@ impl HttpPort for WireHttp {
             needs: Vec::new(),
             keys: vec![idempotency_key.to_string()],
             sent: true,
+            status: None,
+            subject: None,
         };
-        let crash = match self.wire.begin(call) {
+        let (verdict, index) = self.wire.begin(call);
+        let crash = match verdict {
             Verdict::Dead => {
                 return Err(EffectError::transient(
                     "injected fault: the function crashed earlier in this invocation",
@@ -456,6 +499,7 @@ impl HttpPort for WireHttp {
             Verdict::SendThenCrash(what) => Some(what),
         };
         let response = self.inner.send(request, idempotency_key).await;
+        self.wire.finish(index, response.as_ref().ok().map(|r| r.status));
         match crash {
             Some(what) => {
                 self.wire.crashed(what.clone());
@@ -776,7 +820,7 @@ impl Harness {
     }
 
     /// One event source mapping poll for `function`: receive a batch, invoke, delete what
-    /// succeeded. Returns the number of records handled (0: the queue looked empty).
+    /// succeeded. The report counts the records handled (none: the queue looked empty).
     pub async fn poll(&self, function: FunctionName) -> Result<PumpReport, String> {
         let f = self.function(function);
         let (Some(url), Some(arn)) = (&f.queue_url, &f.queue_arn) else {
@@ -852,9 +896,9 @@ impl Harness {
             for m in &messages {
                 let id = m.message_id().unwrap_or_default().to_string();
                 let handle = m.receipt_handle().unwrap_or_default().to_string();
-                if failed.contains(&id) {
-                    release.push(handle);
-                } else if self.inner.options.duplicates == Duplicates::Redeliver && once.insert(id) {
+                // Failed records go back; in duplicates mode, so does a first successful delivery.
+                let redeliver = self.inner.options.duplicates == Duplicates::Redeliver;
+                if failed.contains(&id) || redeliver && once.insert(id) {
                     release.push(handle);
                 } else {
                     delete.push(handle);
@@ -1048,8 +1092,15 @@ impl Harness {
     /// earlier: the sweeps that would have run every minute in between find nothing. Returns how
     /// many timers were moved (0 after an injected crash, which is then taken).
     pub async fn sweep(&self) -> Result<usize, String> {
+        let next = self.next_timer_due().await?;
+        Ok(self.run_sweep(next).await?.0)
+    }
+
+    /// A sweep, knowing the earliest pending timer; returns the timers moved and the crash, if
+    /// one was injected.
+    async fn run_sweep(&self, next_due: Option<Timestamp>) -> Result<(usize, Option<String>), String> {
         let now = self.now();
-        let from = match self.next_timer_due().await? {
+        let from = match next_due {
             Some(due) => due.min(now),
             None => now,
         };
@@ -1068,28 +1119,41 @@ impl Harness {
             "detail": {},
         });
         let result = handlers::resume(&f.engine, payload).await;
-        if f.wire.take_crash().is_some() {
-            return Ok(0);
+        if let Some(crash) = f.wire.take_crash() {
+            return Ok((0, Some(crash)));
         }
         let value = result.map_err(|e| format!("resume: {e}"))?;
-        Ok(value["moved"].as_u64().unwrap_or(0) as usize)
+        Ok((value["moved"].as_u64().unwrap_or(0) as usize, None))
     }
 
-    /// Moves the virtual clock to `t`, firing every long timer due by then in due order (a
-    /// sweep at each due time, then a pump), then sweeps and pumps at `t`.
+    /// Moves the virtual clock to `t`, firing every long timer due by then in due order: a sweep
+    /// at each due time, then a pump.
     pub async fn advance_to(&self, t: Timestamp) -> Result<PumpReport, String> {
         let mut report = PumpReport::default();
+        let mut stuck = 0;
+        let mut previous = None;
         for _ in 0..10_000 {
             match self.next_timer_due().await? {
                 Some(due) if due <= t => {
+                    // A sweep may crash (fault injection): the next one must move the timer.
+                    stuck = if previous == Some(due) { stuck + 1 } else { 0 };
+                    if stuck > 3 {
+                        let cursor = self.inner.store.sweep_cursor().await.map_err(|e| e.to_string())?;
+                        return Err(format!(
+                            "advance_to: the timer due {due} is not swept (sweep cursor {cursor:?}, now {})",
+                            self.now()
+                        ));
+                    }
+                    previous = Some(due);
                     self.inner.clock.advance_to(due);
-                    self.sweep().await?;
+                    let (_, crash) = self.run_sweep(Some(due)).await?;
+                    report.crashes.extend(crash);
                     report.merge(self.pump().await?);
                 }
                 _ => {
+                    // No sweep at `t` itself: it would move the timers due within the next
+                    // minute as delayed messages, to wait for in real time.
                     self.inner.clock.advance_to(t);
-                    self.sweep().await?;
-                    report.merge(self.pump().await?);
                     return Ok(report);
                 }
             }
@@ -1181,6 +1245,8 @@ mod tests {
             needs: vec![],
             keys: vec![],
             sent: true,
+            status: None,
+            subject: None,
         };
         let mut s = WireState {
             armed: Some(CrashPoint {
@@ -1189,12 +1255,12 @@ mod tests {
             }),
             ..WireState::default()
         };
-        assert!(matches!(s.begin(call("SendMessage")), Verdict::Send));
-        assert!(matches!(s.begin(call("GetItem")), Verdict::Send));
-        assert!(matches!(s.begin(call("SendMessage")), Verdict::SendThenCrash(_)));
+        assert!(matches!(s.begin(call("SendMessage")).0, Verdict::Send));
+        assert!(matches!(s.begin(call("GetItem")).0, Verdict::Send));
+        assert!(matches!(s.begin(call("SendMessage")).0, Verdict::SendThenCrash(_)));
         assert!(s.armed.is_none());
         s.dead = true;
-        assert!(matches!(s.begin(call("SendMessage")), Verdict::Dead));
+        assert!(matches!(s.begin(call("SendMessage")).0, Verdict::Dead));
         assert!(!s.calls.last().unwrap().sent);
     }
 }

@@ -186,6 +186,13 @@ pub async fn aws_reports(h: &Harness, tenant: &str, automation_ids: &[String]) -
     out
 }
 
+/// One run on AWS, as the simulator reports runs.
+pub async fn report_of(h: &Harness, tenant: &str, run_id: &str) -> RunReport {
+    let run = load_run(h, tenant, run_id).await;
+    let history = h.store().history(tenant, run_id).await.expect("history");
+    RunReport::new(&run, &history, &HashMap::new())
+}
+
 pub async fn load_run(h: &Harness, tenant: &str, run_id: &str) -> Run {
     h.store()
         .load_run(tenant, run_id)
@@ -275,6 +282,21 @@ pub async fn ses_emails(endpoint: &str, sender: &str) -> Vec<SentEmail> {
             subject: m["subject"].as_str().unwrap_or_default().to_string(),
             body: m["body"].as_str().unwrap_or_default().to_string(),
         })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The emails the execute function sent that SES accepted (every `SendEmail` request that
+/// reached the server and got a 200, a crashed invocation's included), as recorded on its wire.
+pub fn accepted_emails(h: &Harness) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = h
+        .function(FunctionName::Execute)
+        .wire
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "SendEmail" && c.sent && c.status == Some(200))
+        .map(|c| (c.keys.join(","), c.subject.unwrap_or_default()))
         .collect();
     out.sort();
     out
