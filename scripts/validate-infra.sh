@@ -51,6 +51,38 @@ if ! grep -q '^ES1006' "$work/probe.out"; then
 fi
 log "serverless rules loaded (ES1006 fired on the probe) in $(since "$t1") s"
 
+# Every rule the template tells cfn-lint to ignore must say why: a comment on the rule's line, or
+# comment lines right before it (shared by the rules listed right after them).
+"$venv/bin/python" - "$template" <<'EOF'
+import re, sys
+path = sys.argv[1]
+bare, inside, indent, explained = [], False, 0, False
+for number, line in enumerate(open(path), 1):
+    stripped = line.strip()
+    here = len(line) - len(line.lstrip())
+    if re.match(r"ignore_checks:", stripped):
+        rest = stripped[len("ignore_checks:"):].strip()
+        if rest:  # inline list: ignore_checks: [A, B] # why
+            if "#" not in rest:
+                bare.append(f"{path}:{number}: {stripped}")
+            inside = False
+        else:
+            inside, indent, explained = True, here, False
+        continue
+    if not inside:
+        continue
+    if stripped.startswith("#"):
+        explained = True
+    elif stripped.startswith("- ") and here > indent:
+        if "#" not in stripped and not explained:
+            bare.append(f"{path}:{number}: {stripped}")
+    elif stripped:
+        inside = False
+if bare:
+    print("cfn-lint rules ignored without a reason (add a comment):", *bare, sep="\n  ", file=sys.stderr)
+    sys.exit(1)
+EOF
+
 t1=$(now)
 if ! "${cfn_lint[@]}" -- "$template"; then
     log "cfn-lint: $template has findings (above)"

@@ -45,6 +45,7 @@ pub enum RunsCommand {
         /// The automation id.
         #[arg(long)]
         automation: String,
+        /// The tenant (CRM account) the runs belong to.
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
         /// At most this many runs.
@@ -58,6 +59,7 @@ pub enum RunsCommand {
         #[command(flatten)]
         table: TableArgs,
         run_id: String,
+        /// The tenant (CRM account) the runs belong to.
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
         #[arg(long, value_enum, default_value = "text")]
