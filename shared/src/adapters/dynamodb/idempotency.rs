@@ -1,7 +1,9 @@
 //! The claim / complete protocol of effects: `IDEMP#key` items in state `INPROGRESS` (with a
 //! lease) or `COMPLETED` (with the effect's output).
 
-use super::{DynamoStore, EXPIRES_AT, Item, PK, get_n, get_s, json_error, key, n, s, store_error};
+use super::{
+    DynamoStore, EXPIRES_AT, Item, PK, done_unless_other_error, get_n, get_s, json_error, key, n, s, store_error,
+};
 use crate::ports::{Claim, IdempotencyStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -108,16 +110,7 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error("DeleteItem", e)),
-        }
+        done_unless_other_error("DeleteItem", result)
     }
 }
 

@@ -257,6 +257,23 @@ where
     }
 }
 
+/// The result of a conditional write where losing the condition means "nothing to do" (the item
+/// has moved on): a failed condition is `Ok`, any other error a [`StoreError`].
+fn done_unless_other_error<T, E>(operation: &str, result: Result<T, SdkError<E, Response>>) -> Result<(), StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(store_error(operation, e)),
+    }
+}
+
 fn build_error(e: aws_smithy_types::error::operation::BuildError) -> StoreError {
     StoreError::Other(format!("building a DynamoDB request: {e}"))
 }

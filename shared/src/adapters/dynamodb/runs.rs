@@ -3,8 +3,8 @@
 //! and event-dedupe items.
 
 use super::{
-    DynamoStore, EXPIRES_AT, Expr, GSI1, GSI1PK, GSI1SK, Item, PK, SK, get_n, get_s, get_ss, json_error, key, n, s,
-    store_error, tenant_prefix,
+    DynamoStore, EXPIRES_AT, Expr, GSI1, GSI1PK, GSI1SK, Item, PK, SK, done_unless_other_error, get_n, get_s, get_ss,
+    json_error, key, n, s, store_error, tenant_prefix,
 };
 use crate::enrollment::EnrollmentState;
 use crate::ports::{CreateOutcome, Route, RunStore, StoreError};
@@ -281,16 +281,7 @@ impl RunStore for DynamoStore {
             .expression_attribute_values(":v", n(version))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error("UpdateItem", e)),
-        }
+        done_unless_other_error("UpdateItem", result)
     }
 
     async fn save_run(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError> {

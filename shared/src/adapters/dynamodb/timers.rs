@@ -1,7 +1,7 @@
 //! Long timers (due more than 900 s ahead): items in per-minute buckets `DUE#yyyymmddHHMM`, and
 //! the sweep cursor. [`crate::adapters::sqs::AwsTimerService`] puts, cancels and sweeps them.
 
-use super::{DynamoStore, Item, build_error, get_n, get_s, key, n, s, store_error};
+use super::{DynamoStore, Item, build_error, done_unless_other_error, get_n, get_s, key, n, s, store_error};
 use crate::ports::{StoreError, Timer};
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use jiff::Timestamp;
@@ -154,15 +154,6 @@ impl DynamoStore {
             .expression_attribute_values(":b", s(timer_bucket(minute)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error("UpdateItem", e)),
-        }
+        done_unless_other_error("UpdateItem", result)
     }
 }
