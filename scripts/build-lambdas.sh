@@ -35,11 +35,14 @@ if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "
     rustup target add "$rust_target" >&2
 fi
 
-packages=()
-for f in "${functions[@]}"; do packages+=(--package "$f"); done
+# Selected by binary (--bin), as `sam build` selects each function: cargo then resolves features
+# over the same packages (the whole workspace) and compiles the same units, so a later
+# `sam build` finds them fresh instead of compiling and linking all four again.
+binaries=()
+for f in "${functions[@]}"; do binaries+=(--bin "$f"); done
 
 start=$(date +%s)
-cargo lambda build --release "$arch_flag" "${packages[@]}" "${extra[@]}"
+cargo lambda build --release "$arch_flag" "${binaries[@]}" "${extra[@]}"
 end=$(date +%s)
 
 target_dir=${CARGO_TARGET_DIR:-$root/target}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README "First steps"; CI runs it through .ci/run):
 # formatting, lints, every test (unit, integration, CEL conformance, and end-to-end against a
-# local AWS-protocol server that this script starts and stops), and the IaC checks.
+# local AWS-protocol server that this script starts and stops), the IaC checks, and the
+# deployable build (`cargo lambda build --release`, then `sam build`, no Docker needed).
 # It installs what it needs itself (Python tools into the project-local .venv/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,3 +25,6 @@ if [ -x scripts/validate-infra.sh ]; then
     step "infrastructure template"
     scripts/validate-infra.sh
 fi
+
+step "deployable build (cargo lambda build --release, sam build)"
+scripts/sam-build.sh
