@@ -80,12 +80,24 @@ pub enum Command {
         timer_id: String,
         due_at: Timestamp,
     },
-    /// Tell the CRM a human task is open for this run.
+    /// Tell the CRM a human task is open for this run (an `open_human_task` CRM command).
     OpenTask {
         step_id: String,
+        /// `{run_id}.{seq}`: the task's identity, the same in every redelivery and in the
+        /// matching `CloseTask`.
+        task_id: String,
         title: String,
         description: Option<String>,
         assignee: Option<String>,
+    },
+    /// Tell the CRM an open human task is withdrawn (a `close_human_task` CRM command): the run
+    /// left the task step without a completion (timeout, goal, exit rule, cancel or failure).
+    CloseTask {
+        step_id: String,
+        /// The `task_id` of the `OpenTask` that opened it.
+        task_id: String,
+        /// Why, as written in the step's history (`task not completed in time`, ...).
+        reason: String,
     },
     /// Send the run an `Input::Continue` (it yielded after many instant steps).
     Continue,
@@ -185,7 +197,7 @@ pub struct EmailMessage {
 pub struct CrmCommand {
     /// `update_contact`, `add_tag`, `remove_tag`, `add_to_segment`, `remove_from_segment`,
     /// `assign`, `create_task`, `create_ticket`, `create_lead`, `update_lead_status`, `send_sms`,
-    /// `open_human_task`.
+    /// `open_human_task`, `close_human_task`.
     pub command: String,
     /// The record the command is about.
     pub subject: crate::event::Subject,

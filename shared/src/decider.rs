@@ -351,9 +351,17 @@ impl Machine<'_> {
         }
     }
 
-    /// Closes the open step: rewrites its record, cancels its timer, clears the cursor.
+    /// Closes the open step: rewrites its record, cancels its timer, withdraws a human task
+    /// that was not completed, clears the cursor.
     fn close(&mut self, status: StepStatus, detail: String, error: Option<String>, output: Option<Value>) {
         let Some(cursor) = self.run.cursor.take() else { return };
+        if cursor.waiting_for == WaitingFor::Task && status != StepStatus::Completed {
+            self.commands.push(Command::CloseTask {
+                step_id: cursor.step_id.clone(),
+                task_id: format!("{}.{}", self.run.run_id, cursor.record.seq),
+                reason: detail.clone(),
+            });
+        }
         if let Some(t) = cursor.timer {
             // A timer that fired is gone already; cancelling it again is harmless.
             if !(status == StepStatus::Completed && cursor.waiting_for == WaitingFor::Timer)
@@ -604,8 +612,11 @@ impl Machine<'_> {
                     },
                     None => None,
                 };
+                // `park` gives the task's step entry the next seq.
+                let task_id = format!("{}.{}", self.run.run_id, self.run.history_len);
                 self.commands.push(Command::OpenTask {
                     step_id: step.id.clone(),
+                    task_id,
                     title: title.clone(),
                     description,
                     assignee: task.assignee.clone(),

@@ -1067,6 +1067,7 @@ fn start_approval() -> Harness {
         vec![
             Command::OpenTask {
                 step_id: "approval".into(),
+                task_id: "run-1.0".into(),
                 title: "Approve 30% for Globex".into(),
                 description: Some("Requested by Ada".into()),
                 assignee: Some("managers".into())
@@ -1125,6 +1126,10 @@ fn human_task_completion_output_drives_a_later_branch() {
             },
             "{case}: the task's timeout is cancelled"
         );
+        assert!(
+            !d.commands.iter().any(|c| matches!(c, Command::CloseTask { .. })),
+            "{case}: a completed task is closed by the CRM itself, not withdrawn"
+        );
         assert_eq!(tag_of(&d), tag, "{case}: branch path");
         assert_eq!(
             h.record("approval").output,
@@ -1156,6 +1161,15 @@ fn human_task_timeout_takes_on_timeout() {
         "task timeout: records"
     );
     assert_eq!(
+        d.commands[0],
+        Command::CloseTask {
+            step_id: "approval".into(),
+            task_id: "run-1.0".into(),
+            reason: "task not completed in time".into()
+        },
+        "task timeout: the open task is withdrawn from the CRM"
+    );
+    assert_eq!(
         effect(&d),
         &Effect::Notify {
             channel: "leadership".into(),
@@ -1185,6 +1199,87 @@ fn human_task_timeout_takes_on_timeout() {
         .is_noop(&h.run),
         "late completion is a no-op"
     );
+}
+
+#[test]
+fn leaving_an_open_task_early_withdraws_it() {
+    let extra = r#"
+exit:
+  events: [lead.disqualified]
+"#;
+    let steps = r#"
+- id: approval
+  human_task: {title: "Approve {{ record.account }}", timeout: 2d}
+- id: signed
+  goal: {event: contract.signed}
+- id: thanks
+  action: {type: add_tag, params: {tag: customer}}
+"#;
+    for (case, input, reason, run_status) in [
+        (
+            "goal ahead reached",
+            Input::Event {
+                event: event("evt-2", "contract.signed", "2026-03-03T09:00:00Z", json!({})),
+            },
+            "task \"Approve Globex\" opened; left: goal \"signed\" reached",
+            RunStatus::Running,
+        ),
+        (
+            "exit event",
+            Input::Event {
+                event: event("evt-2", "lead.disqualified", "2026-03-03T09:00:00Z", json!({})),
+            },
+            "task \"Approve Globex\" opened; cancelled: exit: event lead.disqualified (evt-2) matched lead.disqualified",
+            RunStatus::Cancelled,
+        ),
+        (
+            "cancel",
+            Input::Cancel {
+                reason: "by hand".into(),
+            },
+            "task \"Approve Globex\" opened; cancelled: by hand",
+            RunStatus::Cancelled,
+        ),
+    ] {
+        let mut h = Harness::new(&def_with(extra, steps), &trigger(json!({"account": "Globex"})), ada());
+        h.start();
+        assert_eq!(h.waiting_for(), Some(WaitingFor::Task), "{case}");
+        let d = h.feed(input);
+        let withdrawn: Vec<&Command> = d
+            .commands
+            .iter()
+            .filter(|c| matches!(c, Command::CloseTask { .. }))
+            .collect();
+        assert_eq!(
+            withdrawn,
+            vec![&Command::CloseTask {
+                step_id: "approval".into(),
+                task_id: "run-1.0".into(),
+                reason: h
+                    .record("approval")
+                    .detail
+                    .trim_start_matches("task \"Approve Globex\" opened; ")
+                    .into(),
+            }],
+            "{case}: one close_human_task for the task opened as run-1.0"
+        );
+        assert_eq!(h.record("approval").detail, reason, "{case}: history");
+        assert_eq!(h.record("approval").status, StepStatus::Cancelled, "{case}");
+        assert_eq!(d.run.status, run_status, "{case}: run status");
+        assert!(
+            d.commands.contains(&Command::CancelTimer {
+                timer_id: "run-1.0".into(),
+                due_at: ts("2026-03-04T09:00:00Z")
+            }),
+            "{case}: the task's timeout is cancelled"
+        );
+        // A completion arriving afterwards is stale and withdraws nothing again.
+        let late = h.peek(&Input::TaskCompleted {
+            step_id: "approval".into(),
+            output: json!({}),
+        });
+        assert!(late.is_noop(&h.run), "{case}: late completion is a no-op");
+    }
 }
 
 // ---------------------------------------------------------------------------

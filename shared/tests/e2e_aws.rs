@@ -733,7 +733,7 @@ status: active
 trigger: { event: deal.opened }
 steps:
   - id: park
-    wait_for_event: { event: never.happens, timeout: 30d }
+    human_task: { title: "Review {{ record.id }}", timeout: 30d }
 "#
         .to_string(),
     ]
@@ -813,8 +813,9 @@ async fn every_effect_and_wait_kind_works_within_the_iam_lists() {
         "the task timeout and the bystander's timeout cancelled"
     );
 
-    // Effects: one email; CRM commands for the tags, the channel without a URL, the task and
-    // the follower; the notification and the webhook over HTTP, each once with its key.
+    // Effects: one email; CRM commands for the tags, the channel without a URL, the two tasks
+    // (the bystander's withdrawn when it was cancelled) and the follower; the notification and
+    // the webhook over HTTP, each once with its key.
     assert_eq!(
         e2e::accepted_emails(h),
         [("dana@example.com".to_string(), "Hello Dana".to_string())]
@@ -828,7 +829,30 @@ async fn every_effect_and_wait_kind_works_within_the_iam_lists() {
         })
         .collect();
     commands.sort();
-    assert_eq!(commands, ["add_tag", "add_tag", "add_tag", "notify", "open_human_task"]);
+    assert_eq!(
+        commands,
+        [
+            "add_tag",
+            "add_tag",
+            "add_tag",
+            "close_human_task",
+            "notify",
+            "open_human_task",
+            "open_human_task"
+        ]
+    );
+    let task_ids = |name: &str| -> Vec<Value> {
+        messages
+            .iter()
+            .filter(|m| m.command.command.command == name && m.command.automation_id == "bystander")
+            .map(|m| m.command.command.params["task_id"].clone())
+            .collect()
+    };
+    assert_eq!(
+        task_ids("close_human_task"),
+        task_ids("open_human_task"),
+        "the cancelled bystander withdraws the task it opened"
+    );
     let hits = receiver.hits();
     let mut paths: Vec<&str> = hits.iter().map(|hit| hit.path.as_str()).collect();
     paths.sort();

@@ -744,6 +744,28 @@ async fn sim_human_task() {
         assert_eq!(params["title"], json!("Approve 30% for Globex"), "task of {oid}");
         assert_eq!(params["assignee"], json!("managers"), "task of {oid}");
     }
+    // Only the task that timed out is withdrawn, by the task_id it was opened with.
+    let closed: Vec<(String, Value, String)> = crm_commands(&sim)
+        .iter()
+        .filter(|c| c.command.command == "close_human_task")
+        .map(|c| {
+            (
+                c.command.subject.id.clone(),
+                c.command.params.clone(),
+                c.idempotency_key.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(closed.len(), 1, "one task withdrawn: {closed:?}");
+    let (oid, params, key) = &closed[0];
+    assert_eq!(oid, "O3", "the timed-out run's task");
+    let opened_o3 = &opened.iter().find(|(o, _)| o == "O3").expect("O3 opened a task").1;
+    assert_eq!(params["task_id"], opened_o3["task_id"], "closes the task it opened");
+    assert_eq!(params["reason"], json!("task not completed in time"));
+    assert_eq!(
+        key,
+        &format!("{}.close", params["task_id"].as_str().unwrap_or_default())
+    );
     assert_no_pending_timers("human_task", &sim);
 }
 

@@ -6,7 +6,7 @@ use crate::decider::{Decision, decide};
 use crate::messages::{ActionMessage, StepMessage};
 use crate::ports::{Claim, OutboundCrmCommand, StoreError, Timer};
 use crate::run::Run;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Commands with an effect outside the run head (the others are only logged).
 fn needs_dispatch(command: &Command) -> bool {
@@ -103,22 +103,29 @@ impl Engine {
                 }
                 Command::OpenTask {
                     step_id,
+                    task_id,
                     title,
                     description,
                     assignee,
                 } => {
-                    let command = OutboundCrmCommand {
-                        idempotency_key: format!("{}.task.{step_id}.{}", run.run_id, run.history_len),
-                        tenant: run.tenant.clone(),
-                        run_id: run.run_id.clone(),
-                        automation_id: run.automation_id.clone(),
-                        step_id: step_id.clone(),
-                        command: CrmCommand {
-                            command: "open_human_task".to_string(),
-                            subject: run.subject.clone(),
-                            params: json!({ "title": title, "description": description, "assignee": assignee }),
-                        },
-                    };
+                    let params = json!({
+                        "task_id": task_id,
+                        "title": title,
+                        "description": description,
+                        "assignee": assignee,
+                    });
+                    let command = task_command(run, step_id, "open_human_task", format!("{task_id}.open"), params);
+                    if !self.config.dry_run {
+                        self.send_task_command_once(&command, now).await?;
+                    }
+                }
+                Command::CloseTask {
+                    step_id,
+                    task_id,
+                    reason,
+                } => {
+                    let params = json!({ "task_id": task_id, "reason": reason });
+                    let command = task_command(run, step_id, "close_human_task", format!("{task_id}.close"), params);
                     if !self.config.dry_run {
                         self.send_task_command_once(&command, now).await?;
                     }
@@ -147,7 +154,7 @@ impl Engine {
 }
 
 impl Engine {
-    /// Sends the CRM command that opens a human task once per idempotency key. It is not an
+    /// Sends the CRM command that opens or closes a human task once per idempotency key. It is not an
     /// action (execute's claim does not cover it), and a redelivered input re-dispatches the saved
     /// outbox, so without its own claim every redelivery would open the task again. A claim left
     /// by an attempt that died mid-send is taken over when its lease expires, and the command is
@@ -179,6 +186,22 @@ impl Engine {
                 Ok(())
             }
         }
+    }
+}
+
+/// The outbound CRM command that opens or closes a run's human task.
+fn task_command(run: &Run, step_id: &str, command: &str, idempotency_key: String, params: Value) -> OutboundCrmCommand {
+    OutboundCrmCommand {
+        idempotency_key,
+        tenant: run.tenant.clone(),
+        run_id: run.run_id.clone(),
+        automation_id: run.automation_id.clone(),
+        step_id: step_id.to_string(),
+        command: CrmCommand {
+            command: command.to_string(),
+            subject: run.subject.clone(),
+            params,
+        },
     }
 }
 
