@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the four Lambda functions (intake, evaluate, execute, resume) as `bootstrap` binaries
-# for the provided.al2023 runtime, with cargo-lambda (installed from PyPI into .venv/, with the
-# zig it cross-links with).
+# for the provided.al2023 runtime, with cargo-lambda (installed from PyPI, with the zig it
+# cross-links with, by scripts/python-tools.sh).
 #
 #   scripts/build-lambdas.sh             # arm64 (the template's default Architecture)
 #   scripts/build-lambdas.sh --x86-64    # x86_64 (deploy with Architecture=x86_64)
@@ -26,8 +26,10 @@ for arg in "$@"; do
 done
 
 scripts/python-tools.sh lambda
-# cargo-lambda finds zig through `python3 -m ziglang` when no `zig` is on PATH: the venv's python.
-export PATH="$root/.venv/bin:$PATH"
+# cargo-lambda finds zig through `python3 -m ziglang` when no `zig` is on PATH: its virtualenv's
+# python, which lives beside the target directory (see scripts/python-tools.sh).
+lambda_bin=$(scripts/python-tools.sh path lambda)
+export PATH="$lambda_bin:$root/.venv/bin:$PATH"
 
 # The Rust standard library for the target (cargo-lambda would ask rustup too; say it first).
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$rust_target"; then

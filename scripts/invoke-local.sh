@@ -6,7 +6,7 @@
 #   scripts/invoke-local.sh             # intake, evaluate, execute, resume
 #   scripts/invoke-local.sh intake      # only these functions
 #
-# Steps: installs moto and cargo-lambda into .venv/ if needed; starts a moto server on
+# Steps: installs moto and cargo-lambda (scripts/python-tools.sh) if needed; starts a moto server on
 # 127.0.0.1; creates a local deployment on it (table, queues, sender identity; the examples
 # stored in the table) and writes the functions' environment to a file; starts
 # `cargo lambda watch` on 127.0.0.1 with that environment; invokes; stops everything it started.
@@ -16,7 +16,8 @@ root=$PWD
 
 scripts/moto.sh install
 scripts/python-tools.sh lambda
-export PATH="$root/.venv/bin:$PATH"
+lambda_bin=$(scripts/python-tools.sh path lambda)
+export PATH="$lambda_bin:$root/.venv/bin:$PATH"
 
 functions=("$@")
 [ ${#functions[@]} -gt 0 ] || functions=(intake evaluate execute resume)

@@ -7,14 +7,23 @@
 #   scripts/python-tools.sh lambda    # cargo-lambda (+ ziglang, its cross linker)
 #   scripts/python-tools.sh sam       # aws-sam-cli (`sam build` / `sam deploy`)
 #   scripts/python-tools.sh all       # every group above
+#   scripts/python-tools.sh path lambda   # prints the bin directory to put first on PATH for
+#                                         # cargo-lambda (its python3 finds zig, see below)
 #
 # Each group is installed once: a stamp file records the versions asked for, and a later call
 # with the same versions returns at once. Progress goes to stderr.
 #
-# cfn-lint, cfn-lint-serverless and cargo-lambda go into .venv itself: they fit beside moto.
+# cfn-lint and cfn-lint-serverless go into .venv itself: they fit beside moto.
 # checkov and aws-sam-cli pin boto3/botocore (and a few more) to versions that would downgrade
 # what moto runs on, so each gets a virtualenv of its own under .venv/tools/<group>/ and its
 # commands are linked into .venv/bin/. moto keeps working whatever is installed here.
+#
+# cargo-lambda (with ziglang, the cross linker it drives) gets a virtualenv beside the cargo
+# target directory instead: $CARGO_TARGET_DIR/crmflow-tools/cargo-lambda, or
+# target/crmflow-tools/cargo-lambda. The linker wrapper cargo-lambda hands to cargo names the
+# cargo-lambda executable by its path, and cargo fingerprints the linker: were it installed in each
+# clone, a build cache shared by clones (as CI's is) would recompile every release dependency for
+# every clone. Kept with the cache, the path is as long-lived as what was compiled with it.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +37,13 @@ lambda_spec=("cargo-lambda==1.9.2")
 sam_spec=("aws-sam-cli==1.170.0")
 
 log() { printf 'python-tools.sh: %s\n' "$*" >&2; }
+
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+case "$target_dir" in
+    /*) ;;
+    *) target_dir="$root/$target_dir" ;;
+esac
+lambda_dir="$target_dir/crmflow-tools/cargo-lambda"
 
 pip_install() {
     local python=$1
@@ -64,13 +80,12 @@ shared() {
     echo "$*" >"$stamp"
 }
 
-# isolated GROUP COMMANDS SPEC...: installs into .venv/tools/GROUP and links COMMANDS
+# isolated GROUP DIR COMMANDS SPEC...: installs into the virtualenv DIR and links COMMANDS
 # (comma-separated) into .venv/bin.
 isolated() {
-    local group=$1 commands=$2
-    shift 2
+    local group=$1 dir=$2 commands=$3
+    shift 3
     ensure_venv "$venv"
-    local dir="$tools/$group"
     local stamp="$dir/.crmflow-$group"
     if ! installed "$stamp" "$@"; then
         ensure_venv "$dir"
@@ -87,9 +102,9 @@ isolated() {
 install_group() {
     case "$1" in
         lint) shared lint "${lint_spec[@]}" ;;
-        lambda) shared lambda "${lambda_spec[@]}" ;;
-        checkov) isolated checkov checkov "${checkov_spec[@]}" ;;
-        sam) isolated sam sam "${sam_spec[@]}" ;;
+        lambda) isolated lambda "$lambda_dir" cargo-lambda "${lambda_spec[@]}" ;;
+        checkov) isolated checkov "$tools/checkov" checkov "${checkov_spec[@]}" ;;
+        sam) isolated sam "$tools/sam" sam "${sam_spec[@]}" ;;
         all)
             local g
             for g in lint lambda checkov sam; do install_group "$g"; done
@@ -100,6 +115,17 @@ install_group() {
             ;;
     esac
 }
+
+if [ "${1:-}" = path ]; then
+    case "${2:-}" in
+        lambda) echo "$lambda_dir/bin" ;;
+        *)
+            echo "usage: $0 path lambda" >&2
+            exit 2
+            ;;
+    esac
+    exit 0
+fi
 
 [ $# -gt 0 ] || set -- all
 for group in "$@"; do

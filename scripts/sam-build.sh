@@ -37,7 +37,9 @@ log() { printf 'sam-build.sh: %s\n' "$*" >&2; }
 now() { date +%s; }
 
 scripts/python-tools.sh lambda sam
-export PATH="$root/.venv/bin:$PATH"
+# cargo-lambda's virtualenv first: SAM runs `cargo-lambda`, which runs `python3 -m ziglang`.
+lambda_bin=$(scripts/python-tools.sh path lambda)
+export PATH="$lambda_bin:$root/.venv/bin:$PATH"
 # No usage reports or update checks from the SAM CLI.
 export SAM_CLI_TELEMETRY=0 SAM_CLI_CHECK_VERSION=0
 
