@@ -40,8 +40,8 @@ scripts/python-tools.sh lambda sam
 # cargo-lambda's virtualenv first: SAM runs `cargo-lambda`, which runs `python3 -m ziglang`.
 lambda_bin=$(scripts/python-tools.sh path lambda)
 export PATH="$lambda_bin:$root/.venv/bin:$PATH"
-# No usage reports or update checks from the SAM CLI.
-export SAM_CLI_TELEMETRY=0 SAM_CLI_CHECK_VERSION=0
+# No usage reports from the SAM CLI.
+export SAM_CLI_TELEMETRY=0
 
 # SAM's cargo-lambda step builds into CARGO_TARGET_DIR when set, else the workspace's target/.
 target_dir=${CARGO_TARGET_DIR:-$root/target}

@@ -346,9 +346,14 @@ impl Machine<'_> {
 
     fn timer_for(&self, due_at: Timestamp) -> TimerRef {
         TimerRef {
-            timer_id: format!("{}.{}", self.run.run_id, self.run.history_len),
+            timer_id: self.entry_id(self.run.history_len),
             due_at,
         }
+    }
+
+    /// `{run_id}.{seq}`: names what belongs to one step entry (its timer, its human task).
+    fn entry_id(&self, seq: u32) -> String {
+        format!("{}.{seq}", self.run.run_id)
     }
 
     /// Closes the open step: rewrites its record, cancels its timer, withdraws a human task
@@ -358,7 +363,7 @@ impl Machine<'_> {
         if cursor.waiting_for == WaitingFor::Task && status != StepStatus::Completed {
             self.commands.push(Command::CloseTask {
                 step_id: cursor.step_id.clone(),
-                task_id: format!("{}.{}", self.run.run_id, cursor.record.seq),
+                task_id: self.entry_id(cursor.record.seq),
                 reason: detail.clone(),
             });
         }
@@ -613,7 +618,7 @@ impl Machine<'_> {
                     None => None,
                 };
                 // `park` gives the task's step entry the next seq.
-                let task_id = format!("{}.{}", self.run.run_id, self.run.history_len);
+                let task_id = self.entry_id(self.run.history_len);
                 self.commands.push(Command::OpenTask {
                     step_id: step.id.clone(),
                     task_id,

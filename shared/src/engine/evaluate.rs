@@ -154,9 +154,9 @@ impl Engine {
 }
 
 impl Engine {
-    /// Sends the CRM command that opens or closes a human task once per idempotency key. It is not an
-    /// action (execute's claim does not cover it), and a redelivered input re-dispatches the saved
-    /// outbox, so without its own claim every redelivery would open the task again. A claim left
+    /// Sends the CRM command that opens or closes a human task once per idempotency key. It is
+    /// not an action (execute's claim does not cover it), and a redelivered input re-dispatches
+    /// the saved outbox, so without its own claim every redelivery would send it again. A claim left
     /// by an attempt that died mid-send is taken over when its lease expires, and the command is
     /// sent again with the same key (the policy of CRM commands).
     async fn send_task_command_once(
