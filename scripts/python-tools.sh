@@ -102,7 +102,17 @@ isolated() {
 install_group() {
     case "$1" in
         lint) shared lint "${lint_spec[@]}" ;;
-        lambda) isolated lambda "$lambda_dir" cargo-lambda "${lambda_spec[@]}" ;;
+        lambda)
+            # Clones share this virtualenv (see above): one install at a time, the others wait
+            # for it and then find the stamp. flock(1) is util-linux; without it, no lock.
+            mkdir -p "$(dirname "$lambda_dir")"
+            (
+                if command -v flock >/dev/null 2>&1; then
+                    flock 9
+                fi
+                isolated lambda "$lambda_dir" cargo-lambda "${lambda_spec[@]}"
+            ) 9>"$lambda_dir.lock"
+            ;;
         checkov) isolated checkov "$tools/checkov" checkov "${checkov_spec[@]}" ;;
         sam) isolated sam "$tools/sam" sam "${sam_spec[@]}" ;;
         all)
