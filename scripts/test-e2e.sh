@@ -12,7 +12,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/moto.sh install
-eval "$(scripts/moto.sh start)"
+# Assigned first so that a failed start stops this script (`eval "$(...)"` alone would not), and
+# the AWS tests are told to fail rather than skip should the endpoint still be missing.
+moto_exports=$(scripts/moto.sh start)
+eval "$moto_exports"
+export CRMFLOW_REQUIRE_LOCAL_AWS=1
 trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
 
 cargo test -p crmflow --test e2e_aws -- --show-output "$@"

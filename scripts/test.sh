@@ -15,7 +15,11 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "local AWS server (moto)"
-eval "$(scripts/moto.sh start)"
+# Assigned first so that a failed start stops this script (`eval "$(...)"` alone would not), and
+# the AWS tests are told to fail rather than skip should the endpoint still be missing.
+moto_exports=$(scripts/moto.sh start)
+eval "$moto_exports"
+export CRMFLOW_REQUIRE_LOCAL_AWS=1
 trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
 
 step "cargo test"

@@ -8,10 +8,11 @@
 //! scripts/moto.sh stop
 //! ```
 //!
-//! Without `AWS_ENDPOINT_URL` the test prints "skipped: ..." and returns.
+//! Without `AWS_ENDPOINT_URL` the test prints "skipped: ..." and returns, unless
+//! `CRMFLOW_REQUIRE_LOCAL_AWS=1` (the test scripts set it), which makes that a failure.
 
 use crmflow::adapters::aws_config::load_sdk_config;
-use crmflow::adapters::local::{LocalNames, create_local_resources};
+use crmflow::adapters::local::{LocalNames, create_local_resources, local_endpoint_from_env};
 use crmflow::lambda::harness::{Harness, HarnessOptions};
 use serde_json::Value;
 use std::path::Path;
@@ -22,22 +23,10 @@ const SKIP: &str =
 
 /// The local endpoint, or `None` (after printing why) when there is none.
 fn local_endpoint(test: &str) -> Option<String> {
-    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL").ok().filter(|e| !e.is_empty()) else {
+    let Some(endpoint) = local_endpoint_from_env().unwrap_or_else(|e| panic!("{test}: {e}")) else {
         eprintln!("{test}: {SKIP}");
         return None;
     };
-    // This test creates tables and queues: never against a remote endpoint.
-    let host = endpoint
-        .split("://")
-        .nth(1)
-        .unwrap_or("")
-        .split([':', '/'])
-        .next()
-        .unwrap_or("");
-    assert!(
-        matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
-        "AWS_ENDPOINT_URL={endpoint} is not a local endpoint; this test only runs against a local emulator"
-    );
     Some(endpoint)
 }
 

@@ -6,14 +6,15 @@
 //! scripts/moto.sh stop
 //! ```
 //!
-//! Without `AWS_ENDPOINT_URL` every test prints "skipped: AWS_ENDPOINT_URL not set" and returns.
+//! Without `AWS_ENDPOINT_URL` every test prints "skipped: AWS_ENDPOINT_URL not set" and returns,
+//! unless `CRMFLOW_REQUIRE_LOCAL_AWS=1` (the test scripts set it), which makes that a failure.
 //! Each test creates its own table and queues under a unique prefix, so they run in parallel.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::Message;
 use crmflow::adapters::aws_config::{dynamodb_client, load_sdk_config, sqs_client};
 use crmflow::adapters::dynamodb::DynamoStore;
-use crmflow::adapters::local::{LocalNames, LocalResources, create_local_resources};
+use crmflow::adapters::local::{LocalNames, LocalResources, create_local_resources, local_endpoint_from_env};
 use crmflow::adapters::request_counter::RequestCounter;
 use crmflow::adapters::ses::SesEmailSender;
 use crmflow::adapters::sqs::{AwsTimerService, SqsCrmCommandSink, SqsStepQueue};
@@ -46,22 +47,10 @@ struct Env {
 impl Env {
     /// `None` (after printing why) when no local AWS endpoint is configured.
     async fn new(test: &str) -> Option<Env> {
-        let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL").ok().filter(|e| !e.is_empty()) else {
+        let Some(endpoint) = local_endpoint_from_env().unwrap_or_else(|e| panic!("{test}: {e}")) else {
             eprintln!("{test}: {SKIP}");
             return None;
         };
-        // These tests create and delete things: never against a remote endpoint.
-        let host = endpoint
-            .split("://")
-            .nth(1)
-            .unwrap_or("")
-            .split([':', '/'])
-            .next()
-            .unwrap_or("");
-        assert!(
-            matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
-            "AWS_ENDPOINT_URL={endpoint} is not a local endpoint; these tests only run against a local emulator"
-        );
         let sdk = load_sdk_config().await;
         let prefix = format!(
             "t{}-{}",

@@ -6,7 +6,8 @@
 //! scripts/test-e2e.sh            # starts its own moto, runs these tests, stops it
 //! ```
 //!
-//! Without `AWS_ENDPOINT_URL` every test prints "skipped: ..." and returns. Each test creates its
+//! Without `AWS_ENDPOINT_URL` every test prints "skipped: ..." and returns, unless
+//! `CRMFLOW_REQUIRE_LOCAL_AWS=1` (the test scripts set it), which makes that a failure. Each test creates its
 //! own table, queues and sender identity under a unique prefix, so they run in parallel.
 
 mod e2e;

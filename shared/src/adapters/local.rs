@@ -65,6 +65,60 @@ fn fail(what: &str, detail: impl std::fmt::Display) -> LocalSetupError {
     LocalSetupError(format!("{what}: {detail}"))
 }
 
+/// Set to `1` by the scripts that start the local AWS server for a test run
+/// (`scripts/test.sh` and friends): the AWS integration tests then fail, instead of skipping,
+/// when `AWS_ENDPOINT_URL` is missing, so a server that did not start cannot pass as green.
+pub const REQUIRE_LOCAL_AWS_ENV: &str = "CRMFLOW_REQUIRE_LOCAL_AWS";
+
+/// Why [`local_endpoint_from_env`] refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LocalEndpointError {
+    #[error("AWS_ENDPOINT_URL is not set, and {REQUIRE_LOCAL_AWS_ENV}=1 requires a local AWS server")]
+    Required,
+    #[error("AWS_ENDPOINT_URL={0} is not a URL")]
+    Invalid(String),
+    #[error(
+        "AWS_ENDPOINT_URL={0} is not a loopback endpoint; tests that create and delete resources only run against a local emulator"
+    )]
+    NotLocal(String),
+}
+
+/// The endpoint for tests that create and delete AWS resources, read from `AWS_ENDPOINT_URL`.
+///
+/// `Ok(Some(url))` when it is set and names a loopback host (`localhost`, `127.0.0.0/8`, `::1`);
+/// `Ok(None)` when it is unset or empty (the caller skips), unless [`REQUIRE_LOCAL_AWS_ENV`] is
+/// `1`, which makes that [`LocalEndpointError::Required`]; [`LocalEndpointError::NotLocal`] for
+/// any other host, so a test can never touch a real account.
+pub fn local_endpoint_from_env() -> Result<Option<String>, LocalEndpointError> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok().filter(|e| !e.is_empty());
+    let required = std::env::var(REQUIRE_LOCAL_AWS_ENV).is_ok_and(|v| v == "1");
+    check_local_endpoint(endpoint, required)
+}
+
+fn check_local_endpoint(endpoint: Option<String>, required: bool) -> Result<Option<String>, LocalEndpointError> {
+    let Some(endpoint) = endpoint else {
+        return if required {
+            Err(LocalEndpointError::Required)
+        } else {
+            Ok(None)
+        };
+    };
+    let url = reqwest::Url::parse(&endpoint).map_err(|_| LocalEndpointError::Invalid(endpoint.clone()))?;
+    // host_str() writes an IPv6 host in brackets.
+    let host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let local =
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if local {
+        Ok(Some(endpoint))
+    } else {
+        Err(LocalEndpointError::NotLocal(endpoint))
+    }
+}
+
 /// Creates (or finds) the table, queues and sender identity named by `names`.
 pub async fn create_local_resources(sdk: &SdkConfig, names: &LocalNames) -> Result<LocalResources, LocalSetupError> {
     let table = format!("{}-table", names.prefix);
@@ -200,4 +254,54 @@ async fn create_queue_with_dlq(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<
         .queue_url
         .ok_or_else(|| fail(&format!("CreateQueue {name}"), "no queue URL"))?;
     Ok((url, dlq_url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(endpoint: Option<&str>, required: bool) -> Result<Option<String>, LocalEndpointError> {
+        check_local_endpoint(endpoint.map(str::to_string), required)
+    }
+
+    #[test]
+    fn loopback_endpoints_are_accepted() {
+        for endpoint in [
+            "http://127.0.0.1:5000",
+            "http://localhost:4566/",
+            "http://127.1.2.3",
+            "http://[::1]:5000",
+        ] {
+            assert_eq!(
+                check(Some(endpoint), true),
+                Ok(Some(endpoint.to_string())),
+                "{endpoint}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_hosts_are_refused() {
+        for endpoint in [
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "http://10.0.0.5:5000",
+            "http://[2001:db8::1]",
+            "http://localhost.example.com",
+        ] {
+            assert_eq!(
+                check(Some(endpoint), false),
+                Err(LocalEndpointError::NotLocal(endpoint.to_string()))
+            );
+        }
+        assert_eq!(
+            check(Some("not a url"), false),
+            Err(LocalEndpointError::Invalid("not a url".into()))
+        );
+    }
+
+    #[test]
+    fn a_missing_endpoint_skips_unless_required() {
+        assert_eq!(check(None, false), Ok(None));
+        assert_eq!(check(None, true), Err(LocalEndpointError::Required));
+    }
 }

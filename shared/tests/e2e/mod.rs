@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use crmflow::adapters::aws_config::load_sdk_config;
-use crmflow::adapters::local::{LocalNames, create_local_resources};
+use crmflow::adapters::local::{LocalNames, create_local_resources, local_endpoint_from_env};
 use crmflow::definition::load::load_programs;
 use crmflow::definition::{Automation, Program, parse_automation};
 use crmflow::event::{Event, parse_event};
@@ -36,21 +36,10 @@ pub struct Ctx {
 /// Creates the test's table, queues and sender identity under a unique prefix and wires the
 /// harness to them; `None` (after printing why) when no local endpoint is configured.
 pub async fn setup(test: &str, options: HarnessOptions) -> Option<Ctx> {
-    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL").ok().filter(|e| !e.is_empty()) else {
+    let Some(endpoint) = local_endpoint_from_env().unwrap_or_else(|e| panic!("{test}: {e}")) else {
         eprintln!("{test}: {SKIP}");
         return None;
     };
-    let host = endpoint
-        .split("://")
-        .nth(1)
-        .unwrap_or("")
-        .split([':', '/'])
-        .next()
-        .unwrap_or("");
-    assert!(
-        matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
-        "AWS_ENDPOINT_URL={endpoint} is not a local endpoint; these tests only run against a local emulator"
-    );
     let sdk = load_sdk_config().await;
     let prefix: String = format!(
         "e2e{}-{}",
