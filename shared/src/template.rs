@@ -6,6 +6,13 @@
 //! of input, expected end of variable block (line 1)`. A plain string without
 //! `{{`/`{%` is a valid template that renders as itself.
 //!
+//! Compiling also checks every filter (`| name`) and test (`is name`) against
+//! the ones the renderer has, in every branch, so a misspelt filter in an
+//! `{% if %}` branch that a test contact never reaches is still caught when
+//! the definition loads: `steps[0].action.params.body: unknown template
+//! filter `uppr` (line 3)`. Jinja2 makes the same check at compile time;
+//! minijinja itself would only fail when the branch renders.
+//!
 //! # Variables
 //!
 //! The top-level keys of the scope object are the variables: `contact`,
@@ -55,6 +62,15 @@ pub enum TemplateError {
     /// Rendering failed (undefined variable, bad filter argument, ...).
     #[error("template error: {message}")]
     Render { message: String },
+    /// A filter or test name the renderer does not have.
+    #[error("unknown template {kind} `{name}` (line {line})")]
+    UnknownName {
+        /// `filter` or `test`.
+        kind: &'static str,
+        name: String,
+        /// 1-based line within the template.
+        line: usize,
+    },
     /// The scope passed to a render call is not a JSON object.
     #[error("template scope must be a JSON object, got {got}")]
     InvalidScope { got: &'static str },
@@ -145,14 +161,73 @@ fn describe_error(err: &minijinja::Error, source: &str) -> String {
     msg
 }
 
+/// Fails on the first filter or test in `source` that the renderer does not
+/// have, in source order. `source` must already compile.
+///
+/// minijinja looks filters and tests up only when an instruction runs, so
+/// this walks the compiled instructions of the whole template (every branch,
+/// block and macro). It uses minijinja's `unstable_machinery` API, which may
+/// change in a minor release; the exact version is pinned in `Cargo.lock`.
+fn check_filter_and_test_names(source: &str) -> Result<(), TemplateError> {
+    use minijinja::machinery::{CodeGenerator, Instruction, Instructions, WhitespaceConfig, parse};
+    const NAME: &str = "<template>";
+    let Ok(ast) = parse(source, NAME, Default::default(), WhitespaceConfig::default()) else {
+        // the caller has compiled it already; nothing more to say here
+        return Ok(());
+    };
+    let mut generator = CodeGenerator::new(NAME, source);
+    generator.compile_stmt(&ast);
+    let (root, blocks) = generator.finish();
+    let check = |instructions: &Instructions<'_>| -> Result<(), TemplateError> {
+        for index in 0..instructions.len() as u32 {
+            let (kind, name, known) = match instructions.get(index) {
+                Some(Instruction::ApplyFilter(name, ..)) => ("filter", *name, has_filter(name)),
+                Some(Instruction::PerformTest(name, ..)) => ("test", *name, has_test(name)),
+                _ => continue,
+            };
+            if !known {
+                return Err(TemplateError::UnknownName {
+                    kind,
+                    name: name.to_string(),
+                    line: instructions.get_line(index).unwrap_or(1),
+                });
+            }
+        }
+        Ok(())
+    };
+    check(&root)?;
+    blocks.values().try_for_each(check)
+}
+
+/// `true` when the renderer has a filter called `name`. minijinja has no
+/// public lookup, so this applies it to `none` and asks whether the error, if
+/// any, is "unknown filter". Both environments share their filters.
+fn has_filter(name: &str) -> bool {
+    is_known(&format!("none | {name}"), ErrorKind::UnknownFilter)
+}
+
+/// `true` when the renderer has a test called `name` (see [`has_filter`]).
+fn has_test(name: &str) -> bool {
+    is_known(&format!("none is {name}"), ErrorKind::UnknownTest)
+}
+
+fn is_known(expression: &str, unknown: ErrorKind) -> bool {
+    match text_env().compile_expression(expression) {
+        Ok(compiled) => !matches!(compiled.eval(()), Err(e) if e.kind() == unknown),
+        Err(_) => false,
+    }
+}
+
 impl Template {
-    /// Compiles `source`, failing with [`TemplateError::Syntax`].
+    /// Compiles `source`, failing with [`TemplateError::Syntax`], or with
+    /// [`TemplateError::UnknownName`] for a filter or test that does not exist.
     pub fn parse(source: &str) -> Result<Self, TemplateError> {
         text_env()
             .template_from_str(source)
             .map_err(|e| TemplateError::Syntax {
                 message: describe_error(&e, source),
             })?;
+        check_filter_and_test_names(source)?;
         Ok(Template(source.to_string()))
     }
 
@@ -349,6 +424,43 @@ mod tests {
         assert!(e.to_string().contains("template syntax error"), "{e}");
         let ok: Email = serde_json::from_value(json!({"subject": "Hi {{ x }}"})).unwrap();
         assert_eq!(serde_json::to_value(&ok).unwrap(), json!({"subject": "Hi {{ x }}"}));
+    }
+
+    #[test]
+    fn unknown_filters_and_tests_fail_at_parse_in_every_branch() {
+        // a branch the test contact never takes: minijinja alone would render "ok"
+        let e = Template::parse("{% if false %}\n{{ contact.first_name | uppr }}{% endif %}ok").unwrap_err();
+        assert_eq!(
+            e,
+            TemplateError::UnknownName {
+                kind: "filter",
+                name: "uppr".into(),
+                line: 2
+            }
+        );
+        assert_eq!(e.to_string(), "unknown template filter `uppr` (line 2)");
+        let e = Template::parse("{% if contact.vip is truthy %}VIP{% endif %}").unwrap_err();
+        assert_eq!(e.to_string(), "unknown template test `truthy` (line 1)");
+        // filter blocks, macros, loops and filters chained after a known one
+        for source in [
+            "{% filter shout %}hi{% endfilter %}",
+            "{% macro m(x) %}{{ x | nope }}{% endmacro %}",
+            "{% for t in contact.tags %}{{ t | trim | nope }}{% endfor %}",
+            "{{ contact.tags | map('upper') | join(', ') | nope }}",
+        ] {
+            assert!(
+                matches!(Template::parse(source), Err(TemplateError::UnknownName { ref name, .. }) if name == "nope" || name == "shout"),
+                "{source}"
+            );
+        }
+        // built-in filters and tests, and our own `default`/`d`, are accepted
+        let t = Template::parse(
+            r#"{{ contact.first_name | upper | trim }} {{ contact.nickname | d("x") | title }}{% if contact.tags is defined and 3 is odd %}{{ contact.tags | length }}{% endif %}"#,
+        )
+        .unwrap();
+        assert_eq!(t.render_text(&scope()).unwrap(), "ADA X2");
+        let e = serde_json::from_value::<Template>(json!("{{ x | nope }}")).unwrap_err();
+        assert!(e.to_string().contains("unknown template filter `nope`"), "{e}");
     }
 
     #[test]

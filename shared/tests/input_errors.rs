@@ -182,6 +182,14 @@ fn templates_that_do_not_compile() {
         "steps[0].action.params.fields.seen",
         "syntax error",
     );
+    // a misspelt filter in a branch no test contact reaches is still refused at load
+    assert_error(
+        &format!(
+            "{HEAD}steps:\n  - id: a\n    action: {{ type: send_email, params: {{ subject: hi, text: \"{{% if contact.vip %}}{{{{ contact.name | uppr }}}}{{% endif %}}\" }} }}\n"
+        ),
+        "steps[0].action.params.text",
+        "unknown template filter `uppr` (line 1)",
+    );
 }
 
 #[test]
