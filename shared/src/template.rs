@@ -11,7 +11,9 @@
 //! `{% if %}` branch that a test contact never reaches is still caught when
 //! the definition loads: `steps[0].action.params.body: unknown template
 //! filter `uppr` (line 3)`. Jinja2 makes the same check at compile time;
-//! minijinja itself would only fail when the branch renders.
+//! minijinja itself would only fail when the branch renders. A name passed
+//! as a string (`map('upper')`, `select('odd')`) is data, not syntax: it is
+//! checked only when it renders.
 //!
 //! # Variables
 //!
