@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README "First steps"; CI runs it through .ci/run):
-# formatting, lints, every test (unit, integration, CEL conformance, and end-to-end against a
+# formatting, lints, API docs, every test (unit, integration, CEL conformance, and end-to-end against a
 # local AWS-protocol server that this script starts and stops), the IaC checks, and the
 # deployable build (`cargo lambda build --release`, then `sam build`, no Docker needed).
 # It installs what it needs itself (Python tools into the project-local .venv/).
@@ -13,6 +13,10 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo doc (broken intra-doc links are errors)"
+# Reuses the dependency metadata clippy just built, so this costs seconds.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "local AWS server (moto)"
 # Assigned first so that a failed start stops this script (`eval "$(...)"` alone would not), and

@@ -211,7 +211,7 @@ pub struct RunSummary {
 }
 
 impl Run {
-    /// A new run, not yet started (feed it [`crate::decider::Input::Start`]).
+    /// A new run, not yet started (feed it [`crate::command::Input::Start`]).
     pub fn new(
         run_id: String,
         program: &crate::definition::Program,
