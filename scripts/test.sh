@@ -15,7 +15,7 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo doc (broken intra-doc links are errors)"
-# Reuses the dependency metadata clippy just built, so this costs seconds.
+# Reuses most of what clippy just built: about 35 s after a cold clippy, 10 s when warm.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "local AWS server (moto)"
