@@ -163,20 +163,21 @@ fn describe_error(err: &minijinja::Error, source: &str) -> String {
     msg
 }
 
-/// Fails on the first filter or test in `source` that the renderer does not
-/// have, in source order. `source` must already compile.
+/// Compiles `source` with the renderer's (default) syntax and whitespace
+/// settings, then fails on the first filter or test that the renderer does
+/// not have, in source order.
 ///
 /// minijinja looks filters and tests up only when an instruction runs, so
 /// this walks the compiled instructions of the whole template (every branch,
 /// block and macro). It uses minijinja's `unstable_machinery` API, which may
 /// change in a minor release; the exact version is pinned in `Cargo.lock`.
-fn check_filter_and_test_names(source: &str) -> Result<(), TemplateError> {
+fn compile_and_check_names(source: &str) -> Result<(), TemplateError> {
     use minijinja::machinery::{CodeGenerator, Instruction, Instructions, WhitespaceConfig, parse};
     const NAME: &str = "<template>";
-    let Ok(ast) = parse(source, NAME, Default::default(), WhitespaceConfig::default()) else {
-        // the caller has compiled it already; nothing more to say here
-        return Ok(());
-    };
+    let ast =
+        parse(source, NAME, Default::default(), WhitespaceConfig::default()).map_err(|e| TemplateError::Syntax {
+            message: describe_error(&e, source),
+        })?;
     let mut generator = CodeGenerator::new(NAME, source);
     generator.compile_stmt(&ast);
     let (root, blocks) = generator.finish();
@@ -224,12 +225,7 @@ impl Template {
     /// Compiles `source`, failing with [`TemplateError::Syntax`], or with
     /// [`TemplateError::UnknownName`] for a filter or test that does not exist.
     pub fn parse(source: &str) -> Result<Self, TemplateError> {
-        text_env()
-            .template_from_str(source)
-            .map_err(|e| TemplateError::Syntax {
-                message: describe_error(&e, source),
-            })?;
-        check_filter_and_test_names(source)?;
+        compile_and_check_names(source)?;
         Ok(Template(source.to_string()))
     }
 
