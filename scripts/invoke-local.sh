@@ -36,7 +36,7 @@ trap cleanup EXIT
 eval "$(scripts/moto.sh start)"
 
 echo "== local deployment on $AWS_ENDPOINT_URL" >&2
-cargo run -q -p crmflow --example local_setup -- "$state/functions.env" crmflow-local >&2
+cargo run -q -p crmflow-tests --bin local-setup -- "$state/functions.env" crmflow-local >&2
 cat "$state/functions.env" >&2
 
 port=$("$root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -9,4 +9,4 @@ moto_exports=$(scripts/moto.sh start)
 eval "$moto_exports"
 export CRMFLOW_REQUIRE_LOCAL_AWS=1
 trap 'scripts/moto.sh stop' EXIT
-cargo test -p crmflow --test aws_adapters --test aws_endpoint_env "$@"
+cargo test -p crmflow-tests --test aws "$@" -- adapters:: endpoint_env::

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end tests of the four Lambda functions (shared/tests/e2e_aws.rs) against a local
+# End-to-end tests of the four Lambda functions (tests/tests/aws/e2e.rs) against a local
 # AWS-protocol server: installs moto into .venv/ if needed, starts a moto server of its own on
 # 127.0.0.1, runs the tests, stops the server, and exits with the tests' status.
 #
@@ -19,4 +19,4 @@ eval "$moto_exports"
 export CRMFLOW_REQUIRE_LOCAL_AWS=1
 trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
 
-cargo test -p crmflow --test e2e_aws -- --show-output "$@"
+cargo test -p crmflow-tests --test aws -- --show-output e2e:: "$@"

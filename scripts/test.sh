@@ -11,6 +11,9 @@ step() { printf '\n== %s\n' "$*" >&2; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "the core links no AWS (cargo tree)"
+scripts/check-core-deps.sh
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -15,15 +15,15 @@
 //! needs `dynamodb:Query` on `table/index/GSI1` and `dynamodb:BatchGetItem`; `runs show` needs
 //! `dynamodb:GetItem` and `dynamodb:Query`.
 
-use super::Format;
+use super::{Format, Io};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use crmflow::adapters::aws_config::load_sdk_config;
-use crmflow::adapters::dynamodb::DynamoStore;
-use crmflow::definition::{Automation, DEFAULT_TENANT, Program, load_automations};
-use crmflow::ports::{AutomationCatalog, RunStore};
-use crmflow::run::Run;
-use crmflow::simulate::RunReport;
+use crmflow_aws::dynamodb::DynamoStore;
+use crmflow_aws::sdk::load_sdk_config;
+use crmflow_core::definition::{Automation, DEFAULT_TENANT, Program, load_automations};
+use crmflow_core::ports::{AutomationCatalog, RunStore};
+use crmflow_core::run::Run;
+use crmflow_core::simulate::RunReport;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -86,13 +86,13 @@ struct Loaded {
 /// Validates every definition under `paths`; stores them only when all are valid. A version
 /// that is already stored is left alone when identical and refused when different (versions are
 /// immutable once runs use them: bump `version` instead).
-pub fn deploy_automations(table: &str, paths: &[PathBuf]) -> Result<bool> {
+pub fn deploy_automations(io: &mut Io<'_>, table: &str, paths: &[PathBuf]) -> Result<bool> {
     let mut ok = true;
     let mut loaded: Vec<Loaded> = Vec::new();
     for path in paths {
         let files = load_automations(path).with_context(|| format!("reading {}", path.display()))?;
         if files.is_empty() {
-            eprintln!("{}: no definition files (.yaml, .yml, .json)", path.display());
+            writeln!(io.err, "{}: no definition files (.yaml, .yml, .json)", path.display())?;
             ok = false;
         }
         for (file, result) in files {
@@ -101,7 +101,7 @@ pub fn deploy_automations(table: &str, paths: &[PathBuf]) -> Result<bool> {
                 Err(errors) => {
                     ok = false;
                     for e in errors {
-                        eprintln!("{}: {e}", file.display());
+                        writeln!(io.err, "{}: {e}", file.display())?;
                     }
                 }
             }
@@ -111,19 +111,20 @@ pub fn deploy_automations(table: &str, paths: &[PathBuf]) -> Result<bool> {
     for l in &loaded {
         let a = &l.program.automation;
         if let Some(other) = seen.insert((a.tenant.clone(), a.id.clone(), a.version), &l.file) {
-            eprintln!(
+            writeln!(
+                io.err,
                 "{}: {}/{} v{} is also defined in {}",
                 l.file.display(),
                 a.tenant,
                 a.id,
                 a.version,
                 other.display()
-            );
+            )?;
             ok = false;
         }
     }
     if !ok {
-        eprintln!("nothing deployed: fix the errors above first");
+        writeln!(io.err, "nothing deployed: fix the errors above first")?;
         return Ok(false);
     }
 
@@ -140,12 +141,12 @@ pub fn deploy_automations(table: &str, paths: &[PathBuf]) -> Result<bool> {
                 .with_context(|| format!("reading {name} from {table}"))?;
             if let Some(stored) = stored {
                 if serde_json::to_value(&stored.automation)? == serde_json::to_value(&a)? {
-                    println!("unchanged  {name} ({status})  {}", file.display());
+                    writeln!(io.out, "unchanged  {name} ({status})  {}", file.display())?;
                 } else {
-                    eprintln!(
+                    writeln!(io.err,
                         "{}: {name} is already deployed with a different definition; versions are immutable, raise `version`",
                         file.display()
-                    );
+                    )?;
                     ok = false;
                 }
                 continue;
@@ -164,7 +165,7 @@ pub fn deploy_automations(table: &str, paths: &[PathBuf]) -> Result<bool> {
                 Some(v) if v > version => format!("  (not the latest: v{v} is)"),
                 _ => String::new(),
             };
-            println!("deployed   {name} ({status})  {}{note}", file.display());
+            writeln!(io.out, "deployed   {name} ({status})  {}{note}", file.display())?;
         }
         Ok(ok)
     })
@@ -186,7 +187,7 @@ fn run_summary(run: &Run) -> serde_json::Value {
     })
 }
 
-pub fn runs(command: RunsCommand) -> Result<bool> {
+pub fn runs(io: &mut Io<'_>, command: RunsCommand) -> Result<bool> {
     match command {
         RunsCommand::List {
             table,
@@ -202,10 +203,11 @@ pub fn runs(command: RunsCommand) -> Result<bool> {
                 .with_context(|| format!("listing runs of {tenant}/{automation} in {}", table.table))?;
             for run in &runs {
                 match format {
-                    Format::Json => println!("{}", serde_json::to_string(&run_summary(run))?),
+                    Format::Json => writeln!(io.out, "{}", serde_json::to_string(&run_summary(run))?)?,
                     Format::Text => {
                         let when = run.started_at.strftime("%Y-%m-%d %H:%M:%SZ");
-                        println!(
+                        writeln!(
+                            io.out,
                             "{}  {when}  v{:<3} {:<10} {}/{}  {} steps  {}",
                             run.run_id,
                             run.automation_version,
@@ -214,12 +216,12 @@ pub fn runs(command: RunsCommand) -> Result<bool> {
                             run.subject.id,
                             run.history_len,
                             run.outcome.as_deref().unwrap_or("")
-                        );
+                        )?;
                     }
                 }
             }
             if matches!(format, Format::Text) {
-                println!("{} runs of {tenant}/{automation} (newest first)", runs.len());
+                writeln!(io.out, "{} runs of {tenant}/{automation} (newest first)", runs.len())?;
             }
             Ok(true)
         }),
@@ -235,7 +237,7 @@ pub fn runs(command: RunsCommand) -> Result<bool> {
                 .await
                 .with_context(|| format!("reading run {run_id} from {}", table.table))?
             else {
-                eprintln!("run {run_id} not found in tenant {tenant} ({})", table.table);
+                writeln!(io.err, "run {run_id} not found in tenant {tenant} ({})", table.table)?;
                 return Ok(false);
             };
             let history = store
@@ -244,8 +246,8 @@ pub fn runs(command: RunsCommand) -> Result<bool> {
                 .with_context(|| format!("reading the history of run {run_id}"))?;
             let report = RunReport::new(&run, &history, &HashMap::new());
             match format {
-                Format::Text => print!("{}", report.to_text()),
-                Format::Json => println!("{}", serde_json::to_string(&report)?),
+                Format::Text => write!(io.out, "{}", report.to_text())?,
+                Format::Json => writeln!(io.out, "{}", serde_json::to_string(&report)?)?,
             }
             Ok(true)
         }),

@@ -1,27 +1,20 @@
-//! crmflow: a CRM workflow-automation engine.
+//! crmflow on AWS: the adapters of the core's ports and the Lambda layer the functions share.
 //!
-//! - [`definition`]: automations (trigger, conditions, steps), loading and validation.
-//! - [`event`]: CRM events in CloudEvents, EventBridge or the native envelope, normalised.
-//! - [`condition`]: field rules and CEL expressions.
-//! - [`decider`]: the pure run logic, `(program, run, input) → (run', records, commands)`.
-//! - [`ports`]: the traits the shell talks to; [`adapters`]: in-memory and AWS implementations.
-//! - [`engine`]: the shell (intake, evaluate, execute, resume); [`simulate`]: the embedded runner.
+//! - [`dynamodb`]: runs, history, enrollment, routes, the automation catalog, idempotency
+//!   records and long timers in one DynamoDB table;
+//! - [`sqs`]: the step and action queues, the CRM command queue, and the timer service;
+//! - [`ses`]: email through SES v2; [`http`]: webhooks and notifications over HTTPS;
+//! - [`sdk`]: SDK client construction and error classification; [`request_counter`]: an SDK
+//!   interceptor that counts requests per operation;
+//! - [`lambda`]: configuration from the environment, per-function wiring, partial batch
+//!   responses, JSON logs and each function's IAM permissions.
+//!
+//! The engine itself (definitions, conditions, the decider, the shell) is `crmflow-core`.
 
-pub mod adapters;
-pub mod command;
-pub mod condition;
-pub mod decider;
-pub mod definition;
-pub mod engine;
-pub mod enrollment;
-pub mod event;
-pub mod ids;
+pub mod dynamodb;
+pub mod http;
 pub mod lambda;
-pub mod messages;
-pub mod ports;
-pub mod render;
-pub mod run;
-pub mod simulate;
-pub mod template;
-pub mod time;
-pub mod wait;
+pub mod request_counter;
+pub mod sdk;
+pub mod ses;
+pub mod sqs;

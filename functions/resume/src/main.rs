@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    crmflow::lambda::run_function(crmflow::lambda::FunctionName::Resume).await
+    crmflow_aws::lambda::run_function(crmflow_aws::lambda::FunctionName::Resume).await
 }

@@ -3,10 +3,10 @@
 
 use super::FunctionName;
 use super::batch::{RecordError, process_batch};
-use crate::engine::{Engine, EngineError};
-use crate::event::parse_event;
-use crate::messages::{ActionMessage, StepMessage};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use crmflow_core::engine::{Engine, EngineError};
+use crmflow_core::event::parse_event;
+use crmflow_core::messages::{ActionMessage, StepMessage};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
@@ -84,7 +84,7 @@ async fn evaluate_record(engine: &Engine, record: &SqsMessage) -> Result<(), Rec
     })?;
     let span = tracing::Span::current();
     span.record("run_id", message.run_id.as_str());
-    if let crate::command::Input::Event { event } = &message.input {
+    if let crmflow_core::command::Input::Event { event } = &message.input {
         span.record("event_id", event.id.as_str());
     }
     let saved = engine.evaluate(&message).await.map_err(engine_error)?;

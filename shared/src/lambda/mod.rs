@@ -5,24 +5,23 @@
 pub mod batch;
 pub mod config;
 pub mod handlers;
-pub mod harness;
 pub mod logging;
 pub mod permissions;
 
 pub use config::{FunctionConfig, FunctionName};
 
-use crate::adapters::aws_config::load_sdk_config;
-use crate::adapters::dynamodb::DynamoStore;
-use crate::adapters::http::ReqwestHttpClient;
-use crate::adapters::request_counter::RequestCounter;
-use crate::adapters::ses::SesEmailSender;
-use crate::adapters::sqs::{AwsTimerService, SqsCrmCommandSink, SqsStepQueue};
-use crate::command::{EmailMessage, HttpRequest};
-use crate::engine::{Engine, EngineConfig};
-use crate::ports::{
+use crate::dynamodb::DynamoStore;
+use crate::http::ReqwestHttpClient;
+use crate::request_counter::RequestCounter;
+use crate::sdk::load_sdk_config;
+use crate::ses::SesEmailSender;
+use crate::sqs::{AwsTimerService, SqsCrmCommandSink, SqsStepQueue};
+use async_trait::async_trait;
+use crmflow_core::command::{EmailMessage, HttpRequest};
+use crmflow_core::engine::{Engine, EngineConfig};
+use crmflow_core::ports::{
     CrmCommandSink, EffectError, EmailSender, HttpClient, HttpResponse, OutboundCrmCommand, SystemClock,
 };
-use async_trait::async_trait;
 use std::sync::Arc;
 
 /// Builds the engine a function needs from its configuration. A port the function has no

@@ -1,0 +1,294 @@
+//! `crmflow`: validate automation definitions, simulate them against sample events, print the
+//! definition schema; load definitions into a deployment and read its runs (see `aws.rs`, with
+//! the default `aws` feature). The binary (`main.rs`) calls [`run`] with the process's arguments,
+//! standard output and standard error; tests call it with buffers.
+
+#[cfg(feature = "aws")]
+mod aws;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use crmflow_core::definition::{Automation, AutomationStatus, Program, load_automations};
+use crmflow_core::event::parse_events_text;
+use crmflow_core::simulate::{SimulationOptions, Simulator};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where a command writes: its standard output and standard error.
+pub struct Io<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "crmflow",
+    version,
+    about = "CRM workflow automations: validate, simulate, inspect"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check definition files (or folders of them); print every error with its path.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run events through the automations on the embedded engine, with a virtual clock that
+    /// fast-forwards waits. Side effects are recorded, not performed.
+    Simulate(SimulateArgs),
+    /// Print the JSON Schema of an automation definition.
+    Schema,
+    #[cfg(feature = "aws")]
+    /// Validate definitions, then store them in a deployment's DynamoDB table (all or nothing;
+    /// an already stored version must be identical).
+    DeployAutomations {
+        /// The deployment's DynamoDB table (the stack output `TableName`).
+        #[arg(long)]
+        table: String,
+        /// Definition files or folders of them (.yaml, .yml, .json).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    #[cfg(feature = "aws")]
+    /// Read runs from a deployment's DynamoDB table.
+    Runs {
+        #[command(subcommand)]
+        command: aws::RunsCommand,
+    },
+}
+
+/// The options of `crmflow simulate`.
+#[derive(Args)]
+struct SimulateArgs {
+    /// A definition file or a folder of them (.yaml, .yml, .json).
+    #[arg(long)]
+    automations: PathBuf,
+    /// A JSON file (an array or one event) or JSON lines; CloudEvents, EventBridge or native.
+    #[arg(long)]
+    events: PathBuf,
+    /// Contact snapshots: a JSON array of objects with `id`, or an object keyed by contact id.
+    #[arg(long)]
+    contacts: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Treat draft automations as active (test them before activating).
+    #[arg(long)]
+    include_drafts: bool,
+    /// Stop fast-forwarding this many days after the last event.
+    #[arg(long, default_value_t = 365)]
+    horizon_days: i64,
+    /// Print only the summary line (for benchmarks).
+    #[arg(long)]
+    summary_only: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Runs the command line `args` (the program name first) and returns the exit status: 0 when
+/// all went well, 1 when a command reported invalid input, 2 for a usage error (clap's) or an
+/// error that stopped the command.
+pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = write!(if e.use_stderr() { &mut *io.err } else { &mut *io.out }, "{e}");
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let result = match cli.command {
+        Command::Validate { files } => validate(&files, io),
+        Command::Simulate(args) => simulate(io, &args),
+        Command::Schema => schema(io),
+        #[cfg(feature = "aws")]
+        Command::DeployAutomations { table, paths } => aws::deploy_automations(io, &table, &paths),
+        #[cfg(feature = "aws")]
+        Command::Runs { command } => aws::runs(io, command),
+    };
+    match result {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            let _ = writeln!(io.err, "error: {e:#}");
+            2
+        }
+    }
+}
+
+fn validate(files: &[PathBuf], io: &mut Io<'_>) -> Result<bool> {
+    let mut ok = true;
+    for path in files {
+        let loaded = load_automations(path).with_context(|| format!("reading {}", path.display()))?;
+        if loaded.is_empty() {
+            writeln!(io.err, "{}: no definition files (.yaml, .yml, .json)", path.display())?;
+            ok = false;
+        }
+        for (file, result) in loaded {
+            match result.and_then(Program::new) {
+                Ok(p) => writeln!(
+                    io.out,
+                    "ok  {}  ({} v{}, {} steps)",
+                    file.display(),
+                    p.id(),
+                    p.version(),
+                    p.step_count()
+                )?,
+                Err(errors) => {
+                    ok = false;
+                    for e in errors {
+                        writeln!(io.out, "{}: {e}", file.display())?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(ok)
+}
+
+fn schema(io: &mut Io<'_>) -> Result<bool> {
+    let schema = schemars::schema_for!(Automation);
+    writeln!(io.out, "{}", serde_json::to_string_pretty(&schema)?)?;
+    Ok(true)
+}
+
+fn load_contacts(path: &Path) -> Result<HashMap<String, Map<String, Value>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: Value = serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
+    let mut out = HashMap::new();
+    match value {
+        Value::Array(items) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let Value::Object(map) = item else {
+                    bail!("{}: [{i}]: a contact must be an object", path.display())
+                };
+                let Some(id) = map.get("id").and_then(Value::as_str).map(str::to_string) else {
+                    bail!("{}: [{i}].id: missing", path.display())
+                };
+                out.insert(id, map);
+            }
+        }
+        Value::Object(map) => {
+            for (id, item) in map {
+                let Value::Object(mut fields) = item else {
+                    bail!("{}: {id}: a contact must be an object", path.display())
+                };
+                fields.entry("id").or_insert_with(|| Value::String(id.clone()));
+                out.insert(id, fields);
+            }
+        }
+        _ => bail!(
+            "{}: expected an array of contacts or an object keyed by contact id",
+            path.display()
+        ),
+    }
+    Ok(out)
+}
+
+fn simulate(io: &mut Io<'_>, args: &SimulateArgs) -> Result<bool> {
+    let SimulateArgs {
+        automations,
+        events,
+        contacts,
+        format,
+        include_drafts,
+        horizon_days,
+        summary_only,
+    } = args;
+    let (format, include_drafts, horizon_days, summary_only) = (*format, *include_drafts, *horizon_days, *summary_only);
+    let mut ok = true;
+    let mut programs = Vec::new();
+    for (file, result) in load_automations(automations).with_context(|| format!("reading {}", automations.display()))? {
+        match result {
+            Ok(mut automation) => {
+                if include_drafts && automation.status == AutomationStatus::Draft {
+                    automation.status = AutomationStatus::Active;
+                }
+                match Program::new(automation) {
+                    Ok(p) => programs.push(p),
+                    Err(errors) => {
+                        ok = false;
+                        for e in &errors {
+                            writeln!(io.err, "{}: {e}", file.display())?;
+                        }
+                    }
+                }
+            }
+            Err(errors) => {
+                ok = false;
+                for e in &errors {
+                    writeln!(io.err, "{}: {e}", file.display())?;
+                }
+            }
+        }
+    }
+    let text = std::fs::read_to_string(events).with_context(|| format!("reading {}", events.display()))?;
+    let mut parsed = Vec::new();
+    for result in parse_events_text(&text) {
+        match result {
+            Ok(e) => parsed.push(e),
+            Err(e) => {
+                ok = false;
+                writeln!(io.err, "{}: {e}", events.display())?;
+            }
+        }
+    }
+    let contacts = match contacts {
+        Some(p) => load_contacts(p)?,
+        None => HashMap::new(),
+    };
+    let options = SimulationOptions {
+        horizon: jiff::SignedDuration::from_hours(24 * horizon_days.max(0)),
+        ..SimulationOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let event_count = parsed.len();
+    let automation_count = programs.len();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut simulator = Simulator::new(programs, contacts, options);
+    let reports = runtime.block_on(async {
+        simulator.run(parsed).await;
+        simulator.reports().await
+    });
+    let elapsed = started.elapsed();
+    if !summary_only {
+        for report in &reports {
+            match format {
+                Format::Text => writeln!(io.out, "{}", report.to_text())?,
+                Format::Json => writeln!(io.out, "{}", serde_json::to_string(report)?)?,
+            }
+        }
+    }
+    for e in &simulator.errors {
+        ok = false;
+        writeln!(io.err, "error: {e}")?;
+    }
+    let mut by_status: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in &reports {
+        *by_status.entry(r.status.as_str()).or_default() += 1;
+    }
+    let statuses: Vec<String> = by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let per_second = event_count as f64 / elapsed.as_secs_f64().max(1e-9);
+    let summary = format!(
+        "simulated {event_count} events against {automation_count} automations: {} runs ({}), {} messages, {:.2}s, {per_second:.0} events/s",
+        reports.len(),
+        statuses.join(", "),
+        simulator.messages_handled,
+        elapsed.as_secs_f64()
+    );
+    match format {
+        Format::Text => writeln!(io.out, "{summary}")?,
+        Format::Json => writeln!(io.err, "{summary}")?,
+    }
+    Ok(ok)
+}

@@ -1,0 +1,570 @@
+//! In-memory adapters: the embedded default. Everything lives in process memory behind mutexes;
+//! the clock can be virtual ([`ManualClock`]) so waits are fast-forwarded, and side effects are
+//! recorded instead of performed ([`RecordingEmail`], [`RecordingCrm`], [`RecordingHttp`]).
+
+use crate::command::{EmailMessage, HttpRequest};
+use crate::definition::{Automation, Program};
+use crate::enrollment::EnrollmentState;
+use crate::messages::{ActionMessage, StepMessage};
+use crate::ports::{
+    AutomationCatalog, Claim, Clock, CreateOutcome, CrmCommandSink, EffectError, EmailSender, HttpClient, HttpResponse,
+    IdempotencyStore, OutboundCrmCommand, QueueError, Route, RunStore, StepQueue, StoreError, Timer, TimerService,
+};
+use crate::run::{Run, StepRecord};
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the data as it was; keep going with it.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A clock that only moves when told to.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<Timestamp>);
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock(Mutex::new(start))
+    }
+    pub fn set(&self, t: Timestamp) {
+        *lock(&self.0) = t;
+    }
+    pub fn advance(&self, d: SignedDuration) {
+        let mut now = lock(&self.0);
+        *now = now.checked_add(d).unwrap_or(*now);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *lock(&self.0)
+    }
+}
+
+/// Definitions in memory, indexed by trigger pattern.
+#[derive(Default)]
+pub struct MemoryCatalog {
+    inner: Mutex<CatalogInner>,
+}
+
+#[derive(Default)]
+struct CatalogInner {
+    versions: BTreeMap<(String, String, u32), Arc<Program>>,
+    /// (tenant, trigger pattern) → automation ids whose latest version is active.
+    by_trigger: HashMap<(String, String), BTreeSet<String>>,
+}
+
+impl MemoryCatalog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a compiled program directly.
+    pub fn insert(&self, program: Program) {
+        let mut inner = lock(&self.inner);
+        let a = &program.automation;
+        let key = (a.tenant.clone(), a.id.clone(), a.version);
+        let latest = inner
+            .versions
+            .range((a.tenant.clone(), a.id.clone(), 0)..=(a.tenant.clone(), a.id.clone(), u32::MAX))
+            .next_back()
+            .map(|(k, _)| k.2)
+            .unwrap_or(0);
+        if a.version >= latest {
+            for set in inner.by_trigger.values_mut() {
+                set.remove(&a.id);
+            }
+            if a.is_active() {
+                for p in a.trigger.event.patterns() {
+                    inner
+                        .by_trigger
+                        .entry((a.tenant.clone(), p.to_string()))
+                        .or_default()
+                        .insert(a.id.clone());
+                }
+            }
+        }
+        inner.versions.insert(key, Arc::new(program));
+    }
+}
+
+#[async_trait]
+impl AutomationCatalog for MemoryCatalog {
+    async fn put(&self, automation: Automation) -> Result<(), StoreError> {
+        let program = Program::new(automation).map_err(|errors| {
+            StoreError::Other(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })?;
+        self.insert(program);
+        Ok(())
+    }
+
+    async fn active_for_event(&self, tenant: &str, event_type: &str) -> Result<Vec<Arc<Program>>, StoreError> {
+        let inner = lock(&self.inner);
+        let mut ids = BTreeSet::new();
+        for p in crate::event::candidate_patterns(event_type) {
+            if let Some(set) = inner.by_trigger.get(&(tenant.to_string(), p)) {
+                ids.extend(set.iter().cloned());
+            }
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            let latest = inner
+                .versions
+                .range((tenant.to_string(), id.clone(), 0)..=(tenant.to_string(), id.clone(), u32::MAX))
+                .next_back()
+                .map(|(_, p)| p.clone());
+            if let Some(p) = latest {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, tenant: &str, automation_id: &str, version: u32) -> Result<Option<Arc<Program>>, StoreError> {
+        Ok(lock(&self.inner)
+            .versions
+            .get(&(tenant.to_string(), automation_id.to_string(), version))
+            .cloned())
+    }
+
+    async fn latest(&self, tenant: &str, automation_id: &str) -> Result<Option<Arc<Program>>, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .versions
+            .range(
+                (tenant.to_string(), automation_id.to_string(), 0)
+                    ..=(tenant.to_string(), automation_id.to_string(), u32::MAX),
+            )
+            .next_back()
+            .map(|(_, p)| p.clone()))
+    }
+}
+
+/// Runs, history, enrollment state, routes, event dedupe and idempotency records in memory.
+#[derive(Default)]
+pub struct MemoryRunStore {
+    inner: Mutex<StoreInner>,
+}
+
+#[derive(Default)]
+struct StoreInner {
+    runs: BTreeMap<(String, String), Run>,
+    history: HashMap<(String, String), BTreeMap<u32, StepRecord>>,
+    enrollments: HashMap<(String, String, String), EnrollmentState>,
+    routes: HashMap<(String, String), BTreeMap<String, String>>,
+    events: BTreeSet<(String, String)>,
+    claims: HashMap<String, ClaimRecord>,
+}
+
+#[derive(Debug, Clone)]
+enum ClaimRecord {
+    InProgress { until: Timestamp },
+    Completed { output: serde_json::Value },
+}
+
+impl MemoryRunStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every run, ordered by (tenant, run id) — run ids are time-ordered UUID v7.
+    pub fn all_runs(&self) -> Vec<Run> {
+        lock(&self.inner).runs.values().cloned().collect()
+    }
+
+    /// Forces an idempotency record into "in progress" with a lease (tests of crash recovery).
+    pub fn force_in_progress(&self, key: &str, until: Timestamp) {
+        lock(&self.inner)
+            .claims
+            .insert(key.to_string(), ClaimRecord::InProgress { until });
+    }
+}
+
+#[async_trait]
+impl RunStore for MemoryRunStore {
+    async fn enrollment(&self, tenant: &str, automation_id: &str, key: &str) -> Result<EnrollmentState, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .enrollments
+            .get(&(tenant.to_string(), automation_id.to_string(), key.to_string()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn create_run(&self, run: &Run, enrollment: &EnrollmentState) -> Result<CreateOutcome, StoreError> {
+        let mut inner = lock(&self.inner);
+        let run_key = (run.tenant.clone(), run.run_id.clone());
+        if inner.runs.contains_key(&run_key) {
+            return Ok(CreateOutcome::AlreadyExists);
+        }
+        let ekey = (
+            run.tenant.clone(),
+            run.automation_id.clone(),
+            run.enrollment_key.clone(),
+        );
+        let stored = inner.enrollments.get(&ekey).map(|e| e.version).unwrap_or(0);
+        if stored + 1 != enrollment.version {
+            return Err(StoreError::Conflict(format!(
+                "enrollment {} changed",
+                run.enrollment_key
+            )));
+        }
+        inner.enrollments.insert(ekey, enrollment.clone());
+        for key in run.route_keys() {
+            inner
+                .routes
+                .entry((run.tenant.clone(), key))
+                .or_default()
+                .insert(run.run_id.clone(), run.automation_id.clone());
+        }
+        inner.runs.insert(run_key, run.clone());
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn load_run(&self, tenant: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
+        Ok(lock(&self.inner)
+            .runs
+            .get(&(tenant.to_string(), run_id.to_string()))
+            .cloned())
+    }
+
+    async fn save_run(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        let run_key = (run.tenant.clone(), run.run_id.clone());
+        let stored = inner.runs.get(&run_key).map(|r| r.version);
+        if stored != Some(run.version.wrapping_sub(1)) {
+            return Err(StoreError::Conflict(format!("run {} changed", run.run_id)));
+        }
+        let history = inner.history.entry(run_key.clone()).or_default();
+        for r in records {
+            history.insert(r.seq, r.clone());
+        }
+        if run.status.is_terminal() {
+            for key in run.route_keys() {
+                if let Some(routes) = inner.routes.get_mut(&(run.tenant.clone(), key)) {
+                    routes.remove(&run.run_id);
+                }
+            }
+            let ekey = (
+                run.tenant.clone(),
+                run.automation_id.clone(),
+                run.enrollment_key.clone(),
+            );
+            if let Some(e) = inner.enrollments.get_mut(&ekey) {
+                e.active_runs.retain(|id| id != &run.run_id);
+                e.version += 1;
+            }
+        }
+        inner.runs.insert(run_key, run.clone());
+        Ok(())
+    }
+
+    async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        if let Some(run) = inner.runs.get_mut(&(tenant.to_string(), run_id.to_string()))
+            && run.version == version
+        {
+            run.outbox.clear();
+        }
+        Ok(())
+    }
+
+    async fn history(&self, tenant: &str, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let inner = lock(&self.inner);
+        let key = (tenant.to_string(), run_id.to_string());
+        let len = inner.runs.get(&key).map(|r| r.history_len).unwrap_or(0);
+        Ok(inner
+            .history
+            .get(&key)
+            .map(|h| h.values().filter(|r| r.seq < len).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn routes(&self, tenant: &str, keys: &[String]) -> Result<Vec<Route>, StoreError> {
+        let inner = lock(&self.inner);
+        // A run routed by both its record and its contact is listed once.
+        let mut out: Vec<Route> = Vec::new();
+        for key in keys {
+            if let Some(routes) = inner.routes.get(&(tenant.to_string(), key.clone())) {
+                for (run_id, automation_id) in routes {
+                    if !out.iter().any(|r| &r.run_id == run_id) {
+                        out.push(Route {
+                            run_id: run_id.clone(),
+                            automation_id: automation_id.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mark_event_processed(&self, tenant: &str, event_id: &str, _now: Timestamp) -> Result<bool, StoreError> {
+        Ok(lock(&self.inner)
+            .events
+            .insert((tenant.to_string(), event_id.to_string())))
+    }
+
+    async fn event_processed(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.inner)
+            .events
+            .contains(&(tenant.to_string(), event_id.to_string())))
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryRunStore {
+    async fn claim(&self, key: &str, now: Timestamp, lease_seconds: i64) -> Result<Claim, StoreError> {
+        let mut inner = lock(&self.inner);
+        let until = now.checked_add(SignedDuration::from_secs(lease_seconds)).unwrap_or(now);
+        match inner.claims.get(key).cloned() {
+            None => {
+                inner.claims.insert(key.to_string(), ClaimRecord::InProgress { until });
+                Ok(Claim::Acquired)
+            }
+            Some(ClaimRecord::Completed { output }) => Ok(Claim::Completed { output }),
+            Some(ClaimRecord::InProgress { until: held }) if held > now => Ok(Claim::InProgress { until: held }),
+            Some(ClaimRecord::InProgress { .. }) => {
+                inner.claims.insert(key.to_string(), ClaimRecord::InProgress { until });
+                Ok(Claim::Expired)
+            }
+        }
+    }
+
+    async fn complete(&self, key: &str, output: &serde_json::Value) -> Result<(), StoreError> {
+        lock(&self.inner)
+            .claims
+            .insert(key.to_string(), ClaimRecord::Completed { output: output.clone() });
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.inner).claims.remove(key);
+        Ok(())
+    }
+}
+
+/// A message waiting in the in-memory queue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Queued {
+    Step(StepMessage),
+    Action(ActionMessage),
+}
+
+/// Step and action queues in memory, with delays against the engine's clock.
+pub struct MemoryQueue {
+    clock: Arc<dyn Clock>,
+    inner: Mutex<QueueInner>,
+}
+
+#[derive(Default)]
+struct QueueInner {
+    next_seq: u64,
+    /// (visible_at, seq) → message
+    messages: BTreeMap<(Timestamp, u64), Queued>,
+}
+
+impl MemoryQueue {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        MemoryQueue {
+            clock,
+            inner: Mutex::new(QueueInner::default()),
+        }
+    }
+
+    fn push(&self, message: Queued, delay_seconds: u32) {
+        let visible_at = self
+            .clock
+            .now()
+            .checked_add(SignedDuration::from_secs(i64::from(delay_seconds.min(900))))
+            .unwrap_or_else(|_| self.clock.now());
+        let mut inner = lock(&self.inner);
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        inner.messages.insert((visible_at, seq), message);
+    }
+
+    /// The oldest message visible at `now`, removed from the queue.
+    pub fn pop_visible(&self, now: Timestamp) -> Option<Queued> {
+        let mut inner = lock(&self.inner);
+        let key = *inner.messages.keys().next()?;
+        if key.0 > now {
+            return None;
+        }
+        inner.messages.remove(&key)
+    }
+
+    /// When the next message becomes visible.
+    pub fn next_visible_at(&self) -> Option<Timestamp> {
+        lock(&self.inner).messages.keys().next().map(|k| k.0)
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.inner).messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl StepQueue for MemoryQueue {
+    async fn send_step(&self, message: &StepMessage, delay_seconds: u32) -> Result<(), QueueError> {
+        self.push(Queued::Step(message.clone()), delay_seconds);
+        Ok(())
+    }
+    async fn send_action(&self, message: &ActionMessage) -> Result<(), QueueError> {
+        self.push(Queued::Action(message.clone()), 0);
+        Ok(())
+    }
+}
+
+/// Timers in memory, indexed by due time; `sweep` moves due ones onto a [`MemoryQueue`].
+pub struct MemoryTimers {
+    queue: Arc<MemoryQueue>,
+    timers: Mutex<TimerIndex>,
+}
+
+#[derive(Default)]
+struct TimerIndex {
+    by_due: BTreeMap<(Timestamp, String), Timer>,
+    due_of: HashMap<String, Timestamp>,
+}
+
+impl TimerIndex {
+    fn insert(&mut self, timer: Timer) {
+        self.remove(&timer.timer_id);
+        self.due_of.insert(timer.timer_id.clone(), timer.due_at);
+        self.by_due.insert((timer.due_at, timer.timer_id.clone()), timer);
+    }
+
+    fn remove(&mut self, timer_id: &str) {
+        if let Some(due) = self.due_of.remove(timer_id) {
+            self.by_due.remove(&(due, timer_id.to_string()));
+        }
+    }
+}
+
+impl MemoryTimers {
+    pub fn new(queue: Arc<MemoryQueue>) -> Self {
+        MemoryTimers {
+            queue,
+            timers: Mutex::new(TimerIndex::default()),
+        }
+    }
+
+    /// The earliest pending timer's due time.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        lock(&self.timers).by_due.keys().next().map(|k| k.0)
+    }
+
+    pub fn pending(&self) -> Vec<Timer> {
+        lock(&self.timers).by_due.values().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl TimerService for MemoryTimers {
+    async fn schedule(&self, timer: &Timer, _now: Timestamp) -> Result<(), QueueError> {
+        lock(&self.timers).insert(timer.clone());
+        Ok(())
+    }
+
+    async fn cancel(&self, timer: &Timer) -> Result<(), QueueError> {
+        lock(&self.timers).remove(&timer.timer_id);
+        Ok(())
+    }
+
+    async fn sweep(&self, now: Timestamp, horizon_seconds: u32) -> Result<usize, QueueError> {
+        let limit = now
+            .checked_add(SignedDuration::from_secs(i64::from(horizon_seconds)))
+            .unwrap_or(now);
+        let due: Vec<Timer> = {
+            let mut index = lock(&self.timers);
+            let mut due = Vec::new();
+            while let Some(entry) = index.by_due.first_entry() {
+                if entry.key().0 > limit {
+                    break;
+                }
+                let timer = entry.remove();
+                index.due_of.remove(&timer.timer_id);
+                due.push(timer);
+            }
+            due
+        };
+        for t in &due {
+            let remaining = t.due_at.duration_since(now).as_secs_f64().ceil().max(0.0) as u32;
+            let msg = StepMessage {
+                tenant: t.tenant.clone(),
+                run_id: t.run_id.clone(),
+                input: crate::command::Input::TimerFired {
+                    timer_id: t.timer_id.clone(),
+                },
+            };
+            self.queue.send_step(&msg, remaining).await?;
+        }
+        Ok(due.len())
+    }
+}
+
+/// Records emails instead of sending them.
+#[derive(Default)]
+pub struct RecordingEmail {
+    pub sent: Mutex<Vec<(String, EmailMessage)>>,
+}
+
+#[async_trait]
+impl EmailSender for RecordingEmail {
+    async fn send(&self, email: &EmailMessage, idempotency_key: &str) -> Result<String, EffectError> {
+        let mut sent = lock(&self.sent);
+        sent.push((idempotency_key.to_string(), email.clone()));
+        Ok(format!("simulated-{}", sent.len()))
+    }
+}
+
+/// Records CRM commands instead of publishing them.
+#[derive(Default)]
+pub struct RecordingCrm {
+    pub sent: Mutex<Vec<OutboundCrmCommand>>,
+}
+
+#[async_trait]
+impl CrmCommandSink for RecordingCrm {
+    async fn send(&self, command: &OutboundCrmCommand) -> Result<(), EffectError> {
+        lock(&self.sent).push(command.clone());
+        Ok(())
+    }
+}
+
+/// Records HTTP requests and answers each with a configurable status (200 by default).
+pub struct RecordingHttp {
+    pub sent: Mutex<Vec<(String, HttpRequest)>>,
+    /// Statuses to answer with, in order; when empty, 200.
+    pub script: Mutex<Vec<u16>>,
+}
+
+impl Default for RecordingHttp {
+    fn default() -> Self {
+        RecordingHttp {
+            sent: Mutex::new(Vec::new()),
+            script: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl HttpClient for RecordingHttp {
+    async fn send(&self, request: &HttpRequest, idempotency_key: &str) -> Result<HttpResponse, EffectError> {
+        lock(&self.sent).push((idempotency_key.to_string(), request.clone()));
+        let mut script = lock(&self.script);
+        let status = if script.is_empty() { 200 } else { script.remove(0) };
+        Ok(HttpResponse {
+            status,
+            body: String::new(),
+        })
+    }
+}

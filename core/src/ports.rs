@@ -1,0 +1,218 @@
+//! Ports: the small traits the engine's shell talks to. In-memory implementations live in
+//! [`crate::memory`] (the embedded default); AWS ones in the `crmflow-aws` crate
+//! (`dynamodb`, `sqs`, `ses`, `http`).
+
+use crate::command::{CrmCommand, EmailMessage, HttpRequest};
+use crate::definition::{Automation, Program};
+use crate::enrollment::EnrollmentState;
+use crate::messages::{ActionMessage, StepMessage};
+use crate::run::{Run, StepRecord};
+use async_trait::async_trait;
+use jiff::Timestamp;
+use std::sync::Arc;
+
+/// Where time comes from. The engine never reads the system clock directly.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The conditional write lost: someone else saved first (re-read and decide again).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Throttled or unavailable; retrying later may work.
+    #[error("transient store error: {0}")]
+    Transient(String),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+/// The result of trying to create a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// A run with this id exists already (a redelivered trigger).
+    AlreadyExists,
+}
+
+/// A run registered for events of a record (`lead/L1`) or contact (`contact/C1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub run_id: String,
+    pub automation_id: String,
+}
+
+/// Automation definitions, indexed by trigger event type.
+#[async_trait]
+pub trait AutomationCatalog: Send + Sync {
+    /// Stores a definition version (replacing the same id + version).
+    async fn put(&self, automation: Automation) -> Result<(), StoreError>;
+    /// Active automations of a tenant whose trigger matches this event type (an index lookup,
+    /// not a scan of every automation).
+    async fn active_for_event(&self, tenant: &str, event_type: &str) -> Result<Vec<Arc<Program>>, StoreError>;
+    /// A specific version (runs stay on the version they started on).
+    async fn get(&self, tenant: &str, automation_id: &str, version: u32) -> Result<Option<Arc<Program>>, StoreError>;
+    /// The newest version.
+    async fn latest(&self, tenant: &str, automation_id: &str) -> Result<Option<Arc<Program>>, StoreError>;
+}
+
+/// Runs, their history, enrollment state and event routes.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Reads the enrollment state of (automation, enrollment key).
+    async fn enrollment(&self, tenant: &str, automation_id: &str, key: &str) -> Result<EnrollmentState, StoreError>;
+    /// Atomically: creates the run (if no run has its id), registers its routes, and writes
+    /// `enrollment` if the stored enrollment state still has version `enrollment.version - 1`.
+    async fn create_run(&self, run: &Run, enrollment: &EnrollmentState) -> Result<CreateOutcome, StoreError>;
+    async fn load_run(&self, tenant: &str, run_id: &str) -> Result<Option<Run>, StoreError>;
+    /// Saves a new head if the stored head has version `run.version - 1`, and upserts `records`
+    /// by seq. When the run became terminal, its routes go and its enrollment slot is released.
+    async fn save_run(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError>;
+    /// Marks the outbox saved with head `version` as dispatched (a later load returns the run
+    /// with an empty outbox). Does nothing if the head has moved past `version`.
+    async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError>;
+    /// The history, ordered by seq (only records below the head's `history_len`).
+    async fn history(&self, tenant: &str, run_id: &str) -> Result<Vec<StepRecord>, StoreError>;
+    /// Active runs routed by any of these keys.
+    async fn routes(&self, tenant: &str, keys: &[String]) -> Result<Vec<Route>, StoreError>;
+    /// Records an event id; false when it was seen before (dedupe).
+    async fn mark_event_processed(&self, tenant: &str, event_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    async fn event_processed(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError>;
+}
+
+/// The state of an effect's idempotency record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// We hold it now; perform the effect.
+    Acquired,
+    /// Done before; here is what it returned.
+    Completed { output: serde_json::Value },
+    /// Someone holds it and its lease has not expired (a concurrent attempt): try later.
+    InProgress { until: Timestamp },
+    /// A previous holder's lease expired without completing: the effect may or may not have
+    /// happened. We hold it now; the effect's uncertain-policy decides.
+    Expired,
+}
+
+/// Claim / complete protocol for effects (exactly once, as far as the world allows).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Conditional put of `INPROGRESS` with a lease until `now + lease_seconds`.
+    async fn claim(&self, key: &str, now: Timestamp, lease_seconds: i64) -> Result<Claim, StoreError>;
+    /// Marks `COMPLETED` with the effect's output.
+    async fn complete(&self, key: &str, output: &serde_json::Value) -> Result<(), StoreError>;
+    /// Releases a claim after a failure that certainly did not perform the effect.
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("queue error: {0}")]
+pub struct QueueError(pub String);
+
+/// The step queue (to evaluate) and the action queue (to execute). Delays are whole seconds,
+/// at most 900 (the SQS `DelaySeconds` limit).
+#[async_trait]
+pub trait StepQueue: Send + Sync {
+    async fn send_step(&self, message: &StepMessage, delay_seconds: u32) -> Result<(), QueueError>;
+    async fn send_action(&self, message: &ActionMessage) -> Result<(), QueueError>;
+}
+
+/// A due wake-up for a run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Timer {
+    pub tenant: String,
+    pub run_id: String,
+    pub timer_id: String,
+    pub due_at: Timestamp,
+}
+
+/// Timers. Implementations deliver `TimerFired` to the step queue when due: short timers as
+/// delayed messages, long ones kept in a store and moved by [`TimerService::sweep`].
+#[async_trait]
+pub trait TimerService: Send + Sync {
+    async fn schedule(&self, timer: &Timer, now: Timestamp) -> Result<(), QueueError>;
+    async fn cancel(&self, timer: &Timer) -> Result<(), QueueError>;
+    /// Moves timers due before `now + horizon_seconds` onto the step queue with their exact
+    /// remaining delay; returns how many were moved.
+    async fn sweep(&self, now: Timestamp, horizon_seconds: u32) -> Result<usize, QueueError>;
+}
+
+/// Is an effect error worth retrying?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Throttling, 5xx, timeouts: retry with backoff.
+    Transient,
+    /// Bad address, 4xx, rejected: don't retry.
+    Permanent,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct EffectError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl EffectError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        EffectError {
+            kind: ErrorKind::Transient,
+            message: message.into(),
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        EffectError {
+            kind: ErrorKind::Permanent,
+            message: message.into(),
+        }
+    }
+}
+
+/// Email (SES v2 on AWS). Returns the provider's message id.
+#[async_trait]
+pub trait EmailSender: Send + Sync {
+    async fn send(&self, email: &EmailMessage, idempotency_key: &str) -> Result<String, EffectError>;
+}
+
+/// The outbound CRM command as published: the command plus where it came from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct OutboundCrmCommand {
+    /// Stable for every attempt of one step entry; the CRM should ignore repeats.
+    pub idempotency_key: String,
+    pub tenant: String,
+    pub run_id: String,
+    pub automation_id: String,
+    pub step_id: String,
+    #[serde(flatten)]
+    pub command: CrmCommand,
+}
+
+/// Outbound CRM commands (an SQS queue the CRM consumes, on AWS).
+#[async_trait]
+pub trait CrmCommandSink: Send + Sync {
+    async fn send(&self, command: &OutboundCrmCommand) -> Result<(), EffectError>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Outbound HTTP (webhooks, notifications). Non-2xx answers come back as responses; the caller
+/// classifies them.
+#[async_trait]
+pub trait HttpClient: Send + Sync {
+    async fn send(&self, request: &HttpRequest, idempotency_key: &str) -> Result<HttpResponse, EffectError>;
+}

@@ -1,0 +1,342 @@
+//! The embedded runner: the whole engine in one process on the in-memory adapters, with a
+//! virtual clock that jumps from one due moment to the next, so a 5-day wait takes no time.
+//! Side effects are recorded, not performed: emails are rendered, webhooks described.
+//!
+//! This is `crmflow simulate` and the test mode for automation authors.
+
+use crate::definition::Program;
+use crate::engine::{Engine, EngineConfig};
+use crate::event::Event;
+use crate::memory::{
+    ManualClock, MemoryCatalog, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm, RecordingEmail,
+    RecordingHttp,
+};
+use crate::ports::{RunStore, TimerService};
+use crate::run::{Run, RunStatus, StepRecord};
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+
+/// Options of a simulation.
+#[derive(Debug, Clone)]
+pub struct SimulationOptions {
+    /// Stop fast-forwarding this long after the last event (runs still waiting then are
+    /// reported as `waiting`). Default 365 days.
+    pub horizon: SignedDuration,
+    /// Safety cap on handled messages. Default 50 million.
+    pub max_messages: u64,
+    /// Record effects as skipped instead of performing them on the recording adapters.
+    pub dry_run: bool,
+}
+
+impl Default for SimulationOptions {
+    fn default() -> Self {
+        SimulationOptions {
+            horizon: SignedDuration::from_hours(24 * 365),
+            max_messages: 50_000_000,
+            dry_run: false,
+        }
+    }
+}
+
+/// The embedded engine with its in-memory parts.
+pub struct Simulator {
+    pub engine: Engine,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<MemoryRunStore>,
+    pub catalog: Arc<MemoryCatalog>,
+    pub queue: Arc<MemoryQueue>,
+    pub timers: Arc<MemoryTimers>,
+    pub email: Arc<RecordingEmail>,
+    pub crm: Arc<RecordingCrm>,
+    pub http: Arc<RecordingHttp>,
+    contacts: HashMap<String, Map<String, Value>>,
+    options: SimulationOptions,
+    /// Problems met while handling messages (a message that failed is not retried here).
+    pub errors: Vec<String>,
+    pub messages_handled: u64,
+}
+
+impl Simulator {
+    /// `contacts` maps contact ids to their fields (the contact snapshot runs start with).
+    pub fn new(
+        programs: Vec<Program>,
+        contacts: HashMap<String, Map<String, Value>>,
+        options: SimulationOptions,
+    ) -> Self {
+        let clock = Arc::new(ManualClock::new(Timestamp::UNIX_EPOCH));
+        let catalog = Arc::new(MemoryCatalog::new());
+        for p in programs {
+            catalog.insert(p);
+        }
+        let store = Arc::new(MemoryRunStore::new());
+        let queue = Arc::new(MemoryQueue::new(clock.clone()));
+        let timers = Arc::new(MemoryTimers::new(queue.clone()));
+        let email = Arc::new(RecordingEmail::default());
+        let crm = Arc::new(RecordingCrm::default());
+        let http = Arc::new(RecordingHttp::default());
+        let config = EngineConfig {
+            dry_run: options.dry_run,
+            ..EngineConfig::default()
+        };
+        let engine = Engine {
+            catalog: catalog.clone(),
+            runs: store.clone(),
+            idempotency: store.clone(),
+            queue: queue.clone(),
+            timers: timers.clone(),
+            email: email.clone(),
+            crm: crm.clone(),
+            http: http.clone(),
+            clock: clock.clone(),
+            config,
+        };
+        Simulator {
+            engine,
+            clock,
+            store,
+            catalog,
+            queue,
+            timers,
+            email,
+            crm,
+            http,
+            contacts,
+            options,
+            errors: Vec::new(),
+            messages_handled: 0,
+        }
+    }
+
+    /// Feeds the events in time order and fast-forwards until nothing is left to do (or the
+    /// horizon passes).
+    pub async fn run(&mut self, mut events: Vec<Event>) {
+        events.sort_by_key(|e| e.time);
+        let Some(first) = events.first().map(|e| e.time) else {
+            return;
+        };
+        let last = events.last().map(|e| e.time).unwrap_or(first);
+        let end = last.checked_add(self.options.horizon).unwrap_or(last);
+        self.clock.set(first);
+        let mut next_event = 0;
+        loop {
+            let now = crate::ports::Clock::now(self.clock.as_ref());
+            while next_event < events.len() && events[next_event].time <= now {
+                let event = &events[next_event];
+                next_event += 1;
+                let contact = event
+                    .subject
+                    .contact_id
+                    .as_ref()
+                    .and_then(|c| self.contacts.get(c))
+                    .cloned()
+                    .unwrap_or_default();
+                if let Err(e) = self.engine.intake(event, contact).await {
+                    self.errors.push(format!("event {}: {e}", event.id));
+                }
+                self.drain(now).await;
+            }
+            self.drain(now).await;
+            match self.timers.sweep(now, 0).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => self.errors.push(format!("timer sweep: {e}")),
+            }
+            if self.messages_handled >= self.options.max_messages {
+                self.errors.push(format!(
+                    "stopped after {} messages (max_messages)",
+                    self.messages_handled
+                ));
+                return;
+            }
+            let candidates = [
+                events.get(next_event).map(|e| e.time),
+                self.queue.next_visible_at(),
+                self.timers.next_due(),
+            ];
+            let Some(next) = candidates.into_iter().flatten().min() else {
+                return;
+            };
+            if next > end {
+                return;
+            }
+            self.clock.set(next.max(now));
+        }
+    }
+
+    async fn drain(&mut self, now: Timestamp) {
+        while let Some(message) = self.queue.pop_visible(now) {
+            self.messages_handled += 1;
+            let result = match &message {
+                Queued::Step(m) => self.engine.evaluate(m).await.map(|_| ()),
+                Queued::Action(m) => self.engine.execute(m).await.map(|_| ()),
+            };
+            if let Err(e) = result {
+                self.errors.push(format!("{}: {e}", describe_message(&message)));
+            }
+            if self.messages_handled >= self.options.max_messages {
+                return;
+            }
+        }
+    }
+
+    /// Every run with its history, in start order.
+    pub async fn reports(&self) -> Vec<RunReport> {
+        let mut runs = self.store.all_runs();
+        runs.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
+        let emails: HashMap<String, crate::command::EmailMessage> = self
+            .email
+            .sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        let mut out = Vec::with_capacity(runs.len());
+        for run in runs {
+            let history = self.store.history(&run.tenant, &run.run_id).await.unwrap_or_default();
+            out.push(RunReport::new(&run, &history, &emails));
+        }
+        out
+    }
+}
+
+fn describe_message(message: &Queued) -> String {
+    match message {
+        Queued::Step(m) => format!("run {} {}", m.run_id, m.input.kind()),
+        Queued::Action(m) => format!("run {} action {}", m.action.run_id, m.action.step_id),
+    }
+}
+
+/// One run as `crmflow simulate --format json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub automation_id: String,
+    pub automation_version: u32,
+    pub subject: crate::event::Subject,
+    /// completed | failed | cancelled | waiting | running
+    pub status: RunStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    pub started_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    pub steps: Vec<StepReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub step_id: String,
+    #[serde(rename = "type")]
+    pub step_type: String,
+    pub status: crate::run::StepStatus,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+    /// The rendered email, for `send_email` steps (recorded, not sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<crate::command::EmailMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl RunReport {
+    pub fn new(run: &Run, history: &[StepRecord], emails: &HashMap<String, crate::command::EmailMessage>) -> Self {
+        RunReport {
+            run_id: run.run_id.clone(),
+            automation_id: run.automation_id.clone(),
+            automation_version: run.automation_version,
+            subject: run.subject.clone(),
+            status: run.status,
+            outcome: run.outcome.clone(),
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            steps: history
+                .iter()
+                .map(|r| StepReport {
+                    step_id: r.step_id.clone(),
+                    step_type: r.step_type.clone(),
+                    status: r.status,
+                    started_at: r.started_at,
+                    finished_at: r.finished_at,
+                    detail: r.detail.clone(),
+                    error: r.error.clone(),
+                    skip_reason: r.skip_reason.clone(),
+                    attempt: r.attempt,
+                    email: emails.get(&format!("{}.{}", run.run_id, r.seq)).cloned(),
+                    output: r.output.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A readable timeline.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let contact = self
+            .subject
+            .contact_id
+            .as_ref()
+            .map(|c| format!(" (contact {c})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "run {}  {} v{}  {}/{}{}",
+            self.run_id,
+            self.automation_id,
+            self.automation_version,
+            self.subject.record_type,
+            self.subject.id,
+            contact
+        );
+        for s in &self.steps {
+            let when = s.started_at.strftime("%Y-%m-%d %H:%M:%SZ");
+            let _ = writeln!(
+                out,
+                "  {when}  {:<18} {:<26} {:<10} {}",
+                s.step_id,
+                s.step_type,
+                s.status.as_str(),
+                s.detail
+            );
+            if let Some(e) = &s.error {
+                let _ = writeln!(out, "  {:<20}  error: {e}", "");
+            }
+            if let Some(email) = &s.email {
+                let body = email.text.clone().or_else(|| email.html.clone()).unwrap_or_default();
+                let body: String = body.chars().take(160).collect::<String>().replace('\n', " ");
+                let _ = writeln!(
+                    out,
+                    "  {:<20}  email to {} | {} | {}",
+                    "", email.to, email.subject, body
+                );
+            }
+        }
+        let end = self
+            .finished_at
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  => {} {} {}",
+            self.status.as_str(),
+            end,
+            self.outcome.clone().unwrap_or_default()
+        );
+        out
+    }
+}

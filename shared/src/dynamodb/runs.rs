@@ -1,0 +1,391 @@
+//! Runs: the head (`SK=RUN`) and one item per step record (`SK=STEP#000012`) in the run's
+//! partition, the enrollment item per (automation, enrollment key), route items per record key,
+//! and event-dedupe items.
+
+use super::{
+    DynamoStore, EXPIRES_AT, Expr, GSI1, GSI1PK, GSI1SK, Item, PK, SK, done_unless_other_error, get_n, get_s, get_ss,
+    json_error, key, n, s, store_error, tenant_prefix,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use crmflow_core::enrollment::EnrollmentState;
+use crmflow_core::ports::{CreateOutcome, Route, RunStore, StoreError};
+use crmflow_core::run::{Run, StepRecord};
+use jiff::Timestamp;
+use std::collections::{BTreeSet, HashMap};
+
+const RUN_SK: &str = "RUN";
+const STEP_PREFIX: &str = "STEP#";
+const ENROLL_SK: &str = "ENROLL";
+const EVENT_SK: &str = "EVENT";
+const SECONDS_PER_DAY: i64 = 86_400;
+/// How long an event id is remembered for dedupe.
+pub const EVENT_DEDUPE_DAYS: i64 = 7;
+/// Step records written while a run is still going expire this long after the retention period
+/// (counted from when they were written): a run that lasts longer loses its oldest records.
+/// Records written by the save that ends a run expire with its head.
+pub const RUNNING_HISTORY_GRACE_DAYS: i64 = 365;
+
+fn run_pk(tenant: &str, run_id: &str) -> String {
+    format!("{}RUN#{run_id}", tenant_prefix(tenant))
+}
+
+fn step_sk(seq: u32) -> String {
+    format!("{STEP_PREFIX}{seq:06}")
+}
+
+fn enrollment_pk(tenant: &str, automation_id: &str, enrollment_key: &str) -> String {
+    format!("{}ENROLL#{automation_id}#{enrollment_key}", tenant_prefix(tenant))
+}
+
+fn route_pk(tenant: &str, route_key: &str) -> String {
+    format!("{}ROUTE#{route_key}", tenant_prefix(tenant))
+}
+
+fn route_sk(run_id: &str) -> String {
+    format!("RUN#{run_id}")
+}
+
+fn event_pk(tenant: &str, event_id: &str) -> String {
+    format!("{}EVENT#{event_id}", tenant_prefix(tenant))
+}
+
+/// The GSI1 partition listing an automation's runs (newest first: run ids are UUID v7).
+fn runs_of_automation_pk(tenant: &str, automation_id: &str) -> String {
+    format!("{}AUTO#{automation_id}#RUNS", tenant_prefix(tenant))
+}
+
+/// The head attribute naming the version whose outbox was dispatched (see `ack_outbox`).
+const OUTBOX_ACKED: &str = "outbox_acked";
+
+fn parse_run(item: &Item) -> Result<Run, StoreError> {
+    let mut run: Run = serde_json::from_str(get_s(item, "run")?).map_err(|e| json_error("stored run head", e))?;
+    if item.contains_key(OUTBOX_ACKED) && get_n::<u64>(item, OUTBOX_ACKED)? == run.version {
+        run.outbox.clear();
+    }
+    Ok(run)
+}
+
+fn parse_record(item: &Item) -> Result<StepRecord, StoreError> {
+    serde_json::from_str(get_s(item, "record")?).map_err(|e| json_error("stored step record", e))
+}
+
+fn epoch_plus_days(at: Timestamp, days: i64) -> i64 {
+    at.as_second() + days * SECONDS_PER_DAY
+}
+
+impl DynamoStore {
+    /// When a finished run's items expire (epoch seconds).
+    fn run_expiry(&self, run: &Run) -> i64 {
+        epoch_plus_days(
+            run.finished_at.unwrap_or(run.updated_at),
+            i64::from(self.run_retention_days),
+        )
+    }
+
+    fn head_item(&self, run: &Run) -> Result<Item, StoreError> {
+        let json = serde_json::to_string(run).map_err(|e| json_error("serializing a run", e))?;
+        let mut item = key(run_pk(&run.tenant, &run.run_id), RUN_SK);
+        item.insert("run".into(), s(json));
+        item.insert("version".into(), n(run.version));
+        item.insert("status".into(), s(run.status.as_str()));
+        item.insert("automation_id".into(), s(&run.automation_id));
+        item.insert("automation_version".into(), n(run.automation_version));
+        item.insert(GSI1PK.into(), s(runs_of_automation_pk(&run.tenant, &run.automation_id)));
+        item.insert(GSI1SK.into(), s(route_sk(&run.run_id)));
+        if run.status.is_terminal() {
+            item.insert(EXPIRES_AT.into(), n(self.run_expiry(run)));
+        }
+        Ok(item)
+    }
+
+    fn record_item(&self, run: &Run, record: &StepRecord) -> Result<Item, StoreError> {
+        let json = serde_json::to_string(record).map_err(|e| json_error("serializing a step record", e))?;
+        let expires_at = if run.status.is_terminal() {
+            self.run_expiry(run)
+        } else {
+            epoch_plus_days(
+                run.updated_at,
+                i64::from(self.run_retention_days) + RUNNING_HISTORY_GRACE_DAYS,
+            )
+        };
+        let mut item = key(run_pk(&run.tenant, &run.run_id), step_sk(record.seq));
+        item.insert("record".into(), s(json));
+        item.insert("seq".into(), n(record.seq));
+        item.insert(EXPIRES_AT.into(), n(expires_at));
+        Ok(item)
+    }
+
+    /// The newest runs of an automation (at most `limit`), newest first. Reads `GSI1`, which is
+    /// eventually consistent: a run created a moment ago may be missing.
+    pub async fn list_runs(&self, tenant: &str, automation_id: &str, limit: i32) -> Result<Vec<Run>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", GSI1PK)
+            .expression_attribute_values(":pk", s(runs_of_automation_pk(tenant, automation_id)))
+            .scan_index_forward(false)
+            .limit(limit.max(1))
+            .send()
+            .await
+            .map_err(|e| store_error("Query", e))?;
+        let keys: Vec<Item> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|item| Some(key(get_s(&item, PK).ok()?, get_s(&item, SK).ok()?)))
+            .collect();
+        let mut heads: HashMap<String, Run> = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = chunk.to_vec();
+            // BatchGetItem may leave keys unprocessed under load: ask again for those.
+            for _ in 0..5 {
+                if pending.is_empty() {
+                    break;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending.clone()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(super::build_error)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("BatchGetItem", e))?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    heads.insert(get_s(&item, PK)?.to_string(), parse_run(&item)?);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Transient(
+                    "BatchGetItem kept leaving keys unprocessed".into(),
+                ));
+            }
+        }
+        // Back into the index's order (newest first); heads that expired meanwhile are skipped.
+        Ok(keys.iter().filter_map(|k| heads.remove(get_s(k, PK).ok()?)).collect())
+    }
+}
+
+#[async_trait]
+impl RunStore for DynamoStore {
+    async fn enrollment(&self, tenant: &str, automation_id: &str, key: &str) -> Result<EnrollmentState, StoreError> {
+        let Some(item) = self
+            .get_item(enrollment_pk(tenant, automation_id, key), ENROLL_SK)
+            .await?
+        else {
+            return Ok(EnrollmentState::default());
+        };
+        let mut active_runs = get_ss(&item, "active_runs");
+        active_runs.sort();
+        let last_enrolled_at = match item.get("last_enrolled_at") {
+            Some(AttributeValue::S(t)) => Some(
+                t.parse()
+                    .map_err(|e| StoreError::Other(format!("stored last_enrolled_at {t:?}: {e}")))?,
+            ),
+            _ => None,
+        };
+        Ok(EnrollmentState {
+            version: get_n(&item, "version")?,
+            active_runs,
+            total_enrollments: get_n(&item, "total_enrollments").unwrap_or(0),
+            last_enrolled_at,
+        })
+    }
+
+    async fn create_run(&self, run: &Run, enrollment: &EnrollmentState) -> Result<CreateOutcome, StoreError> {
+        let expected = enrollment
+            .version
+            .checked_sub(1)
+            .ok_or_else(|| StoreError::Other("create_run: the new enrollment state must have version >= 1".into()))?;
+        let not_exists = || Expr::new("attribute_not_exists(#pk)").name("#pk", PK);
+        let mut items = vec![self.tx_put(self.head_item(run)?, Some(not_exists()))?];
+
+        let mut enrollment_item = key(
+            enrollment_pk(&run.tenant, &run.automation_id, &run.enrollment_key),
+            ENROLL_SK,
+        );
+        enrollment_item.insert("version".into(), n(enrollment.version));
+        enrollment_item.insert("total_enrollments".into(), n(enrollment.total_enrollments));
+        enrollment_item.insert("automation_id".into(), s(&run.automation_id));
+        enrollment_item.insert("enrollment_key".into(), s(&run.enrollment_key));
+        if !enrollment.active_runs.is_empty() {
+            let ids: BTreeSet<String> = enrollment.active_runs.iter().cloned().collect();
+            enrollment_item.insert("active_runs".into(), AttributeValue::Ss(ids.into_iter().collect()));
+        }
+        if let Some(at) = enrollment.last_enrolled_at {
+            enrollment_item.insert("last_enrolled_at".into(), s(at.to_string()));
+        }
+        let guard = if expected == 0 {
+            not_exists()
+        } else {
+            Expr::new("#v = :expected")
+                .name("#v", "version")
+                .value(":expected", n(expected))
+        };
+        items.push(self.tx_put(enrollment_item, Some(guard))?);
+
+        for route_key in run.route_keys() {
+            let mut route = key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id));
+            route.insert("run_id".into(), s(&run.run_id));
+            route.insert("automation_id".into(), s(&run.automation_id));
+            items.push(self.tx_put(route, None)?);
+        }
+
+        match self.transact(items).await {
+            Ok(()) => Ok(CreateOutcome::Created),
+            // The head exists: a redelivered trigger (whatever happened to the enrollment since).
+            Err(e) if e.condition_failed(0) => Ok(CreateOutcome::AlreadyExists),
+            Err(e) => Err(e.into_store_error(&format!(
+                "create run {} (enrollment {}/{} expected at version {expected})",
+                run.run_id, run.automation_id, run.enrollment_key
+            ))),
+        }
+    }
+
+    async fn load_run(&self, tenant: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
+        self.get_item(run_pk(tenant, run_id), RUN_SK)
+            .await?
+            .as_ref()
+            .map(parse_run)
+            .transpose()
+    }
+
+    async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError> {
+        // One small conditional update instead of rewriting the head's JSON.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(run_pk(tenant, run_id), RUN_SK)))
+            .update_expression("SET #acked = :v")
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#acked", OUTBOX_ACKED)
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        done_unless_other_error("UpdateItem", result)
+    }
+
+    async fn save_run(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError> {
+        let Some(previous) = run.version.checked_sub(1) else {
+            return Err(StoreError::Conflict(format!(
+                "run {}: version 0 is only ever created",
+                run.run_id
+            )));
+        };
+        let guard = Expr::new("#v = :previous")
+            .name("#v", "version")
+            .value(":previous", n(previous));
+        let mut items = vec![self.tx_put(self.head_item(run)?, Some(guard))?];
+        for record in records {
+            items.push(self.tx_put(self.record_item(run, record)?, None)?);
+        }
+        if run.status.is_terminal() {
+            for route_key in run.route_keys() {
+                items.push(self.tx_delete(key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id)))?);
+            }
+            // Releases the enrollment slot; the version bump makes a concurrent enrollment that
+            // read the old state conflict.
+            let release = Expr::new("SET #v = if_not_exists(#v, :zero) + :one DELETE #active :run")
+                .name("#v", "version")
+                .name("#active", "active_runs")
+                .value(":zero", n(0))
+                .value(":one", n(1))
+                .value(":run", AttributeValue::Ss(vec![run.run_id.clone()]));
+            items.push(self.tx_update(
+                key(
+                    enrollment_pk(&run.tenant, &run.automation_id, &run.enrollment_key),
+                    ENROLL_SK,
+                ),
+                release,
+                None,
+            )?);
+        }
+        self.transact(items)
+            .await
+            .map_err(|e| e.into_store_error(&format!("save run {} at version {}", run.run_id, run.version)))
+    }
+
+    async fn history(&self, tenant: &str, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        // One Query reads the head and the records (they share the partition).
+        let mut history_len = None;
+        let mut records = Vec::new();
+        for item in self.query_partition(&run_pk(tenant, run_id), None).await? {
+            let sk = get_s(&item, SK)?;
+            if sk == RUN_SK {
+                history_len = Some(parse_run(&item)?.history_len);
+            } else if sk.starts_with(STEP_PREFIX) {
+                records.push(parse_record(&item)?);
+            }
+        }
+        let Some(history_len) = history_len else {
+            return Ok(Vec::new());
+        };
+        records.retain(|r| r.seq < history_len);
+        records.sort_by_key(|r| r.seq);
+        Ok(records)
+    }
+
+    async fn routes(&self, tenant: &str, keys: &[String]) -> Result<Vec<Route>, StoreError> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for route_key in keys {
+            for item in self.query_partition(&route_pk(tenant, route_key), None).await? {
+                let run_id = get_s(&item, "run_id")?.to_string();
+                if seen.insert(run_id.clone()) {
+                    out.push(Route {
+                        run_id,
+                        automation_id: get_s(&item, "automation_id")?.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mark_event_processed(&self, tenant: &str, event_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let mut item = key(event_pk(tenant, event_id), EVENT_SK);
+        item.insert(EXPIRES_AT.into(), n(epoch_plus_days(now, EVENT_DEDUPE_DAYS)));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error("PutItem", e)),
+        }
+    }
+
+    async fn event_processed(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError> {
+        Ok(self.get_item(event_pk(tenant, event_id), EVENT_SK).await?.is_some())
+    }
+}

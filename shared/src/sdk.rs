@@ -1,0 +1,98 @@
+//! AWS SDK client construction and error classification, shared by the AWS adapters.
+//!
+//! [`load_sdk_config`] reads the standard environment (region, credentials, retries) and honours
+//! `AWS_ENDPOINT_URL` and the per-service overrides `AWS_ENDPOINT_URL_DYNAMODB`,
+//! `AWS_ENDPOINT_URL_SQS` and `AWS_ENDPOINT_URL_SESV2` (the service clients resolve those when
+//! they are built from the [`SdkConfig`]), which is how tests and local runs point at a local
+//! AWS emulator. The `*_client` functions build service clients with an optional
+//! [`RequestCounter`] attached.
+
+use super::request_counter::RequestCounter;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// The shared SDK configuration from the environment (region, credentials, endpoint URLs).
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// A DynamoDB client, counting its requests when a counter is given.
+pub fn dynamodb_client(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> aws_sdk_dynamodb::Client {
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk);
+    if let Some(counter) = counter {
+        builder = builder.interceptor(counter.clone());
+    }
+    aws_sdk_dynamodb::Client::from_conf(builder.build())
+}
+
+/// An SQS client, counting its requests when a counter is given.
+pub fn sqs_client(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> aws_sdk_sqs::Client {
+    let mut builder = aws_sdk_sqs::config::Builder::from(sdk);
+    if let Some(counter) = counter {
+        builder = builder.interceptor(counter.clone());
+    }
+    aws_sdk_sqs::Client::from_conf(builder.build())
+}
+
+/// An SES v2 client, counting its requests when a counter is given.
+///
+/// The SDK's own retries are turned off: a retried `SendEmail` after a timeout can send the
+/// email twice, while a failed attempt surfaces as a transient error that the caller retries
+/// under its idempotency claim (the email policy then decides, see
+/// [`crmflow_core::command::UncertainPolicy`]).
+pub fn sesv2_client(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> aws_sdk_sesv2::Client {
+    let mut builder = aws_sdk_sesv2::config::Builder::from(sdk)
+        .retry_config(aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(1));
+    if let Some(counter) = counter {
+        builder = builder.interceptor(counter.clone());
+    }
+    aws_sdk_sesv2::Client::from_conf(builder.build())
+}
+
+/// Error codes that mean "try again later" across DynamoDB, SQS and SES v2.
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "LimitExceededException",
+    "InternalServerError",
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "RequestThrottled",
+    "KmsThrottled",
+    "AWS.SimpleQueueService.RequestThrottled",
+];
+
+/// Is this SDK error worth retrying later: throttling, a 5xx answer, a timeout or a connection
+/// failure?
+pub fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            status == 429 || status >= 500 || ctx.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+        }
+        _ => false,
+    }
+}
+
+/// The service's error code (`ConditionalCheckFailedException`, `MessageRejected`, ...).
+pub fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(ctx) => ctx.err().code(),
+        _ => None,
+    }
+}
+
+/// The error with its whole source chain, for messages.
+pub fn describe<E: std::error::Error + 'static>(err: &SdkError<E, Response>) -> String {
+    DisplayErrorContext(err).to_string()
+}

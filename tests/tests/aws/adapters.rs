@@ -1,0 +1,858 @@
+//! Integration tests of the AWS adapters against a local AWS emulator (moto server).
+//!
+//! ```sh
+//! eval "$(scripts/moto.sh start)"
+//! cargo test -p crmflow-tests --test aws -- adapters::
+//! scripts/moto.sh stop
+//! ```
+//!
+//! Without `AWS_ENDPOINT_URL` every test prints "skipped: AWS_ENDPOINT_URL not set" and returns,
+//! unless `CRMFLOW_REQUIRE_LOCAL_AWS=1` (the test scripts set it), which makes that a failure.
+//! Each test creates its own table and queues under a unique prefix, so they run in parallel.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::Message;
+use crmflow_aws::dynamodb::DynamoStore;
+use crmflow_aws::request_counter::RequestCounter;
+use crmflow_aws::sdk::{dynamodb_client, load_sdk_config, sqs_client};
+use crmflow_aws::ses::SesEmailSender;
+use crmflow_aws::sqs::{AwsTimerService, SqsCrmCommandSink, SqsStepQueue};
+use crmflow_core::command::{CrmCommand, EmailMessage, Input, PerformAction};
+use crmflow_core::definition::{AutomationStatus, Program, parse_automation};
+use crmflow_core::enrollment::{EnrollmentState, enrolled};
+use crmflow_core::event::{Event, Subject};
+use crmflow_core::messages::{ActionMessage, StepMessage};
+use crmflow_core::ports::{
+    AutomationCatalog, Claim, CreateOutcome, CrmCommandSink, EmailSender, ErrorKind, IdempotencyStore,
+    OutboundCrmCommand, RunStore, StepQueue, StoreError, Timer, TimerService,
+};
+use crmflow_core::run::{Run, RunStatus, StepRecord, StepStatus};
+use crmflow_tests::local_aws::{LocalNames, LocalResources, create_local_resources, local_endpoint_from_env};
+use jiff::{SignedDuration, Timestamp};
+use std::time::{Duration, Instant};
+
+const SKIP: &str =
+    "skipped: AWS_ENDPOINT_URL not set (run `eval \"$(scripts/moto.sh start)\"` first, see scripts/moto.sh)";
+
+/// One test's AWS resources and adapters.
+struct Env {
+    sdk: aws_config::SdkConfig,
+    endpoint: String,
+    res: LocalResources,
+    counter: RequestCounter,
+    store: DynamoStore,
+    queue: SqsStepQueue,
+}
+
+impl Env {
+    /// `None` (after printing why) when no local AWS endpoint is configured.
+    async fn new(test: &str) -> Option<Env> {
+        let Some(endpoint) = local_endpoint_from_env().unwrap_or_else(|e| panic!("{test}: {e}")) else {
+            eprintln!("{test}: {SKIP}");
+            return None;
+        };
+        let sdk = load_sdk_config().await;
+        let prefix = format!(
+            "t{}-{}",
+            &uuid::Uuid::now_v7().simple().to_string()[20..],
+            test.replace('_', "-")
+        );
+        let prefix: String = prefix.chars().take(50).collect();
+        let res = create_local_resources(&sdk, &LocalNames::new(prefix))
+            .await
+            .expect("local resources");
+        let counter = RequestCounter::new();
+        let store = DynamoStore::new(&sdk, Some(&counter), &res.table, 30);
+        let queue = SqsStepQueue::new(&sdk, Some(&counter), &res.step_queue_url, &res.action_queue_url);
+        Some(Env {
+            sdk,
+            endpoint,
+            res,
+            counter,
+            store,
+            queue,
+        })
+    }
+
+    fn timers(&self) -> AwsTimerService {
+        AwsTimerService::new(self.queue.clone(), self.store.clone())
+    }
+
+    async fn receive(&self, queue_url: &str, wait_seconds: i32) -> Vec<Message> {
+        sqs_client(&self.sdk, None)
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_seconds)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("ReceiveMessage")
+            .messages
+            .unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for one message on the queue.
+    async fn receive_one(&self, queue_url: &str, timeout: Duration) -> Option<(Message, Duration)> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            let mut messages = self.receive(queue_url, 1).await;
+            if let Some(m) = messages.pop() {
+                assert!(messages.is_empty(), "expected one message, got more");
+                return Some((m, start.elapsed()));
+            }
+        }
+        None
+    }
+
+    async fn raw_item(&self, pk: &str, sk: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
+        dynamodb_client(&self.sdk, None)
+            .get_item()
+            .table_name(&self.res.table)
+            .key("PK", AttributeValue::S(pk.into()))
+            .key("SK", AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem")
+            .item
+    }
+}
+
+macro_rules! env_or_skip {
+    ($test:expr) => {
+        match Env::new($test).await {
+            Some(env) => env,
+            None => return,
+        }
+    };
+}
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn program(yaml: &str) -> Program {
+    Program::new(parse_automation(yaml).expect("definition")).expect("program")
+}
+
+const WELCOME: &str = r#"
+id: welcome
+name: Welcome
+tenant: t1
+status: active
+trigger:
+  event: lead.created
+actions:
+  - type: add_tag
+    params: { tag: new }
+"#;
+
+fn event(id: &str) -> Event {
+    Event {
+        id: id.to_string(),
+        event_type: "lead.created".to_string(),
+        tenant: "t1".to_string(),
+        time: ts("2026-03-02T09:00:00Z"),
+        subject: Subject {
+            record_type: "lead".into(),
+            id: "L1".into(),
+            contact_id: Some("C1".into()),
+        },
+        data: serde_json::Map::new(),
+        previous: None,
+        contact: None,
+    }
+}
+
+fn new_run(run_id: &str) -> Run {
+    Run::new(
+        run_id.to_string(),
+        &program(WELCOME),
+        &event("E1"),
+        serde_json::Map::new(),
+        ts("2026-03-02T09:00:00Z"),
+    )
+}
+
+fn record(seq: u32, detail: &str) -> StepRecord {
+    StepRecord {
+        seq,
+        step_id: format!("action-{}", seq + 1),
+        step_type: "action:add_tag".into(),
+        status: StepStatus::Completed,
+        started_at: ts("2026-03-02T09:00:00Z"),
+        finished_at: None,
+        attempt: 1,
+        detail: detail.to_string(),
+        error: None,
+        skip_reason: None,
+        output: None,
+    }
+}
+
+/// Creates a run (version 0) with a fresh enrollment.
+async fn create(env: &Env, run: &Run) {
+    let enrollment = enrolled(&EnrollmentState::default(), &run.run_id, run.started_at);
+    assert_eq!(
+        env.store.create_run(run, &enrollment).await.unwrap(),
+        CreateOutcome::Created
+    );
+}
+
+/// The next version of a run, as the decider would save it.
+fn next(run: &Run) -> Run {
+    let mut r = run.clone();
+    r.version += 1;
+    r
+}
+
+#[tokio::test]
+async fn create_run_is_idempotent_and_registers_routes() {
+    let env = env_or_skip!("create_run");
+    let run = new_run("R1");
+    let enrollment = enrolled(&EnrollmentState::default(), "R1", run.started_at);
+    assert_eq!(
+        env.store.create_run(&run, &enrollment).await.unwrap(),
+        CreateOutcome::Created
+    );
+    // A redelivered trigger: the same run id again.
+    assert_eq!(
+        env.store.create_run(&run, &enrollment).await.unwrap(),
+        CreateOutcome::AlreadyExists
+    );
+
+    assert_eq!(env.store.load_run("t1", "R1").await.unwrap(), Some(run.clone()));
+    assert_eq!(env.store.load_run("t1", "R2").await.unwrap(), None);
+    assert_eq!(
+        env.store.load_run("t2", "R1").await.unwrap(),
+        None,
+        "tenants are separate"
+    );
+
+    let state = env.store.enrollment("t1", "welcome", "lead/L1").await.unwrap();
+    assert_eq!(state.version, 1);
+    assert_eq!(state.active_runs, vec!["R1".to_string()]);
+    assert_eq!(state.total_enrollments, 1);
+    assert_eq!(state.last_enrolled_at, Some(run.started_at));
+
+    for key in ["lead/L1", "contact/C1"] {
+        let routes = env.store.routes("t1", &[key.to_string()]).await.unwrap();
+        assert_eq!(routes.len(), 1, "{key}");
+        assert_eq!(
+            (routes[0].run_id.as_str(), routes[0].automation_id.as_str()),
+            ("R1", "welcome")
+        );
+    }
+    let both = env
+        .store
+        .routes("t1", &["lead/L1".into(), "contact/C1".into()])
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 1, "a run routed by two keys is listed once");
+    assert!(env.store.routes("t2", &["lead/L1".into()]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn enrollment_version_conflict() {
+    let env = env_or_skip!("enrollment_conflict");
+    let a = new_run("RA");
+    let b = new_run("RB");
+    let empty = EnrollmentState::default();
+    create(&env, &a).await;
+    // B read the enrollment before A was created: its write names version 0, which is gone.
+    let stale = enrolled(&empty, "RB", b.started_at);
+    match env.store.create_run(&b, &stale).await {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        env.store.load_run("t1", "RB").await.unwrap(),
+        None,
+        "nothing of B was written"
+    );
+    assert!(
+        env.store
+            .routes("t1", &["lead/L1".into()])
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.run_id == "RA")
+    );
+
+    // Re-read and try again: accepted.
+    let current = env.store.enrollment("t1", "welcome", "lead/L1").await.unwrap();
+    let fresh = enrolled(&current, "RB", b.started_at);
+    assert_eq!(env.store.create_run(&b, &fresh).await.unwrap(), CreateOutcome::Created);
+    let state = env.store.enrollment("t1", "welcome", "lead/L1").await.unwrap();
+    assert_eq!(state.version, 2);
+    assert_eq!(state.active_runs, vec!["RA".to_string(), "RB".to_string()]);
+    assert_eq!(state.total_enrollments, 2);
+}
+
+#[tokio::test]
+async fn save_run_version_conflict() {
+    let env = env_or_skip!("save_conflict");
+    let run = new_run("R1");
+    create(&env, &run).await;
+    let v1 = next(&run);
+    env.store.save_run(&v1, &[]).await.unwrap();
+    // A second writer that also read version 0.
+    let mut other = next(&run);
+    other.outcome = Some("other writer".into());
+    assert!(matches!(
+        env.store.save_run(&other, &[]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Skipping a version is a conflict too.
+    assert!(matches!(
+        env.store.save_run(&next(&next(&v1)), &[]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Saving a run that was never created.
+    assert!(matches!(
+        env.store.save_run(&next(&new_run("R9")), &[]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(env.store.load_run("t1", "R1").await.unwrap(), Some(v1.clone()));
+    env.store.save_run(&next(&v1), &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn history_is_ordered_and_cut_at_history_len() {
+    let env = env_or_skip!("history");
+    let run = new_run("R1");
+    create(&env, &run).await;
+    assert!(env.store.history("t1", "R1").await.unwrap().is_empty());
+
+    // Records 0..=11 written out of order; the head says only 11 exist (seq 11 is ahead of it).
+    let mut v1 = next(&run);
+    v1.history_len = 11;
+    let records: Vec<StepRecord> = [5, 11, 0, 10, 1, 2, 3, 4, 6, 7, 8, 9]
+        .iter()
+        .map(|&s| record(s, "first"))
+        .collect();
+    env.store.save_run(&v1, &records).await.unwrap();
+    let history = env.store.history("t1", "R1").await.unwrap();
+    assert_eq!(
+        history.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (0..11).collect::<Vec<_>>()
+    );
+
+    // Records are upserted by seq.
+    let mut v2 = next(&v1);
+    v2.history_len = 12;
+    env.store.save_run(&v2, &[record(10, "rewritten")]).await.unwrap();
+    let history = env.store.history("t1", "R1").await.unwrap();
+    assert_eq!(history.len(), 12);
+    assert_eq!(history[10].detail, "rewritten");
+    assert_eq!(history[11], record(11, "first"));
+    assert!(env.store.history("t1", "nope").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn terminal_run_drops_routes_and_releases_enrollment() {
+    let env = env_or_skip!("terminal");
+    let run = new_run("R1");
+    create(&env, &run).await;
+    let head = env.raw_item("TENANT#t1#RUN#R1", "RUN").await.unwrap();
+    assert!(!head.contains_key("expires_at"), "a running run does not expire");
+
+    let mut done = next(&run);
+    done.status = RunStatus::Completed;
+    done.finished_at = Some(ts("2026-03-03T00:00:00Z"));
+    done.history_len = 1;
+    env.store.save_run(&done, &[record(0, "done")]).await.unwrap();
+
+    assert!(
+        env.store
+            .routes("t1", &["lead/L1".into(), "contact/C1".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let state = env.store.enrollment("t1", "welcome", "lead/L1").await.unwrap();
+    assert_eq!(state.version, 2, "releasing bumps the version");
+    assert!(state.active_runs.is_empty());
+    assert_eq!(state.total_enrollments, 1);
+
+    let head = env.raw_item("TENANT#t1#RUN#R1", "RUN").await.unwrap();
+    let expected = ts("2026-03-03T00:00:00Z").as_second() + 30 * 86_400;
+    assert_eq!(head.get("expires_at"), Some(&AttributeValue::N(expected.to_string())));
+    assert_eq!(head.get("status"), Some(&AttributeValue::S("completed".into())));
+    let step = env.raw_item("TENANT#t1#RUN#R1", "STEP#000000").await.unwrap();
+    assert_eq!(step.get("expires_at"), Some(&AttributeValue::N(expected.to_string())));
+}
+
+#[tokio::test]
+async fn list_runs_newest_first() {
+    let env = env_or_skip!("list_runs");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut run = new_run(&id);
+        run.enrollment_key = format!("lead/L{i}");
+        create(&env, &run).await;
+        ids.push(id);
+    }
+    let runs = env.store.list_runs("t1", "welcome", 2).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.run_id.clone()).collect::<Vec<_>>(),
+        vec![ids[2].clone(), ids[1].clone()]
+    );
+}
+
+#[tokio::test]
+async fn events_are_deduplicated() {
+    let env = env_or_skip!("event_dedupe");
+    let now = ts("2026-03-02T09:00:00Z");
+    assert!(!env.store.event_processed("t1", "E1").await.unwrap());
+    assert!(env.store.mark_event_processed("t1", "E1", now).await.unwrap());
+    assert!(!env.store.mark_event_processed("t1", "E1", now).await.unwrap());
+    assert!(env.store.event_processed("t1", "E1").await.unwrap());
+    assert!(!env.store.event_processed("t1", "E2").await.unwrap());
+    assert!(!env.store.event_processed("t2", "E1").await.unwrap());
+    let item = env.raw_item("TENANT#t1#EVENT#E1", "EVENT").await.unwrap();
+    assert_eq!(
+        item.get("expires_at"),
+        Some(&AttributeValue::N((now.as_second() + 7 * 86_400).to_string()))
+    );
+}
+
+#[tokio::test]
+async fn idempotency_claim_then_complete() {
+    let env = env_or_skip!("idempotency");
+    let now = ts("2026-03-02T09:00:00Z");
+    assert_eq!(env.store.claim("R1.3", now, 60).await.unwrap(), Claim::Acquired);
+    // A concurrent attempt while the lease holds.
+    assert_eq!(
+        env.store
+            .claim("R1.3", now + SignedDuration::from_secs(5), 60)
+            .await
+            .unwrap(),
+        Claim::InProgress {
+            until: now + SignedDuration::from_secs(60)
+        }
+    );
+    let output = serde_json::json!({ "message_id": "m-1" });
+    env.store.complete("R1.3", &output).await.unwrap();
+    assert_eq!(
+        env.store.claim("R1.3", now, 60).await.unwrap(),
+        Claim::Completed { output: output.clone() }
+    );
+    // Releasing a completed record leaves it.
+    env.store.release("R1.3").await.unwrap();
+    assert_eq!(
+        env.store.claim("R1.3", now, 60).await.unwrap(),
+        Claim::Completed { output }
+    );
+
+    // Release after a failure that did not perform the effect: the next claim acquires.
+    assert_eq!(env.store.claim("R1.4", now, 60).await.unwrap(), Claim::Acquired);
+    env.store.release("R1.4").await.unwrap();
+    assert_eq!(env.store.claim("R1.4", now, 60).await.unwrap(), Claim::Acquired);
+}
+
+#[tokio::test]
+async fn expired_lease_is_taken_over_as_expired() {
+    let env = env_or_skip!("expired_lease");
+    let now = ts("2026-03-02T09:00:00Z");
+    assert_eq!(env.store.claim("R1.5", now, 10).await.unwrap(), Claim::Acquired);
+    let later = now + SignedDuration::from_secs(11);
+    assert_eq!(env.store.claim("R1.5", later, 10).await.unwrap(), Claim::Expired);
+    // The taker holds a fresh lease now.
+    assert_eq!(
+        env.store
+            .claim("R1.5", later + SignedDuration::from_secs(1), 10)
+            .await
+            .unwrap(),
+        Claim::InProgress {
+            until: later + SignedDuration::from_secs(10)
+        }
+    );
+}
+
+fn timer(id: &str, due_at: Timestamp) -> Timer {
+    Timer {
+        tenant: "t1".into(),
+        run_id: "R1".into(),
+        timer_id: id.into(),
+        due_at,
+    }
+}
+
+fn fired_id(message: &Message) -> String {
+    let step: StepMessage = serde_json::from_str(message.body().unwrap()).unwrap();
+    assert_eq!((step.tenant.as_str(), step.run_id.as_str()), ("t1", "R1"));
+    match step.input {
+        Input::TimerFired { timer_id } => timer_id,
+        other => panic!("expected timer_fired, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn short_timer_goes_straight_to_the_queue() {
+    let env = env_or_skip!("short_timer");
+    let now = Timestamp::now();
+    let t = timer("R1.1", now + SignedDuration::from_millis(2_500));
+    env.timers().schedule(&t, now).await.unwrap();
+    assert!(
+        env.store.timers_in_bucket(t.due_at).await.unwrap().is_empty(),
+        "no timer item"
+    );
+    assert!(
+        env.receive(&env.res.step_queue_url, 0).await.is_empty(),
+        "delayed: not visible yet"
+    );
+    // Delay = 2.5 s rounded up to 3 s.
+    let (message, waited) = env
+        .receive_one(&env.res.step_queue_url, Duration::from_secs(10))
+        .await
+        .expect("fired");
+    assert_eq!(fired_id(&message), "R1.1");
+    assert!(waited >= Duration::from_millis(1_500), "arrived after {waited:?}");
+}
+
+#[tokio::test]
+async fn long_timer_is_swept_with_its_exact_delay() {
+    let env = env_or_skip!("long_timer");
+    let timers = env.timers();
+    let now = Timestamp::now();
+    // As if a sweeper had been running (a first sweep reads a day of buckets: see the next test).
+    env.store.set_sweep_cursor(now).await.unwrap();
+    let due = now + SignedDuration::from_secs(20 * 60);
+    let t = timer("R1.2", due);
+    timers.schedule(&t, now).await.unwrap();
+    assert_eq!(env.store.timers_in_bucket(due).await.unwrap(), vec![t.clone()]);
+    let pk = format!("DUE#{}", due.strftime("%Y%m%d%H%M"));
+    assert!(
+        env.raw_item(&pk, "RUN#R1#T#R1.2").await.is_some(),
+        "item under its minute bucket"
+    );
+
+    // A sweep now: nothing due within the horizon.
+    assert_eq!(timers.sweep(now, 60).await.unwrap(), 0);
+    assert!(env.receive(&env.res.step_queue_url, 0).await.is_empty());
+
+    // Twenty minutes later (a virtual clock), 3 s before due: moved with DelaySeconds 3.
+    let sweep_at = due - SignedDuration::from_secs(3);
+    assert_eq!(timers.sweep(sweep_at, 60).await.unwrap(), 1);
+    assert!(
+        env.store.timers_in_bucket(due).await.unwrap().is_empty(),
+        "deleted after sending"
+    );
+    assert!(
+        env.receive(&env.res.step_queue_url, 0).await.is_empty(),
+        "delayed: not visible yet"
+    );
+    let (message, waited) = env
+        .receive_one(&env.res.step_queue_url, Duration::from_secs(10))
+        .await
+        .expect("fired");
+    assert_eq!(fired_id(&message), "R1.2");
+    assert!(waited >= Duration::from_secs(2), "arrived after {waited:?}");
+    // Swept once only.
+    assert_eq!(timers.sweep(sweep_at, 60).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn sweep_catches_up_missed_minutes_and_respects_the_horizon() {
+    let env = env_or_skip!("sweep_catch_up");
+    let timers = env.timers();
+    let t0 = ts("2026-03-02T09:00:30Z");
+    // The first sweep (no cursor yet) looks back one day: a timer due before that is not seen.
+    let day_old = timer("R1.day_old", ts("2026-03-01T10:00:00Z"));
+    let too_old = timer("R1.too_old", ts("2026-03-01T08:00:00Z"));
+    env.store.put_timer(&day_old).await.unwrap();
+    env.store.put_timer(&too_old).await.unwrap();
+    assert_eq!(env.store.sweep_cursor().await.unwrap(), None);
+    assert_eq!(timers.sweep(t0, 60).await.unwrap(), 1);
+    let (message, _) = env
+        .receive_one(&env.res.step_queue_url, Duration::from_secs(5))
+        .await
+        .expect("day-old timer");
+    assert_eq!(fired_id(&message), "R1.day_old");
+    assert_eq!(env.store.timers_in_bucket(too_old.due_at).await.unwrap(), vec![too_old]);
+    assert_eq!(
+        env.store.sweep_cursor().await.unwrap(),
+        Some(ts("2026-03-02T09:01:00Z"))
+    );
+
+    // The sweeper is down for 40 minutes; a timer came due during the outage, another is due
+    // 50 s after it comes back, a third in the same minute but beyond the horizon.
+    let overdue = timer("R1.overdue", ts("2026-03-02T09:20:10Z"));
+    let soon = timer("R1.soon", ts("2026-03-02T09:41:20Z"));
+    let beyond = timer("R1.beyond", ts("2026-03-02T09:41:50Z"));
+    for t in [&overdue, &soon, &beyond] {
+        env.store.put_timer(t).await.unwrap();
+    }
+    let back = ts("2026-03-02T09:40:30Z");
+    assert_eq!(timers.sweep(back, 60).await.unwrap(), 2);
+    let mut ids: Vec<String> = Vec::new();
+    let start = Instant::now();
+    while ids.len() < 2 && start.elapsed() < Duration::from_secs(10) {
+        ids.extend(env.receive(&env.res.step_queue_url, 1).await.iter().map(fired_id));
+    }
+    ids.sort();
+    // The overdue timer had no delay; "soon" was 50 s away, so it is still invisible.
+    assert_eq!(ids, vec!["R1.overdue".to_string()]);
+    assert_eq!(
+        env.store.timers_in_bucket(beyond.due_at).await.unwrap(),
+        vec![beyond.clone()]
+    );
+    assert_eq!(
+        env.store.sweep_cursor().await.unwrap(),
+        Some(ts("2026-03-02T09:41:00Z"))
+    );
+
+    // The next sweep picks up the one left in the bucket.
+    assert_eq!(timers.sweep(ts("2026-03-02T09:41:30Z"), 60).await.unwrap(), 1);
+    assert!(env.store.timers_in_bucket(beyond.due_at).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn cancel_deletes_the_timer_item() {
+    let env = env_or_skip!("cancel_timer");
+    let now = Timestamp::now();
+    let t = timer("R1.7", now + SignedDuration::from_secs(7 * 86_400));
+    env.timers().schedule(&t, now).await.unwrap();
+    env.timers().cancel(&t).await.unwrap();
+    assert!(env.store.timers_in_bucket(t.due_at).await.unwrap().is_empty());
+    env.store
+        .set_sweep_cursor(t.due_at - SignedDuration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(env.timers().sweep(t.due_at, 60).await.unwrap(), 0);
+    env.timers().cancel(&t).await.unwrap(); // cancelling twice is fine
+}
+
+#[tokio::test]
+async fn step_and_action_messages_round_trip() {
+    let env = env_or_skip!("step_queue");
+    let step = StepMessage {
+        tenant: "t1".into(),
+        run_id: "R1".into(),
+        input: Input::Start,
+    };
+    env.queue.send_step(&step, 0).await.unwrap();
+    let (m, _) = env
+        .receive_one(&env.res.step_queue_url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_str::<StepMessage>(m.body().unwrap()).unwrap(), step);
+
+    let action = ActionMessage {
+        action: PerformAction {
+            tenant: "t1".into(),
+            run_id: "R1".into(),
+            automation_id: "welcome".into(),
+            step_id: "action-1".into(),
+            seq: 0,
+            attempt: 1,
+            idempotency_key: "R1.0".into(),
+            effect: crmflow_core::command::Effect::Enroll {
+                automation_id: "other".into(),
+            },
+        },
+    };
+    env.queue.send_action(&action).await.unwrap();
+    let (m, _) = env
+        .receive_one(&env.res.action_queue_url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<ActionMessage>(m.body().unwrap()).unwrap(),
+        action
+    );
+}
+
+#[tokio::test]
+async fn crm_command_carries_its_idempotency_key() {
+    let env = env_or_skip!("crm_command");
+    let sink = SqsCrmCommandSink::new(&env.sdk, None, &env.res.crm_commands_queue_url);
+    let command = OutboundCrmCommand {
+        idempotency_key: "R1.2".into(),
+        tenant: "t1".into(),
+        run_id: "R1".into(),
+        automation_id: "welcome".into(),
+        step_id: "action-3".into(),
+        command: CrmCommand {
+            command: "add_tag".into(),
+            subject: Subject {
+                record_type: "lead".into(),
+                id: "L1".into(),
+                contact_id: None,
+            },
+            params: serde_json::json!({ "tag": "vip" }),
+        },
+    };
+    sink.send(&command).await.unwrap();
+    let (m, _) = env
+        .receive_one(&env.res.crm_commands_queue_url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<OutboundCrmCommand>(m.body().unwrap()).unwrap(),
+        command
+    );
+    let attrs = m.message_attributes().unwrap();
+    assert_eq!(attrs["idempotency_key"].string_value(), Some("R1.2"));
+    assert_eq!(attrs["command"].string_value(), Some("add_tag"));
+    assert_eq!(attrs["tenant"].string_value(), Some("t1"));
+
+    let missing = SqsCrmCommandSink::new(&env.sdk, None, format!("{}-missing", env.res.crm_commands_queue_url));
+    let err = missing.send(&command).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
+}
+
+#[tokio::test]
+async fn ses_send_is_recorded_by_the_emulator() {
+    let env = env_or_skip!("ses");
+    let sender = SesEmailSender::new(&env.sdk, Some(&env.counter), &env.res.sender);
+    let subject = format!("Welcome {}", uuid::Uuid::now_v7());
+    let email = EmailMessage {
+        to: "ada@example.com".into(),
+        from: None,
+        reply_to: Some("help@example.com".into()),
+        subject: subject.clone(),
+        html: Some("<p>Hello Ada</p>".into()),
+        text: Some("Hello Ada".into()),
+    };
+    let message_id = sender.send(&email, "R1.0").await.unwrap();
+    assert!(!message_id.is_empty());
+    assert_eq!(env.counter.get("SESv2", "SendEmail"), 1);
+
+    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", env.endpoint))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let messages = data["ses"]["Message"].as_array().expect("ses messages");
+    let sent = messages
+        .iter()
+        .find(|m| m["subject"] == subject.as_str())
+        .expect("our message");
+    assert_eq!(sent["id"], message_id.as_str());
+    assert_eq!(sent["source"], env.res.sender.as_str());
+    assert_eq!(sent["destinations"]["ToAddresses"][0], "ada@example.com");
+    assert_eq!(sent["body"], "<p>Hello Ada</p>");
+
+    // An unverified sender is rejected: permanent.
+    let mut bad = email.clone();
+    bad.from = Some("nobody@unverified.example".into());
+    let err = sender.send(&bad, "R1.1").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
+}
+
+#[tokio::test]
+async fn catalog_indexes_active_versions_by_trigger() {
+    let env = env_or_skip!("catalog");
+    let welcome = parse_automation(WELCOME).unwrap();
+    env.store.put(welcome.clone()).await.unwrap();
+    let any_contact = parse_automation(
+        "id: contacts\nname: Contacts\ntenant: t1\nstatus: active\ntrigger: { event: [contact.*, lead.created] }\nactions:\n  - type: add_tag\n    params: { tag: c }\n",
+    )
+    .unwrap();
+    env.store.put(any_contact.clone()).await.unwrap();
+    let everything = parse_automation(
+        "id: all\nname: All\ntenant: t1\nstatus: active\ntrigger: { event: '*' }\nactions:\n  - type: add_tag\n    params: { tag: a }\n",
+    )
+    .unwrap();
+    env.store.put(everything).await.unwrap();
+    let draft =
+        parse_automation("id: draft\nname: Draft\ntenant: t1\ntrigger: { event: lead.created }\nactions:\n  - type: add_tag\n    params: { tag: d }\n")
+            .unwrap();
+    env.store.put(draft).await.unwrap();
+
+    let ids = |programs: Vec<std::sync::Arc<Program>>| programs.iter().map(|p| p.id().to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(env.store.active_for_event("t1", "lead.created").await.unwrap()),
+        ["all", "contacts", "welcome"]
+    );
+    assert_eq!(
+        ids(env.store.active_for_event("t1", "contact.tag_added").await.unwrap()),
+        ["all", "contacts"]
+    );
+    assert_eq!(
+        ids(env.store.active_for_event("t1", "ticket.created").await.unwrap()),
+        ["all"]
+    );
+    assert!(
+        env.store
+            .active_for_event("t2", "lead.created")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Version 2 of "contacts" is paused: its trigger entries go; version 1 is still readable.
+    let mut paused = any_contact.clone();
+    paused.version = 2;
+    paused.status = AutomationStatus::Paused;
+    env.store.put(paused).await.unwrap();
+    assert_eq!(
+        ids(env.store.active_for_event("t1", "contact.tag_added").await.unwrap()),
+        ["all"]
+    );
+    assert_eq!(env.store.latest("t1", "contacts").await.unwrap().unwrap().version(), 2);
+    assert_eq!(
+        env.store.get("t1", "contacts", 1).await.unwrap().unwrap().automation,
+        any_contact
+    );
+    // Putting an older version again does not touch the index or the latest pointer.
+    env.store.put(any_contact).await.unwrap();
+    assert_eq!(
+        ids(env.store.active_for_event("t1", "contact.tag_added").await.unwrap()),
+        ["all"]
+    );
+    assert_eq!(env.store.latest("t1", "contacts").await.unwrap().unwrap().version(), 2);
+
+    // A fresh store (cold Lambda): the first get reads, the second comes from the cache.
+    let counter = RequestCounter::new();
+    let cold = DynamoStore::new(&env.sdk, Some(&counter), &env.res.table, 30);
+    assert_eq!(cold.get("t1", "welcome", 1).await.unwrap().unwrap().automation, welcome);
+    assert_eq!(cold.get("t1", "welcome", 1).await.unwrap().unwrap().automation, welcome);
+    assert!(cold.get("t1", "welcome", 9).await.unwrap().is_none());
+    assert_eq!(counter.get("DynamoDB", "GetItem"), 2);
+}
+
+#[tokio::test]
+async fn request_counter_counts_per_operation() {
+    let env = env_or_skip!("counter");
+    env.counter.reset();
+    let run = new_run("R1");
+    create(&env, &run).await;
+    env.store.load_run("t1", "R1").await.unwrap();
+    env.store.history("t1", "R1").await.unwrap();
+    env.store
+        .routes("t1", &["lead/L1".into(), "contact/C1".into()])
+        .await
+        .unwrap();
+    env.queue
+        .send_step(
+            &StepMessage {
+                tenant: "t1".into(),
+                run_id: "R1".into(),
+                input: Input::Start,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let counts: Vec<((String, String), u64)> = env.counter.snapshot().into_iter().collect();
+    let expected = [
+        (("DynamoDB", "GetItem"), 1),
+        (("DynamoDB", "Query"), 3),
+        (("DynamoDB", "TransactWriteItems"), 1),
+        (("SQS", "SendMessage"), 1),
+    ];
+    assert_eq!(
+        counts,
+        expected
+            .iter()
+            .map(|((s, o), n)| ((s.to_string(), o.to_string()), *n))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(env.counter.total(), 6);
+}

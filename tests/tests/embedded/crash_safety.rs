@@ -1,0 +1,125 @@
+//! The shell survives a crash between saving a decision and dispatching its commands, even when
+//! another input for the same run is handled before the interrupted message is redelivered.
+
+use async_trait::async_trait;
+use crmflow_core::command::Input;
+use crmflow_core::definition::{Program, parse_automation};
+use crmflow_core::engine::{Engine, EngineConfig};
+use crmflow_core::event::parse_event;
+use crmflow_core::memory::{
+    ManualClock, MemoryCatalog, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm, RecordingEmail,
+    RecordingHttp,
+};
+use crmflow_core::messages::{ActionMessage, StepMessage};
+use crmflow_core::ports::{Clock, QueueError, RunStore, StepQueue};
+use crmflow_core::run::RunStatus;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A step queue that fails the next `fail_next` sends, as if the process died mid-dispatch.
+struct FlakyQueue {
+    inner: Arc<MemoryQueue>,
+    fail_next: AtomicU32,
+}
+
+#[async_trait]
+impl StepQueue for FlakyQueue {
+    async fn send_step(&self, message: &StepMessage, delay_seconds: u32) -> Result<(), QueueError> {
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return Err(QueueError("injected crash".into()));
+        }
+        self.inner.send_step(message, delay_seconds).await
+    }
+    async fn send_action(&self, message: &ActionMessage) -> Result<(), QueueError> {
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return Err(QueueError("injected crash".into()));
+        }
+        self.inner.send_action(message).await
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_dispatch_is_completed_by_the_next_input() {
+    let yaml = "id: a\nname: a\nstatus: active\ntrigger: {event: lead.created}\nsteps:\n  - {id: tag, action: {type: add_tag, params: {tag: x}}}\n  - {id: w, wait: {duration: 2d}}\n";
+    let program = Program::new(parse_automation(yaml).expect("valid")).expect("program");
+    let clock = Arc::new(ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap()));
+    let catalog = Arc::new(MemoryCatalog::new());
+    catalog.insert(program);
+    let store = Arc::new(MemoryRunStore::new());
+    let memory_queue = Arc::new(MemoryQueue::new(clock.clone()));
+    let queue = Arc::new(FlakyQueue {
+        inner: memory_queue.clone(),
+        fail_next: AtomicU32::new(0),
+    });
+    let timers = Arc::new(MemoryTimers::new(memory_queue.clone()));
+    let crm = Arc::new(RecordingCrm::default());
+    let engine = Engine {
+        catalog,
+        runs: store.clone(),
+        idempotency: store.clone(),
+        queue: queue.clone(),
+        timers,
+        email: Arc::new(RecordingEmail::default()),
+        crm: crm.clone(),
+        http: Arc::new(RecordingHttp::default()),
+        clock: clock.clone(),
+        config: EngineConfig::default(),
+    };
+    let trigger = parse_event(&json!({
+        "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+        "subject": {"type": "lead", "id": "L1", "contact_id": "C1"}
+    }))
+    .unwrap()
+    .0;
+    engine.intake(&trigger, Default::default()).await.expect("intake");
+    let Some(Queued::Step(start)) = memory_queue.pop_visible(clock.now()) else {
+        panic!("a Start message")
+    };
+
+    // Evaluate Start: the decision (perform add_tag) is saved, then dispatch "crashes".
+    queue.fail_next.store(1, Ordering::SeqCst);
+    assert!(engine.evaluate(&start).await.is_err(), "the dispatch failure surfaces");
+    assert!(memory_queue.is_empty(), "nothing was dispatched");
+    let run = store.load_run("default", &start.run_id).await.unwrap().unwrap();
+    assert_eq!(run.outbox.len(), 1, "the unsent Perform waits in the outbox");
+
+    // Another input for the run arrives before Start is redelivered: an unrelated event.
+    let other = StepMessage {
+        tenant: "default".into(),
+        run_id: start.run_id.clone(),
+        input: Input::Event {
+            event: parse_event(&json!({
+                "id": "e2", "type": "contact.updated", "time": "2026-03-02T09:01:00Z",
+                "subject": {"type": "contact", "id": "C1"}, "data": {"city": "Paris"}
+            }))
+            .unwrap()
+            .0,
+        },
+    };
+    engine.evaluate(&other).await.expect("the other input");
+    let Some(Queued::Action(perform)) = memory_queue.pop_visible(clock.now()) else {
+        panic!("the interrupted Perform is dispatched by the next evaluation")
+    };
+    let run = store.load_run("default", &start.run_id).await.unwrap().unwrap();
+    assert!(run.outbox.is_empty(), "acknowledged");
+
+    // The redelivered Start changes nothing and sends nothing more.
+    engine.evaluate(&start).await.expect("redelivered start");
+    assert!(
+        memory_queue.is_empty(),
+        "no duplicate dispatch: {} queued",
+        memory_queue.len()
+    );
+
+    // The run goes on normally, and the tag is sent once.
+    engine.execute(&perform).await.expect("execute");
+    while let Some(Queued::Step(m)) = memory_queue.pop_visible(clock.now()) {
+        engine.evaluate(&m).await.expect("result");
+    }
+    let run = store.load_run("default", &start.run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Waiting, "parked on the 2-day wait");
+    assert_eq!(crm.sent.lock().unwrap().len(), 1, "one add_tag command");
+}
