@@ -7,8 +7,9 @@ use crate::definition::{Automation, Program};
 use crate::enrollment::EnrollmentState;
 use crate::messages::{ActionMessage, StepMessage};
 use crate::ports::{
-    AutomationCatalog, Claim, Clock, CreateOutcome, CrmCommandSink, EffectError, EmailSender, HttpClient, HttpResponse,
-    IdempotencyStore, OutboundCrmCommand, QueueError, Route, RunStore, StepQueue, StoreError, Timer, TimerService,
+    ActionQueue, AutomationCatalog, Claim, Clock, CreateOutcome, CrmCommandSink, EffectError, EmailSender, HttpClient,
+    HttpResponse, IdempotencyStore, OutboundCrmCommand, QueueError, Route, RunStore, StepQueue, StoreError, Timer,
+    TimerService,
 };
 use crate::run::{Run, StepRecord};
 use async_trait::async_trait;
@@ -417,6 +418,10 @@ impl StepQueue for MemoryQueue {
         self.push(Queued::Step(message.clone()), delay_seconds);
         Ok(())
     }
+}
+
+#[async_trait]
+impl ActionQueue for MemoryQueue {
     async fn send_action(&self, message: &ActionMessage) -> Result<(), QueueError> {
         self.push(Queued::Action(message.clone()), 0);
         Ok(())

@@ -120,11 +120,16 @@ pub trait IdempotencyStore: Send + Sync {
 #[error("queue error: {0}")]
 pub struct QueueError(pub String);
 
-/// The step queue (to evaluate) and the action queue (to execute). Delays are whole seconds,
-/// at most 900 (the SQS `DelaySeconds` limit).
+/// The step queue: inputs for evaluate. Delays are whole seconds, at most 900 (the SQS
+/// `DelaySeconds` limit).
 #[async_trait]
 pub trait StepQueue: Send + Sync {
     async fn send_step(&self, message: &StepMessage, delay_seconds: u32) -> Result<(), QueueError>;
+}
+
+/// The action queue: work for execute.
+#[async_trait]
+pub trait ActionQueue: Send + Sync {
     async fn send_action(&self, message: &ActionMessage) -> Result<(), QueueError>;
 }
 

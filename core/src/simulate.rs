@@ -5,7 +5,7 @@
 //! This is `crmflow simulate` and the test mode for automation authors.
 
 use crate::definition::Program;
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, EnginePorts};
 use crate::event::Event;
 use crate::memory::{
     ManualClock, MemoryCatalog, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm, RecordingEmail,
@@ -81,18 +81,19 @@ impl Simulator {
             dry_run: options.dry_run,
             ..EngineConfig::default()
         };
-        let engine = Engine {
+        let engine = Engine::new(EnginePorts {
             catalog: catalog.clone(),
             runs: store.clone(),
             idempotency: store.clone(),
-            queue: queue.clone(),
+            steps: queue.clone(),
+            actions: queue.clone(),
             timers: timers.clone(),
             email: email.clone(),
             crm: crm.clone(),
             http: http.clone(),
             clock: clock.clone(),
             config,
-        };
+        });
         Simulator {
             engine,
             clock,
@@ -133,7 +134,7 @@ impl Simulator {
                     .and_then(|c| self.contacts.get(c))
                     .cloned()
                     .unwrap_or_default();
-                if let Err(e) = self.engine.intake(event, contact).await {
+                if let Err(e) = self.engine.intake.handle(event, contact).await {
                     self.errors.push(format!("event {}: {e}", event.id));
                 }
                 self.drain(now).await;
@@ -170,8 +171,8 @@ impl Simulator {
         while let Some(message) = self.queue.pop_visible(now) {
             self.messages_handled += 1;
             let result = match &message {
-                Queued::Step(m) => self.engine.evaluate(m).await.map(|_| ()),
-                Queued::Action(m) => self.engine.execute(m).await.map(|_| ()),
+                Queued::Step(m) => self.engine.evaluate.handle(m).await.map(|_| ()),
+                Queued::Action(m) => self.engine.execute.handle(m).await.map(|_| ()),
             };
             if let Err(e) = result {
                 self.errors.push(format!("{}: {e}", describe_message(&message)));

@@ -2,7 +2,8 @@
 //!
 //! - [`dynamodb`]: runs, history, enrollment, routes, the automation catalog, idempotency
 //!   records and long timers in one DynamoDB table;
-//! - [`sqs`]: the step and action queues, the CRM command queue, and the timer service;
+//! - [`sqs`]: the step and action queues and the CRM command queue; [`timers`]: the timer
+//!   service (delayed messages, or a timer store swept every minute);
 //! - [`ses`]: email through SES v2; [`http`]: webhooks and notifications over HTTPS;
 //! - [`sdk`]: SDK client construction and error classification; [`request_counter`]: an SDK
 //!   interceptor that counts requests per operation;
@@ -18,3 +19,4 @@ pub mod request_counter;
 pub mod sdk;
 pub mod ses;
 pub mod sqs;
+pub mod timers;

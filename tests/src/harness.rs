@@ -5,7 +5,7 @@
 //! - **SQS event source mappings** ([`Harness::poll`], [`Harness::pump`]): `ReceiveMessage`
 //!   (batches of up to 10, every system attribute, so `ApproximateReceiveCount` is set), an
 //!   `aws_lambda_events` [`SqsEvent`] with `eventSourceARN`, the handler
-//!   ([`handlers::sqs_batch`]), then `DeleteMessageBatch` for the records not listed in
+//!   (the function module's `handle_batch`, e.g. [`lambda::intake::handle_batch`]), then `DeleteMessageBatch` for the records not listed in
 //!   `batchItemFailures`. Failed records stay in the queue: their visibility is set to 0 so the
 //!   test does not wait, the virtual clock moves on by the queue's visibility timeout
 //!   ([`HarnessOptions::visibility_timeout`]), and the queue's redrive policy moves a record to
@@ -15,7 +15,7 @@
 //!   the sweep cursor forward to the earliest pending timer instead of running them (a real
 //!   sweep's fixed cost is reported by the tests as requests per sweep).
 //!
-//! Each function has its own engine built by [`crmflow_aws::lambda::build_engine_with_sdk`] from a
+//! Each function has its own engine ([`Wired`]), wired by its module in `crmflow_aws::lambda` from a
 //! [`FunctionConfig`] read from an environment map, its own [`RequestCounter`] (the function's
 //! AWS requests) and its own [`Wire`]: the HTTP client of its SDK clients, which records every
 //! request with the IAM actions and resources it needs and can **crash** the function right after
@@ -32,7 +32,7 @@
 use crate::local_aws::LocalResources;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
@@ -45,13 +45,14 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest as SdkRequest, Ht
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
-use crmflow_aws::dynamodb::{DynamoStore, minute_floor};
+use crmflow_aws::dynamodb::DynamoStore;
+use crmflow_aws::lambda;
 use crmflow_aws::lambda::config::{FunctionConfig, FunctionName};
-use crmflow_aws::lambda::handlers;
 use crmflow_aws::request_counter::RequestCounter;
 use crmflow_aws::sdk::{dynamodb_client, sqs_client};
+use crmflow_aws::timers::{TimerStore, minute_floor};
 use crmflow_core::command::HttpRequest;
-use crmflow_core::engine::Engine;
+use crmflow_core::engine::{Evaluate, Execute, Intake, Resume};
 use crmflow_core::ports::{Clock, EffectError, HttpClient as HttpPort, HttpResponse};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
@@ -573,13 +574,78 @@ impl Default for HarnessOptions {
     }
 }
 
+/// A function's engine, wired as its main wires it (then given the harness's clock, lease and
+/// webhook wire).
+#[derive(Clone)]
+pub enum Wired {
+    Intake(Intake),
+    Evaluate(Evaluate),
+    Execute(Execute),
+    Resume(Resume),
+}
+
+impl Wired {
+    fn new(
+        config: &FunctionConfig,
+        sdk: &SdkConfig,
+        counter: &RequestCounter,
+        clock: Arc<HarnessClock>,
+        options: &HarnessOptions,
+        wire: &Wire,
+    ) -> Result<Wired, String> {
+        let counter = Some(counter);
+        Ok(match config.function {
+            FunctionName::Intake => {
+                let mut engine = lambda::intake::engine(config, sdk, counter);
+                engine.clock = clock;
+                Wired::Intake(engine)
+            }
+            FunctionName::Evaluate => {
+                let mut engine = lambda::evaluate::engine(config, sdk, counter).map_err(|e| e.to_string())?;
+                engine.clock = clock;
+                if let Some(lease) = options.claim_lease_seconds {
+                    engine.config.claim_lease_seconds = lease;
+                }
+                Wired::Evaluate(engine)
+            }
+            FunctionName::Execute => {
+                let mut engine = lambda::execute::engine(config, sdk, counter).map_err(|e| e.to_string())?;
+                engine.intake.clock = clock;
+                if let Some(lease) = options.claim_lease_seconds {
+                    engine.intake.config.claim_lease_seconds = lease;
+                }
+                engine.http = Arc::new(WireHttp {
+                    inner: engine.http.clone(),
+                    wire: wire.clone(),
+                });
+                Wired::Execute(engine)
+            }
+            FunctionName::Resume => {
+                let mut engine = lambda::resume::engine(config, sdk, counter);
+                engine.clock = clock;
+                Wired::Resume(engine)
+            }
+        })
+    }
+
+    /// Invokes an SQS consumer with a batch, as its event source mapping does.
+    async fn handle_batch(&self, event: SqsEvent) -> Result<SqsBatchResponse, String> {
+        Ok(match self {
+            Wired::Intake(e) => lambda::intake::handle_batch(e, event).await,
+            Wired::Evaluate(e) => lambda::evaluate::handle_batch(e, event).await,
+            Wired::Execute(e) => lambda::execute::handle_batch(e, event).await,
+            Wired::Resume(_) => return Err("resume consumes no queue".to_string()),
+        })
+    }
+}
+
 /// One function: its engine, its request counter, the event source mapping's own request
 /// counter (receives and deletes on its behalf) and its wire.
 #[derive(Clone)]
 pub struct FunctionHarness {
     pub function: FunctionName,
     pub config: FunctionConfig,
-    pub engine: Engine,
+    pub engine: Wired,
     /// The function's AWS requests, by (service, operation).
     pub counter: RequestCounter,
     /// Requests the event source mapping made for this function: `ReceiveMessage` calls that
@@ -690,17 +756,7 @@ impl Harness {
             let wire = Wire::new(gate.clone());
             let function_sdk = sdk.to_builder().http_client(wire.clone()).build();
             let counter = RequestCounter::new();
-            let mut engine = crmflow_aws::lambda::build_engine_with_sdk(&config, &function_sdk, Some(&counter))?;
-            engine.clock = clock.clone();
-            if let Some(lease) = options.claim_lease_seconds {
-                engine.config.claim_lease_seconds = lease;
-            }
-            if function == FunctionName::Execute {
-                engine.http = Arc::new(WireHttp {
-                    inner: engine.http.clone(),
-                    wire: wire.clone(),
-                });
-            }
+            let engine = Wired::new(&config, &function_sdk, &counter, clock.clone(), &options, &wire)?;
             let queue_url = match function {
                 FunctionName::Intake => Some(resources.events_queue_url.clone()),
                 FunctionName::Evaluate => Some(resources.step_queue_url.clone()),
@@ -875,7 +931,7 @@ impl Harness {
             .collect();
         let mut event = SqsEvent::default();
         event.records = records;
-        let response = handlers::sqs_batch(function, &f.engine, event).await;
+        let response = f.engine.handle_batch(event).await?;
         let crash = f.wire.take_crash();
         let failed: HashSet<String> = match &crash {
             // The invocation died: the whole batch goes back.
@@ -1118,7 +1174,10 @@ impl Harness {
             "time": now.to_string(),
             "detail": {},
         });
-        let result = handlers::resume(&f.engine, payload).await;
+        let Wired::Resume(engine) = &f.engine else {
+            return Err("the resume function is not wired as resume".to_string());
+        };
+        let result = lambda::resume::handle(engine, payload).await;
         if let Some(crash) = f.wire.take_crash() {
             return Ok((0, Some(crash)));
         }

@@ -1,6 +1,6 @@
 //! Evaluate: load a run, decide, save (version-checked), dispatch.
 
-use super::{Engine, EngineError};
+use super::{EngineError, Evaluate};
 use crate::command::{Command, CrmCommand, Effect, Input};
 use crate::decider::{Decision, decide};
 use crate::messages::{ActionMessage, StepMessage};
@@ -16,14 +16,14 @@ fn needs_dispatch(command: &Command) -> bool {
     )
 }
 
-impl Engine {
+impl Evaluate {
     /// Handles one step message. Returns the saved run (None if the input changed nothing).
     ///
     /// Crash safety (a transactional outbox): the commands of a decision are saved with the run
     /// head, dispatched, then acknowledged. A run loaded with an unacknowledged outbox had its
     /// dispatch interrupted, so the outbox is dispatched again first (every command is idempotent
     /// downstream) and acknowledged, whatever input comes next.
-    pub async fn evaluate(&self, message: &StepMessage) -> Result<Option<Run>, EngineError> {
+    pub async fn handle(&self, message: &StepMessage) -> Result<Option<Run>, EngineError> {
         for _ in 0..self.config.max_conflict_retries {
             let Some(mut run) = self.runs.load_run(&message.tenant, &message.run_id).await? else {
                 return Err(EngineError::Invalid(format!("run {} not found", message.run_id)));
@@ -79,7 +79,7 @@ impl Engine {
         for command in commands {
             match command {
                 Command::Perform(action) => {
-                    self.queue
+                    self.actions
                         .send_action(&ActionMessage { action: action.clone() })
                         .await?;
                 }
@@ -136,7 +136,7 @@ impl Engine {
                         run_id: run.run_id.clone(),
                         input: Input::Continue,
                     };
-                    self.queue.send_step(&msg, 0).await?;
+                    self.steps.send_step(&msg, 0).await?;
                 }
                 Command::Complete { reason } => {
                     tracing::info!(run_id = %run.run_id, automation_id = %run.automation_id, %reason, "run completed");
@@ -153,7 +153,7 @@ impl Engine {
     }
 }
 
-impl Engine {
+impl Evaluate {
     /// Sends the CRM command that opens or closes a human task once per idempotency key. It is
     /// not an action (execute's claim does not cover it), and a redelivered input re-dispatches
     /// the saved outbox, so without its own claim every redelivery would send it again. A claim left

@@ -10,7 +10,7 @@
 //! other effects are repeated with the same idempotency key.
 
 use super::evaluate::is_engine_effect;
-use super::{Engine, EngineError};
+use super::{EngineError, Execute};
 use crate::command::{ActionOutcome, Effect, Input, UncertainPolicy};
 use crate::ids::run_id_for;
 use crate::messages::{ActionMessage, StepMessage};
@@ -36,15 +36,15 @@ impl Default for RetryPolicy {
     }
 }
 
-impl Engine {
+impl Execute {
     /// Handles one action message; returns the outcome reported to the run.
-    pub async fn execute(&self, message: &ActionMessage) -> Result<ActionOutcome, EngineError> {
+    pub async fn handle(&self, message: &ActionMessage) -> Result<ActionOutcome, EngineError> {
         let action = &message.action;
-        let now = self.clock.now();
+        let now = self.intake.clock.now();
         let key = action.idempotency_key.as_str();
         let claim = self
             .idempotency
-            .claim(key, now, self.config.claim_lease_seconds)
+            .claim(key, now, self.intake.config.claim_lease_seconds)
             .await?;
         let (outcome, attempt) = match claim {
             Claim::Completed { output } => {
@@ -91,12 +91,12 @@ impl Engine {
                 outcome: outcome.clone(),
             },
         };
-        self.queue.send_step(&report, 0).await?;
+        self.intake.steps.send_step(&report, 0).await?;
         Ok(outcome)
     }
 
     async fn perform_with_retries(&self, message: &ActionMessage) -> (ActionOutcome, u32) {
-        let policy = &self.config.retry;
+        let policy = &self.intake.config.retry;
         let mut tries = 0;
         loop {
             tries += 1;
@@ -121,7 +121,7 @@ impl Engine {
 
     async fn perform(&self, message: &ActionMessage) -> Result<ActionOutcome, EffectError> {
         let action = &message.action;
-        if self.config.dry_run && !is_engine_effect(&action.effect) {
+        if self.intake.config.dry_run && !is_engine_effect(&action.effect) {
             return Ok(ActionOutcome::Skipped {
                 reason: "dry run: side effects are not performed".to_string(),
             });
@@ -158,7 +158,9 @@ impl Engine {
                 message: text,
                 url,
             } => {
-                let url = url.clone().or_else(|| self.config.notify_urls.get(channel).cloned());
+                let url = url
+                    .clone()
+                    .or_else(|| self.intake.config.notify_urls.get(channel).cloned());
                 match url {
                     Some(url) => {
                         let request = crate::command::HttpRequest {
@@ -197,7 +199,7 @@ impl Engine {
     }
 
     async fn subject_of(&self, action: &crate::command::PerformAction) -> crate::event::Subject {
-        match self.runs.load_run(&action.tenant, &action.run_id).await {
+        match self.intake.runs.load_run(&action.tenant, &action.run_id).await {
             Ok(Some(run)) => run.subject,
             _ => crate::event::Subject {
                 record_type: "run".to_string(),
@@ -230,6 +232,7 @@ impl Engine {
         let action = &message.action;
         let store = |e: crate::ports::StoreError| EffectError::transient(e.to_string());
         let parent = self
+            .intake
             .runs
             .load_run(&action.tenant, &action.run_id)
             .await
@@ -237,7 +240,13 @@ impl Engine {
         let Some(parent) = parent else {
             return Err(EffectError::permanent(format!("run {} not found", action.run_id)));
         };
-        let Some(program) = self.catalog.latest(&action.tenant, target).await.map_err(store)? else {
+        let Some(program) = self
+            .intake
+            .catalog
+            .latest(&action.tenant, target)
+            .await
+            .map_err(store)?
+        else {
             return Err(EffectError::permanent(format!("automation \"{target}\" not found")));
         };
         if !program.automation.is_active() {
@@ -254,7 +263,7 @@ impl Engine {
                 )));
             }
         };
-        let now = self.clock.now();
+        let now = self.intake.clock.now();
         let run_id = run_id_for(
             &action.tenant,
             &format!("enroll:{}", action.idempotency_key),
@@ -265,7 +274,7 @@ impl Engine {
         run.enroll_depth = parent.enroll_depth + 1;
         run.parent_run_id = Some(parent.run_id.clone());
         run.data.record = parent.data.record.clone();
-        match self.create_run(&program, &mut run, now).await {
+        match self.intake.create_run(&program, &mut run, now).await {
             Ok(Ok(())) => Ok(ActionOutcome::Succeeded {
                 output: json!({ "run_id": run_id, "automation_id": target }),
             }),
@@ -280,6 +289,7 @@ impl Engine {
         let action = &message.action;
         let store = |e: crate::ports::StoreError| EffectError::transient(e.to_string());
         let Some(run) = self
+            .intake
             .runs
             .load_run(&action.tenant, &action.run_id)
             .await
@@ -289,6 +299,7 @@ impl Engine {
         };
         // This record's runs only (not those of the contact's other records).
         let routes = self
+            .intake
             .runs
             .routes(&action.tenant, &[run.subject.record_key()])
             .await
@@ -307,7 +318,8 @@ impl Engine {
                     reason: format!("cancelled by run {} step {}", run.run_id, action.step_id),
                 },
             };
-            self.queue
+            self.intake
+                .steps
                 .send_step(&msg, 0)
                 .await
                 .map_err(|e| EffectError::transient(e.to_string()))?;

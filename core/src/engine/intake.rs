@@ -1,6 +1,6 @@
 //! Intake: a CRM event becomes runs, and reaches the runs already waiting on its record.
 
-use super::{Engine, EngineError};
+use super::{EngineError, Intake};
 use crate::command::Input;
 use crate::condition::Scope;
 use crate::definition::Program;
@@ -37,10 +37,10 @@ pub struct IntakeOutcome {
     pub reason: String,
 }
 
-impl Engine {
+impl Intake {
     /// Handles one normalised event. `contact` is the contact snapshot known for the event's
     /// contact (merged under the event's own `contact` data).
-    pub async fn intake(&self, event: &Event, contact: Map<String, Value>) -> Result<IntakeReport, EngineError> {
+    pub async fn handle(&self, event: &Event, contact: Map<String, Value>) -> Result<IntakeReport, EngineError> {
         let mut report = IntakeReport {
             event_id: event.id.clone(),
             ..Default::default()
@@ -88,7 +88,7 @@ impl Engine {
                 run_id: route.run_id.clone(),
                 input,
             };
-            self.queue.send_step(&msg, 0).await?;
+            self.steps.send_step(&msg, 0).await?;
             report.delivered_to.push(route.run_id);
         }
         self.runs.mark_event_processed(&event.tenant, &event.id, now).await?;
@@ -182,7 +182,7 @@ impl Engine {
             run_id: run.run_id.clone(),
             input: Input::Start,
         };
-        self.queue.send_step(&msg, 0).await?;
+        self.steps.send_step(&msg, 0).await?;
         Ok(())
     }
 }

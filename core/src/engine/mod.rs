@@ -1,11 +1,11 @@
-//! The imperative shell around the decider: the four handlers that both the Lambda functions and
-//! the embedded runner call. Each handler is idempotent under redelivery:
-//! - [`intake`](Engine::intake): run ids derive from (tenant, event id, automation id), run
+//! The imperative shell around the decider: the four handlers, each with only the ports it uses.
+//! Each Lambda function wires one of them; the embedded runner wires all four ([`Engine`]). Each handler is idempotent under redelivery:
+//! - [`Intake`]: run ids derive from (tenant, event id, automation id), run
 //!   creation is conditional, and the event id is marked processed only after all its work;
-//! - [`evaluate`](Engine::evaluate): saves with a version check, then dispatches; a redelivered
+//! - [`Evaluate`]: saves with a version check, then dispatches; a redelivered
 //!   input that changes nothing re-dispatches the saved outbox;
-//! - [`execute`](Engine::execute): claim → perform → complete per idempotency key;
-//! - [`resume`](Engine::resume): moves due timers; a duplicate wake is a stale timer to the decider.
+//! - [`Execute`]: claim → perform → complete per idempotency key;
+//! - [`Resume`]: moves due timers; a duplicate wake is a stale timer to the decider.
 
 mod evaluate;
 mod execute;
@@ -15,25 +15,129 @@ pub use execute::RetryPolicy;
 pub use intake::{IntakeOutcome, IntakeReport};
 
 use crate::ports::{
-    AutomationCatalog, Clock, CrmCommandSink, EmailSender, HttpClient, IdempotencyStore, QueueError, RunStore,
-    StepQueue, StoreError, TimerService,
+    ActionQueue, AutomationCatalog, Clock, CrmCommandSink, EmailSender, HttpClient, IdempotencyStore, QueueError,
+    RunStore, StepQueue, StoreError, TimerService,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The ports an engine works through.
+/// Intake's ports: events become runs ([`Intake::handle`]) and reach the runs waiting on their
+/// record.
+#[derive(Clone)]
+pub struct Intake {
+    pub catalog: Arc<dyn AutomationCatalog>,
+    pub runs: Arc<dyn RunStore>,
+    pub steps: Arc<dyn StepQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub config: EngineConfig,
+}
+
+/// Evaluate's ports: load a run, decide, save, dispatch ([`Evaluate::handle`]). Human tasks are
+/// opened and closed with CRM commands sent once per key (the idempotency store).
+#[derive(Clone)]
+pub struct Evaluate {
+    pub catalog: Arc<dyn AutomationCatalog>,
+    pub runs: Arc<dyn RunStore>,
+    pub steps: Arc<dyn StepQueue>,
+    pub actions: Arc<dyn ActionQueue>,
+    pub timers: Arc<dyn TimerService>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub crm: Arc<dyn CrmCommandSink>,
+    pub clock: Arc<dyn Clock>,
+    pub config: EngineConfig,
+}
+
+/// Execute's ports: perform an action once per idempotency key ([`Execute::handle`]). The
+/// `enroll` and `cancel_automations` actions start and stop runs through intake's ports
+/// (catalog, run store, step queue, clock, settings), which also carry the action results back.
+#[derive(Clone)]
+pub struct Execute {
+    pub intake: Intake,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub email: Arc<dyn EmailSender>,
+    pub crm: Arc<dyn CrmCommandSink>,
+    pub http: Arc<dyn HttpClient>,
+}
+
+/// Resume's ports: the scheduled sweep moves due timers onto the step queue
+/// ([`Resume::handle`]).
+#[derive(Clone)]
+pub struct Resume {
+    pub timers: Arc<dyn TimerService>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The whole engine in one process (the embedded runner, `crmflow simulate`): the four
+/// handlers, usually on one set of in-memory adapters.
 #[derive(Clone)]
 pub struct Engine {
+    pub intake: Intake,
+    pub evaluate: Evaluate,
+    pub execute: Execute,
+    pub resume: Resume,
+}
+
+/// Every port of the embedded engine, for [`Engine::new`].
+pub struct EnginePorts {
     pub catalog: Arc<dyn AutomationCatalog>,
     pub runs: Arc<dyn RunStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
-    pub queue: Arc<dyn StepQueue>,
+    pub steps: Arc<dyn StepQueue>,
+    pub actions: Arc<dyn ActionQueue>,
     pub timers: Arc<dyn TimerService>,
     pub email: Arc<dyn EmailSender>,
     pub crm: Arc<dyn CrmCommandSink>,
     pub http: Arc<dyn HttpClient>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
+}
+
+impl Engine {
+    /// The four handlers on one set of ports.
+    pub fn new(ports: EnginePorts) -> Engine {
+        let EnginePorts {
+            catalog,
+            runs,
+            idempotency,
+            steps,
+            actions,
+            timers,
+            email,
+            crm,
+            http,
+            clock,
+            config,
+        } = ports;
+        let intake = Intake {
+            catalog: catalog.clone(),
+            runs: runs.clone(),
+            steps: steps.clone(),
+            clock: clock.clone(),
+            config: config.clone(),
+        };
+        Engine {
+            evaluate: Evaluate {
+                catalog,
+                runs,
+                steps,
+                actions,
+                timers: timers.clone(),
+                idempotency: idempotency.clone(),
+                crm: crm.clone(),
+                clock: clock.clone(),
+                config,
+            },
+            execute: Execute {
+                intake: intake.clone(),
+                idempotency,
+                email,
+                crm,
+                http,
+            },
+            resume: Resume { timers, clock },
+            intake,
+        }
+    }
 }
 
 /// Settings of the shell.
@@ -79,10 +183,10 @@ pub enum EngineError {
     Decide(#[from] crate::decider::DecideError),
 }
 
-impl Engine {
+impl Resume {
     /// Moves due timers onto the step queue (the scheduled resume function). `horizon_seconds`
     /// is how far ahead to look (the sweep period, e.g. 60).
-    pub async fn resume(&self, horizon_seconds: u32) -> Result<usize, EngineError> {
+    pub async fn handle(&self, horizon_seconds: u32) -> Result<usize, EngineError> {
         let now = self.clock.now();
         Ok(self.timers.sweep(now, horizon_seconds).await?)
     }

@@ -1,6 +1,6 @@
-//! The crmflow evaluate Lambda function. All logic lives in the shared crate.
+//! The crmflow evaluate Lambda function: all of it is in `crmflow_aws::lambda::evaluate`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    crmflow_aws::lambda::run_function(crmflow_aws::lambda::FunctionName::Evaluate).await
+    crmflow_aws::lambda::evaluate::main().await
 }

@@ -1,6 +1,6 @@
-//! The crmflow execute Lambda function. All logic lives in the shared crate.
+//! The crmflow execute Lambda function: all of it is in `crmflow_aws::lambda::execute`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    crmflow_aws::lambda::run_function(crmflow_aws::lambda::FunctionName::Execute).await
+    crmflow_aws::lambda::execute::main().await
 }

@@ -1,6 +1,6 @@
-//! The crmflow intake Lambda function. All logic lives in the shared crate.
+//! The crmflow intake Lambda function: all of it is in `crmflow_aws::lambda::intake`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    crmflow_aws::lambda::run_function(crmflow_aws::lambda::FunctionName::Intake).await
+    crmflow_aws::lambda::intake::main().await
 }

@@ -1,6 +1,6 @@
-//! The crmflow resume Lambda function. All logic lives in the shared crate.
+//! The crmflow resume Lambda function: all of it is in `crmflow_aws::lambda::resume`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    crmflow_aws::lambda::run_function(crmflow_aws::lambda::FunctionName::Resume).await
+    crmflow_aws::lambda::resume::main().await
 }

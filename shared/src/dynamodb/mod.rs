@@ -1,6 +1,6 @@
 //! DynamoDB adapter: [`DynamoStore`] implements [`crmflow_core::ports::RunStore`],
 //! [`crmflow_core::ports::IdempotencyStore`] and [`crmflow_core::ports::AutomationCatalog`], and keeps the long
-//! timers that [`super::sqs::AwsTimerService`] schedules and sweeps.
+//! timers that [`crate::timers::AwsTimerService`] schedules and sweeps.
 //!
 //! One table: `PK` (S) / `SK` (S), one GSI `GSI1` (`GSI1PK` / `GSI1SK`, keys only) and TTL on
 //! `expires_at` (epoch seconds). Bodies (definitions, run heads, step records) are JSON strings;
@@ -63,7 +63,6 @@ use crmflow_core::ports::StoreError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use timers::minute_floor;
 pub use timers::timer_bucket;
 
 /// Attribute names.

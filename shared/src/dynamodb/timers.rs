@@ -1,7 +1,10 @@
 //! Long timers (due more than 900 s ahead): items in per-minute buckets `DUE#yyyymmddHHMM`, and
-//! the sweep cursor. [`crate::sqs::AwsTimerService`] puts, cancels and sweeps them.
+//! the sweep cursor. [`DynamoStore`] is the [`TimerStore`] that [`crate::timers::AwsTimerService`]
+//! puts, cancels and sweeps timers in.
 
 use super::{DynamoStore, Item, build_error, done_unless_other_error, get_n, get_s, key, n, s, store_error};
+use crate::timers::{TimerStore, minute_floor};
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use crmflow_core::ports::{StoreError, Timer};
 use jiff::Timestamp;
@@ -14,11 +17,6 @@ const BATCH_WRITE_MAX: usize = 25;
 /// The UTC minute bucket of an instant: `yyyymmddHHMM`.
 pub fn timer_bucket(at: Timestamp) -> String {
     at.strftime("%Y%m%d%H%M").to_string()
-}
-
-/// The start of the minute holding `at`.
-pub fn minute_floor(at: Timestamp) -> Timestamp {
-    Timestamp::from_second(at.as_second().div_euclid(60) * 60).unwrap_or(at)
 }
 
 fn bucket_pk(at: Timestamp) -> String {
@@ -44,9 +42,10 @@ fn parse_timer(item: &Item) -> Result<Timer, StoreError> {
     })
 }
 
-impl DynamoStore {
+#[async_trait]
+impl TimerStore for DynamoStore {
     /// Stores a timer in its due minute's bucket.
-    pub async fn put_timer(&self, timer: &Timer) -> Result<(), StoreError> {
+    async fn put_timer(&self, timer: &Timer) -> Result<(), StoreError> {
         let mut item = timer_key(timer);
         item.insert("tenant".into(), s(&timer.tenant));
         item.insert("run_id".into(), s(&timer.run_id));
@@ -63,7 +62,7 @@ impl DynamoStore {
     }
 
     /// Deletes a timer (nothing happens when it is not there).
-    pub async fn delete_timer(&self, timer: &Timer) -> Result<(), StoreError> {
+    async fn delete_timer(&self, timer: &Timer) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -75,7 +74,7 @@ impl DynamoStore {
     }
 
     /// Deletes timers in batches of 25.
-    pub async fn delete_timers(&self, timers: &[Timer]) -> Result<(), StoreError> {
+    async fn delete_timers(&self, timers: &[Timer]) -> Result<(), StoreError> {
         for chunk in timers.chunks(BATCH_WRITE_MAX) {
             let mut pending = chunk
                 .iter()
@@ -118,7 +117,7 @@ impl DynamoStore {
     }
 
     /// The timers in the bucket of the minute holding `minute`.
-    pub async fn timers_in_bucket(&self, minute: Timestamp) -> Result<Vec<Timer>, StoreError> {
+    async fn timers_in_bucket(&self, minute: Timestamp) -> Result<Vec<Timer>, StoreError> {
         self.query_partition(&bucket_pk(minute), None)
             .await?
             .iter()
@@ -127,7 +126,7 @@ impl DynamoStore {
     }
 
     /// The first minute the next sweep must look at (`None` before the first sweep).
-    pub async fn sweep_cursor(&self) -> Result<Option<Timestamp>, StoreError> {
+    async fn sweep_cursor(&self) -> Result<Option<Timestamp>, StoreError> {
         let Some(item) = self.get_item(SWEEP_PK.to_string(), CURSOR_SK).await? else {
             return Ok(None);
         };
@@ -139,7 +138,7 @@ impl DynamoStore {
 
     /// Moves the sweep cursor forward to `minute` (never back: a slower concurrent sweep that
     /// got less far leaves it where it is).
-    pub async fn set_sweep_cursor(&self, minute: Timestamp) -> Result<(), StoreError> {
+    async fn set_sweep_cursor(&self, minute: Timestamp) -> Result<(), StoreError> {
         let minute = minute_floor(minute);
         let result = self
             .client

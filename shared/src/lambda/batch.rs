@@ -3,7 +3,10 @@
 //! queue's `maxReceiveCount`, moves them to the dead-letter queue). One bad record never fails
 //! or loses the others. Needs `ReportBatchItemFailures` on the event source mapping.
 
+use super::FunctionName;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use crmflow_core::engine::EngineError;
+use serde_json::Value;
 use std::future::Future;
 
 /// Why a record failed (logged with the record).
@@ -39,4 +42,40 @@ where
         }
     }
     response
+}
+
+/// The span every record is handled in: its function and message id, plus the fields the
+/// handler fills in as it learns them.
+pub fn record_span(function: FunctionName, record: &SqsMessage) -> tracing::Span {
+    tracing::info_span!(
+        "record",
+        function = %function,
+        message_id = %record.message_id.as_deref().unwrap_or_default(),
+        event_id = tracing::field::Empty,
+        run_id = tracing::field::Empty,
+        automation_id = tracing::field::Empty,
+        step_id = tracing::field::Empty,
+    )
+}
+
+/// The record's body as JSON; a missing or malformed body is permanent.
+pub fn body(record: &SqsMessage) -> Result<Value, RecordError> {
+    let text = record.body.as_deref().ok_or(RecordError {
+        message: "body: missing".to_string(),
+        permanent: true,
+    })?;
+    serde_json::from_str(text).map_err(|e| RecordError {
+        message: format!("body: invalid JSON at line {} column {}: {e}", e.line(), e.column()),
+        permanent: true,
+    })
+}
+
+/// An engine error as a record failure: invalid messages and decider errors are permanent
+/// (redelivery cannot help; they end in the dead-letter queue).
+pub fn engine_error(e: EngineError) -> RecordError {
+    let permanent = matches!(e, EngineError::Invalid(_) | EngineError::Decide(_));
+    RecordError {
+        message: e.to_string(),
+        permanent,
+    }
 }

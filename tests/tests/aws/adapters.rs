@@ -16,19 +16,21 @@ use crmflow_aws::dynamodb::DynamoStore;
 use crmflow_aws::request_counter::RequestCounter;
 use crmflow_aws::sdk::{dynamodb_client, load_sdk_config, sqs_client};
 use crmflow_aws::ses::SesEmailSender;
-use crmflow_aws::sqs::{AwsTimerService, SqsCrmCommandSink, SqsStepQueue};
+use crmflow_aws::sqs::{SqsActionQueue, SqsCrmCommandSink, SqsStepQueue};
+use crmflow_aws::timers::{AwsTimerService, TimerStore};
 use crmflow_core::command::{CrmCommand, EmailMessage, Input, PerformAction};
 use crmflow_core::definition::{AutomationStatus, Program, parse_automation};
 use crmflow_core::enrollment::{EnrollmentState, enrolled};
 use crmflow_core::event::{Event, Subject};
 use crmflow_core::messages::{ActionMessage, StepMessage};
 use crmflow_core::ports::{
-    AutomationCatalog, Claim, CreateOutcome, CrmCommandSink, EmailSender, ErrorKind, IdempotencyStore,
+    ActionQueue, AutomationCatalog, Claim, CreateOutcome, CrmCommandSink, EmailSender, ErrorKind, IdempotencyStore,
     OutboundCrmCommand, RunStore, StepQueue, StoreError, Timer, TimerService,
 };
 use crmflow_core::run::{Run, RunStatus, StepRecord, StepStatus};
 use crmflow_tests::local_aws::{LocalNames, LocalResources, create_local_resources, local_endpoint_from_env};
 use jiff::{SignedDuration, Timestamp};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SKIP: &str =
@@ -42,6 +44,7 @@ struct Env {
     counter: RequestCounter,
     store: DynamoStore,
     queue: SqsStepQueue,
+    actions: SqsActionQueue,
 }
 
 impl Env {
@@ -63,7 +66,8 @@ impl Env {
             .expect("local resources");
         let counter = RequestCounter::new();
         let store = DynamoStore::new(&sdk, Some(&counter), &res.table, 30);
-        let queue = SqsStepQueue::new(&sdk, Some(&counter), &res.step_queue_url, &res.action_queue_url);
+        let queue = SqsStepQueue::new(&sdk, Some(&counter), &res.step_queue_url);
+        let actions = SqsActionQueue::new(&sdk, Some(&counter), &res.action_queue_url);
         Some(Env {
             sdk,
             endpoint,
@@ -71,11 +75,12 @@ impl Env {
             counter,
             store,
             queue,
+            actions,
         })
     }
 
     fn timers(&self) -> AwsTimerService {
-        AwsTimerService::new(self.queue.clone(), self.store.clone())
+        AwsTimerService::new(self.queue.clone(), Arc::new(self.store.clone()))
     }
 
     async fn receive(&self, queue_url: &str, wait_seconds: i32) -> Vec<Message> {
@@ -655,7 +660,7 @@ async fn step_and_action_messages_round_trip() {
             },
         },
     };
-    env.queue.send_action(&action).await.unwrap();
+    env.actions.send_action(&action).await.unwrap();
     let (m, _) = env
         .receive_one(&env.res.action_queue_url, Duration::from_secs(5))
         .await

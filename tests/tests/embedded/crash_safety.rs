@@ -4,14 +4,14 @@
 use async_trait::async_trait;
 use crmflow_core::command::Input;
 use crmflow_core::definition::{Program, parse_automation};
-use crmflow_core::engine::{Engine, EngineConfig};
+use crmflow_core::engine::{Engine, EngineConfig, EnginePorts};
 use crmflow_core::event::parse_event;
 use crmflow_core::memory::{
     ManualClock, MemoryCatalog, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm, RecordingEmail,
     RecordingHttp,
 };
 use crmflow_core::messages::{ActionMessage, StepMessage};
-use crmflow_core::ports::{Clock, QueueError, RunStore, StepQueue};
+use crmflow_core::ports::{ActionQueue, Clock, QueueError, RunStore, StepQueue};
 use crmflow_core::run::RunStatus;
 use serde_json::json;
 use std::sync::Arc;
@@ -32,6 +32,10 @@ impl StepQueue for FlakyQueue {
         }
         self.inner.send_step(message, delay_seconds).await
     }
+}
+
+#[async_trait]
+impl ActionQueue for FlakyQueue {
     async fn send_action(&self, message: &ActionMessage) -> Result<(), QueueError> {
         if self.fail_next.load(Ordering::SeqCst) > 0 {
             self.fail_next.fetch_sub(1, Ordering::SeqCst);
@@ -56,32 +60,40 @@ async fn an_interrupted_dispatch_is_completed_by_the_next_input() {
     });
     let timers = Arc::new(MemoryTimers::new(memory_queue.clone()));
     let crm = Arc::new(RecordingCrm::default());
-    let engine = Engine {
+    let engine = Engine::new(EnginePorts {
         catalog,
         runs: store.clone(),
         idempotency: store.clone(),
-        queue: queue.clone(),
+        steps: queue.clone(),
+        actions: queue.clone(),
         timers,
         email: Arc::new(RecordingEmail::default()),
         crm: crm.clone(),
         http: Arc::new(RecordingHttp::default()),
         clock: clock.clone(),
         config: EngineConfig::default(),
-    };
+    });
     let trigger = parse_event(&json!({
         "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
         "subject": {"type": "lead", "id": "L1", "contact_id": "C1"}
     }))
     .unwrap()
     .0;
-    engine.intake(&trigger, Default::default()).await.expect("intake");
+    engine
+        .intake
+        .handle(&trigger, Default::default())
+        .await
+        .expect("intake");
     let Some(Queued::Step(start)) = memory_queue.pop_visible(clock.now()) else {
         panic!("a Start message")
     };
 
     // Evaluate Start: the decision (perform add_tag) is saved, then dispatch "crashes".
     queue.fail_next.store(1, Ordering::SeqCst);
-    assert!(engine.evaluate(&start).await.is_err(), "the dispatch failure surfaces");
+    assert!(
+        engine.evaluate.handle(&start).await.is_err(),
+        "the dispatch failure surfaces"
+    );
     assert!(memory_queue.is_empty(), "nothing was dispatched");
     let run = store.load_run("default", &start.run_id).await.unwrap().unwrap();
     assert_eq!(run.outbox.len(), 1, "the unsent Perform waits in the outbox");
@@ -99,7 +111,7 @@ async fn an_interrupted_dispatch_is_completed_by_the_next_input() {
             .0,
         },
     };
-    engine.evaluate(&other).await.expect("the other input");
+    engine.evaluate.handle(&other).await.expect("the other input");
     let Some(Queued::Action(perform)) = memory_queue.pop_visible(clock.now()) else {
         panic!("the interrupted Perform is dispatched by the next evaluation")
     };
@@ -107,7 +119,7 @@ async fn an_interrupted_dispatch_is_completed_by_the_next_input() {
     assert!(run.outbox.is_empty(), "acknowledged");
 
     // The redelivered Start changes nothing and sends nothing more.
-    engine.evaluate(&start).await.expect("redelivered start");
+    engine.evaluate.handle(&start).await.expect("redelivered start");
     assert!(
         memory_queue.is_empty(),
         "no duplicate dispatch: {} queued",
@@ -115,9 +127,9 @@ async fn an_interrupted_dispatch_is_completed_by_the_next_input() {
     );
 
     // The run goes on normally, and the tag is sent once.
-    engine.execute(&perform).await.expect("execute");
+    engine.execute.handle(&perform).await.expect("execute");
     while let Some(Queued::Step(m)) = memory_queue.pop_visible(clock.now()) {
-        engine.evaluate(&m).await.expect("result");
+        engine.evaluate.handle(&m).await.expect("result");
     }
     let run = store.load_run("default", &start.run_id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Waiting, "parked on the 2-day wait");

@@ -1170,7 +1170,7 @@ async fn sim_failed_uncertain_and_duplicate_results() {
             outcome: ActionOutcome::Succeeded { output: json!({}) },
         },
     };
-    let saved = sim.engine.evaluate(&dup).await.expect("evaluate");
+    let saved = sim.engine.evaluate.handle(&dup).await.expect("evaluate");
     assert!(saved.is_none(), "duplicate ActionResult: nothing saved");
     let action = PerformAction {
         tenant: "default".into(),
@@ -1187,7 +1187,12 @@ async fn sim_failed_uncertain_and_duplicate_results() {
         }),
     };
     let crm_before = crm_commands(&sim).len();
-    let outcome = sim.engine.execute(&ActionMessage { action }).await.expect("execute");
+    let outcome = sim
+        .engine
+        .execute
+        .handle(&ActionMessage { action })
+        .await
+        .expect("execute");
     assert!(matches!(outcome, ActionOutcome::Succeeded { .. }), "{outcome:?}");
     assert_eq!(
         crm_commands(&sim).len(),
@@ -1199,7 +1204,7 @@ async fn sim_failed_uncertain_and_duplicate_results() {
     while let Some(m) = sim.queue.pop_visible(now) {
         if let crmflow_core::memory::Queued::Step(m) = m {
             assert!(
-                sim.engine.evaluate(&m).await.expect("evaluate").is_none(),
+                sim.engine.evaluate.handle(&m).await.expect("evaluate").is_none(),
                 "re-reported result: no-op"
             );
         }
@@ -1370,10 +1375,10 @@ async fn drain(sim: &crmflow_core::simulate::Simulator) {
     while let Some(m) = sim.queue.pop_visible(now) {
         match m {
             crmflow_core::memory::Queued::Step(m) => {
-                sim.engine.evaluate(&m).await.expect("evaluate");
+                sim.engine.evaluate.handle(&m).await.expect("evaluate");
             }
             crmflow_core::memory::Queued::Action(m) => {
-                sim.engine.execute(&m).await.expect("execute");
+                sim.engine.execute.handle(&m).await.expect("execute");
             }
         }
     }
@@ -1400,13 +1405,13 @@ async fn sim_event_during_an_action_is_deferred_until_its_result() {
         sim.clock.set(ts("2026-03-02T09:00:00Z"));
         let trigger = lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}));
         let ada = contacts(people())["C1"].clone();
-        sim.engine.intake(&trigger, ada).await.expect("intake");
+        sim.engine.intake.handle(&trigger, ada).await.expect("intake");
         // Start: the email goes out (an action message is queued, not yet performed).
         let now = crmflow_core::ports::Clock::now(sim.clock.as_ref());
         let Some(crmflow_core::memory::Queued::Step(start)) = sim.queue.pop_visible(now) else {
             panic!("{case}: expected the Start message")
         };
-        sim.engine.evaluate(&start).await.expect("start");
+        sim.engine.evaluate.handle(&start).await.expect("start");
         let Some(crmflow_core::memory::Queued::Action(email)) = sim.queue.pop_visible(now) else {
             panic!("{case}: expected the email action")
         };
@@ -1422,13 +1427,14 @@ async fn sim_event_during_an_action_is_deferred_until_its_result() {
         );
         let report = sim
             .engine
-            .intake(&reply, Default::default())
+            .intake
+            .handle(&reply, Default::default())
             .await
             .expect("intake reply");
         assert_eq!(report.delivered_to.len(), 1, "{case}: the reply reaches the run");
         drain(&sim).await;
         // Now the email is performed and its result handled.
-        sim.engine.execute(&email).await.expect("execute");
+        sim.engine.execute.handle(&email).await.expect("execute");
         drain(&sim).await;
         let reports = sim.reports().await;
         let r = only_report(&case, &reports, "deferring");

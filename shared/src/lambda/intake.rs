@@ -1,0 +1,76 @@
+//! The intake function: CRM events from the events queue become runs, and reach the runs already
+//! waiting on their record ([`Intake::handle`]).
+
+use super::batch::{RecordError, body, engine_error, process_batch, record_span};
+use super::{FunctionConfig, FunctionName};
+use crate::dynamodb::DynamoStore;
+use crate::request_counter::RequestCounter;
+use crate::sqs::SqsStepQueue;
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use crmflow_core::engine::{EngineConfig, Intake};
+use crmflow_core::event::parse_event;
+use crmflow_core::ports::SystemClock;
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// Intake on the AWS adapters: the table (catalog, runs) and the step queue.
+pub fn engine(config: &FunctionConfig, sdk: &SdkConfig, counter: Option<&RequestCounter>) -> Intake {
+    let store = Arc::new(DynamoStore::new(
+        sdk,
+        counter,
+        &config.table_name,
+        config.retention_days,
+    ));
+    Intake {
+        catalog: store.clone(),
+        runs: store,
+        steps: Arc::new(SqsStepQueue::new(sdk, counter, &config.step_queue_url)),
+        clock: Arc::new(SystemClock),
+        config: EngineConfig::default(),
+    }
+}
+
+/// Handles a batch from the events queue.
+pub async fn handle_batch(engine: &Intake, event: SqsEvent) -> SqsBatchResponse {
+    process_batch(event, |record| async move {
+        let span = record_span(FunctionName::Intake, &record);
+        handle_record(engine, &record).instrument(span).await
+    })
+    .await
+}
+
+async fn handle_record(engine: &Intake, record: &SqsMessage) -> Result<(), RecordError> {
+    let value = body(record)?;
+    let (event, format) = parse_event(&value).map_err(|e| RecordError {
+        message: format!("event {e}"),
+        permanent: true,
+    })?;
+    tracing::Span::current().record("event_id", event.id.as_str());
+    let report = engine
+        .handle(&event, serde_json::Map::new())
+        .await
+        .map_err(engine_error)?;
+    tracing::info!(
+        format = %format,
+        event_type = %event.event_type,
+        duplicate = report.duplicate,
+        enrolled = report.outcomes.iter().filter(|o| o.result == "enrolled").count(),
+        delivered = report.delivered_to.len(),
+        "event handled"
+    );
+    Ok(())
+}
+
+/// The whole main of the intake function.
+pub async fn main() -> Result<(), lambda_runtime::Error> {
+    let config = super::init(FunctionName::Intake)?;
+    let engine = engine(&config, &crate::sdk::load_sdk_config().await, None);
+    let engine = &engine;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+            Ok::<_, lambda_runtime::Error>(handle_batch(engine, event.payload).await)
+        },
+    ))
+    .await
+}
