@@ -3,10 +3,9 @@
 //! webhook receiver on 127.0.0.1, log capture, and the permission check.
 
 use crate::harness::{Harness, HarnessOptions};
-use crate::local_aws::{LocalNames, create_local_resources, local_endpoint_from_env};
+use crate::local_aws::LocalDeployment;
 use crmflow_aws::lambda::FunctionName;
 use crmflow_aws::lambda::permissions::{self, Permission, Resource};
-use crmflow_aws::sdk::load_sdk_config;
 use crmflow_core::definition::load::load_programs;
 use crmflow_core::definition::{Automation, Program, parse_automation};
 use crmflow_core::event::{Event, parse_event};
@@ -18,8 +17,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-pub const SKIP: &str = "skipped: AWS_ENDPOINT_URL not set (scripts/test-e2e.sh starts a local moto server and sets it)";
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -34,24 +31,12 @@ pub struct Ctx {
 /// Creates the test's table, queues and sender identity under a unique prefix and wires the
 /// harness to them; `None` (after printing why) when no local endpoint is configured.
 pub async fn setup(test: &str, options: HarnessOptions) -> Option<Ctx> {
-    let Some(endpoint) = local_endpoint_from_env().unwrap_or_else(|e| panic!("{test}: {e}")) else {
-        eprintln!("{test}: {SKIP}");
-        return None;
-    };
-    let sdk = load_sdk_config().await;
-    let prefix: String = format!(
-        "e2e{}-{}",
-        &uuid::Uuid::now_v7().simple().to_string()[22..],
-        test.replace('_', "-")
-    )
-    .chars()
-    .take(40)
-    .collect();
-    let sender = format!("automations-{prefix}@example.com");
-    let res = create_local_resources(&sdk, &LocalNames::new(prefix).with_sender(sender))
-        .await
-        .expect("local resources");
-    let h = Harness::new(&sdk, res, options).await.expect("harness");
+    let LocalDeployment {
+        endpoint,
+        sdk,
+        resources,
+    } = LocalDeployment::create(test).await?;
+    let h = Harness::new(&sdk, resources, options).await.expect("harness");
     Some(Ctx { endpoint, h })
 }
 

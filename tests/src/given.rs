@@ -21,6 +21,32 @@ use std::collections::{BTreeMap, HashMap};
 // definitions, times, events
 // ---------------------------------------------------------------------------
 
+/// The head of a test definition: `id` (also its name), status active, triggered by `trigger`.
+pub fn head(id: &str, trigger: &str) -> String {
+    format!("id: {id}\nname: {id}\nstatus: active\ntrigger: {{event: {trigger}}}\n")
+}
+
+/// A test definition: the [`head`], extra top-level YAML (may be empty), and the steps (a YAML
+/// block sequence at column 0).
+pub fn definition(id: &str, trigger: &str, extra: &str, steps: &str) -> String {
+    format!(
+        "{}{}\nsteps:\n{}",
+        head(id, trigger),
+        extra.trim(),
+        steps.trim_start_matches('\n')
+    )
+}
+
+/// A definition `t` triggered by `lead.created` with these steps.
+pub fn def(steps: &str) -> String {
+    def_with("", steps)
+}
+
+/// A definition `t` triggered by `lead.created` with extra top-level keys before the steps.
+pub fn def_with(extra: &str, steps: &str) -> String {
+    definition("t", "lead.created", extra, steps)
+}
+
 /// Parses and compiles a YAML (or JSON) definition; panics with every error.
 pub fn program(yaml: &str) -> Program {
     let automation = parse_automation(yaml).unwrap_or_else(|errors| {

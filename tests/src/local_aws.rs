@@ -119,6 +119,48 @@ fn check_local_endpoint(endpoint: Option<String>, required: bool) -> Result<Opti
     }
 }
 
+/// What a test prints when it skips for want of a local endpoint.
+pub const SKIP: &str = "skipped: AWS_ENDPOINT_URL not set (scripts/test.sh starts a local moto server and sets it; or run `eval \"$(scripts/moto.sh start)\"` first)";
+
+/// One test's own deployment on the local endpoint: the SDK configuration and the resources,
+/// under a prefix unique to the test, so tests run in parallel.
+pub struct LocalDeployment {
+    pub endpoint: String,
+    pub sdk: SdkConfig,
+    pub resources: LocalResources,
+}
+
+impl LocalDeployment {
+    /// Creates the test's table, queues and sender identity (`automations-<prefix>@example.com`).
+    /// `None`, after printing [`SKIP`], when no local endpoint is configured; panics when the
+    /// endpoint is refused (not loopback, or required and missing) or the resources cannot be made.
+    pub async fn create(test: &str) -> Option<LocalDeployment> {
+        let Some(endpoint) = local_endpoint_from_env().unwrap_or_else(|e| panic!("{test}: {e}")) else {
+            eprintln!("{test}: {SKIP}");
+            return None;
+        };
+        let sdk = crmflow_aws::sdk::load_sdk_config().await;
+        // Short and unique: SQS names are at most 80 characters with the longest suffix.
+        let prefix: String = format!(
+            "t{}-{}",
+            &uuid::Uuid::now_v7().simple().to_string()[20..],
+            test.replace('_', "-")
+        )
+        .chars()
+        .take(40)
+        .collect();
+        let sender = format!("automations-{prefix}@example.com");
+        let resources = create_local_resources(&sdk, &LocalNames::new(prefix).with_sender(sender))
+            .await
+            .unwrap_or_else(|e| panic!("{test}: local resources: {e}"));
+        Some(LocalDeployment {
+            endpoint,
+            sdk,
+            resources,
+        })
+    }
+}
+
 /// Creates (or finds) the table, queues and sender identity named by `names`.
 pub async fn create_local_resources(sdk: &SdkConfig, names: &LocalNames) -> Result<LocalResources, LocalSetupError> {
     let table = format!("{}-table", names.prefix);

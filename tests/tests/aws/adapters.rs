@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::Message;
 use crmflow_aws::dynamodb::DynamoStore;
 use crmflow_aws::request_counter::RequestCounter;
-use crmflow_aws::sdk::{dynamodb_client, load_sdk_config, sqs_client};
+use crmflow_aws::sdk::{dynamodb_client, sqs_client};
 use crmflow_aws::ses::SesEmailSender;
 use crmflow_aws::sqs::{SqsActionQueue, SqsCrmCommandSink, SqsStepQueue};
 use crmflow_aws::timers::{AwsTimerService, TimerStore};
@@ -28,13 +28,10 @@ use crmflow_core::ports::{
     OutboundCrmCommand, RunStore, StepQueue, StoreError, Timer, TimerService,
 };
 use crmflow_core::run::{Run, RunStatus, StepRecord, StepStatus};
-use crmflow_tests::local_aws::{LocalNames, LocalResources, create_local_resources, local_endpoint_from_env};
+use crmflow_tests::local_aws::{LocalDeployment, LocalResources};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const SKIP: &str =
-    "skipped: AWS_ENDPOINT_URL not set (run `eval \"$(scripts/moto.sh start)\"` first, see scripts/moto.sh)";
 
 /// One test's AWS resources and adapters.
 struct Env {
@@ -50,20 +47,11 @@ struct Env {
 impl Env {
     /// `None` (after printing why) when no local AWS endpoint is configured.
     async fn new(test: &str) -> Option<Env> {
-        let Some(endpoint) = local_endpoint_from_env().unwrap_or_else(|e| panic!("{test}: {e}")) else {
-            eprintln!("{test}: {SKIP}");
-            return None;
-        };
-        let sdk = load_sdk_config().await;
-        let prefix = format!(
-            "t{}-{}",
-            &uuid::Uuid::now_v7().simple().to_string()[20..],
-            test.replace('_', "-")
-        );
-        let prefix: String = prefix.chars().take(50).collect();
-        let res = create_local_resources(&sdk, &LocalNames::new(prefix))
-            .await
-            .expect("local resources");
+        let LocalDeployment {
+            endpoint,
+            sdk,
+            resources: res,
+        } = LocalDeployment::create(test).await?;
         let counter = RequestCounter::new();
         let store = DynamoStore::new(&sdk, Some(&counter), &res.table, 30);
         let queue = SqsStepQueue::new(&sdk, Some(&counter), &res.step_queue_url);

@@ -11,23 +11,10 @@
 //! Without `AWS_ENDPOINT_URL` the test prints "skipped: ..." and returns, unless
 //! `CRMFLOW_REQUIRE_LOCAL_AWS=1` (the test scripts set it), which makes that a failure.
 
-use crmflow_aws::sdk::load_sdk_config;
 use crmflow_tests::harness::{Harness, HarnessOptions};
-use crmflow_tests::local_aws::{LocalNames, create_local_resources, local_endpoint_from_env};
+use crmflow_tests::local_aws::LocalDeployment;
 use serde_json::Value;
 use std::path::Path;
-
-const SKIP: &str =
-    "skipped: AWS_ENDPOINT_URL not set (run `eval \"$(scripts/moto.sh start)\"` first, see scripts/moto.sh)";
-
-/// The local endpoint, or `None` (after printing why) when there is none.
-fn local_endpoint(test: &str) -> Option<String> {
-    let Some(endpoint) = local_endpoint_from_env().unwrap_or_else(|e| panic!("{test}: {e}")) else {
-        eprintln!("{test}: {SKIP}");
-        return None;
-    };
-    Some(endpoint)
-}
 
 /// What one `crmflow` command line did.
 struct Output {
@@ -96,20 +83,13 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_automations_then_list_and_show_runs() {
-    let Some(_) = local_endpoint("deploy_automations_then_list_and_show_runs") else {
+    let Some(LocalDeployment { sdk, resources, .. }) =
+        LocalDeployment::create("deploy_automations_then_list_and_show_runs").await
+    else {
         return;
     };
-    let sdk = load_sdk_config().await;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let prefix = format!("cli{}-{}", std::process::id(), nanos % 1_000_000_000);
-    let resources = create_local_resources(&sdk, &LocalNames::new(&prefix))
-        .await
-        .expect("local resources");
     let table = resources.table.clone();
-    let dir = std::env::temp_dir().join(format!("crmflow-{prefix}"));
+    let dir = std::env::temp_dir().join(format!("crmflow-{table}"));
     std::fs::create_dir_all(&dir).unwrap();
 
     // deploy: validates, stores, says what it stored.

@@ -9,12 +9,6 @@ use crmflow_tests::given::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-const HEAD: &str = "id: acts\nname: Acts\nstatus: active\ntrigger: {event: lead.created}\n";
-
-fn def(steps: &str) -> String {
-    format!("{HEAD}steps:\n{}", steps.trim_start_matches('\n'))
-}
-
 /// One action step `act` followed by an end step.
 fn one_action(action_yaml: &str) -> String {
     def(&format!("- id: act\n  action: {action_yaml}\n- id: fin\n  end: {{}}\n"))
@@ -269,7 +263,7 @@ fn every_action_type_renders_its_effect() {
         assert_eq!(p.effect, want, "{case}: effect");
         assert_eq!(p.tenant, "default", "{case}: tenant");
         assert_eq!(p.run_id, "run-1", "{case}: run id");
-        assert_eq!(p.automation_id, "acts", "{case}: automation id");
+        assert_eq!(p.automation_id, "t", "{case}: automation id");
         assert_eq!(p.step_id, "act", "{case}: step id");
         assert_eq!((p.seq, p.attempt), (0, 1), "{case}: seq and attempt");
         assert_eq!(p.idempotency_key, "run-1.0", "{case}: idempotency key");
@@ -546,8 +540,9 @@ fn a_template_error_fails_the_step_before_anything_is_sent() {
 
 #[test]
 fn enroll_is_refused_past_max_enroll_depth() {
-    let definition = format!(
-        "{HEAD}limits: {{max_enroll_depth: 2}}\nsteps:\n- id: again\n  action: {{type: enroll, params: {{automation_id: acts}}}}\n"
+    let definition = def_with(
+        "limits: {max_enroll_depth: 2}",
+        "- id: again\n  action: {type: enroll, params: {automation_id: t}}\n",
     );
     for (depth, refused) in [(0, false), (1, false), (2, true), (3, true)] {
         let mut h = Harness::new(&definition, &trigger(), contact());
@@ -569,7 +564,7 @@ fn enroll_is_refused_past_max_enroll_depth() {
             assert_eq!(
                 effect(&d),
                 &Effect::Enroll {
-                    automation_id: "acts".into()
+                    automation_id: "t".into()
                 },
                 "depth {depth}: enroll performed"
             );

@@ -13,18 +13,6 @@ use crmflow_core::time::DurationSpec;
 use crmflow_tests::given::*;
 use serde_json::{Value, json};
 
-const HEAD: &str = "id: t\nname: T\nstatus: active\ntrigger: {event: lead.created}\n";
-
-/// A definition with the standard head and these steps (YAML block sequence at column 0).
-fn def(steps: &str) -> String {
-    format!("{HEAD}steps:\n{}", steps.trim_start_matches('\n'))
-}
-
-/// A definition with extra top-level keys before the steps.
-fn def_with(extra: &str, steps: &str) -> String {
-    format!("{HEAD}{}\nsteps:\n{}", extra.trim(), steps.trim_start_matches('\n'))
-}
-
 fn trigger(data: Value) -> crmflow_core::event::Event {
     event("evt-1", "lead.created", "2026-03-02T09:00:00Z", data)
 }

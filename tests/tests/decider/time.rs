@@ -7,15 +7,8 @@ use crmflow_tests::given::*;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
-fn def(extra: &str, steps: &str) -> String {
-    format!(
-        "id: tz\nname: TZ\nstatus: active\ntrigger: {{event: lead.created}}\n{extra}\nsteps:\n{}",
-        steps.trim_start_matches('\n')
-    )
-}
-
 fn wait_def(extra: &str, wait: &str) -> String {
-    def(extra, &format!("- id: w\n  wait: {wait}\n- id: after\n  end: {{}}\n"))
+    def_with(extra, &format!("- id: w\n  wait: {wait}\n- id: after\n  end: {{}}\n"))
 }
 
 /// Starts a run at `start` for a contact and returns the due time of the timer it schedules,
@@ -226,9 +219,9 @@ fn timeouts_of_events_tasks_and_goals_use_calendar_days_in_the_zone() {
             "- id: s\n  goal: {event: deal.won, required: true, timeout: 1d}\n",
         ),
     ] {
-        let (due, _) = due_for(&def("", step), start, ny());
+        let (due, _) = due_for(&def_with("", step), start, ny());
         assert_eq!(due, ts("2026-03-08T18:00:00Z"), "{case}: 1d in New York");
-        let (due, _) = due_for(&def("", step), start, json!({}));
+        let (due, _) = due_for(&def_with("", step), start, json!({}));
         assert_eq!(due, ts("2026-03-08T19:00:00Z"), "{case}: 1d in UTC");
     }
 }
@@ -254,7 +247,7 @@ fn wall_clock_times_in_a_dst_gap_move_forward() {
 
 #[test]
 fn a_zone_learnt_from_an_event_applies_to_later_waits() {
-    let definition = def(
+    let definition = def_with(
         "",
         r#"
 - id: await

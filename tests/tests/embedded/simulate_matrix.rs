@@ -16,15 +16,6 @@ use std::collections::BTreeMap;
 // helpers
 // ---------------------------------------------------------------------------
 
-/// A definition: id, trigger event, extra top-level YAML, and steps (block sequence at column 0).
-fn def(id: &str, trigger: &str, extra: &str, steps: &str) -> String {
-    format!(
-        "id: {id}\nname: {id}\nstatus: active\ntrigger: {{event: {trigger}}}\n{}\nsteps:\n{}",
-        extra.trim(),
-        steps.trim_start_matches('\n')
-    )
-}
-
 fn people() -> Value {
     json!([
         {"id": "C1", "first_name": "Ada", "email": "ada@example.com", "phone": "+15550001", "tags": ["lead"]},
@@ -82,7 +73,7 @@ fn assert_no_pending_timers(case: &str, sim: &crmflow_core::simulate::Simulator)
 
 #[tokio::test]
 async fn sim_action_step() {
-    let d = def(
+    let d = definition(
         "tagger",
         "lead.created",
         "",
@@ -163,7 +154,7 @@ async fn sim_wait_kinds_fire_at_the_due_time() {
         ),
     ];
     for (case, wait, extra, contact, data, want) in cases {
-        let d = def(
+        let d = definition(
             "waiter",
             "lead.created",
             extra,
@@ -203,7 +194,7 @@ async fn sim_wait_kinds_fire_at_the_due_time() {
 
 #[tokio::test]
 async fn sim_branch_if_else_and_cases() {
-    let if_else = def(
+    let if_else = definition(
         "ifelse",
         "lead.created",
         "",
@@ -221,7 +212,7 @@ async fn sim_branch_if_else_and_cases() {
   end: {}
 "#,
     );
-    let cases = def(
+    let cases = definition(
         "cases",
         "lead.created",
         "",
@@ -322,7 +313,7 @@ async fn sim_branch_if_else_and_cases() {
 
 #[tokio::test]
 async fn sim_split_paths_follow_split_draw() {
-    let d = def(
+    let d = definition(
         "ab",
         "lead.created",
         "enrollment: {reenroll: always, allow_concurrent: true}",
@@ -401,7 +392,7 @@ const WAIT_FOR_REPLY: &str = r#"
 
 #[tokio::test]
 async fn sim_wait_for_event_matrix() {
-    let d = def("reply", "lead.created", "", WAIT_FOR_REPLY);
+    let d = definition("reply", "lead.created", "", WAIT_FOR_REPLY);
     let msg = |id: &str, time: &str, lead_id: &str, channel: &str| {
         event_on(
             id,
@@ -469,19 +460,19 @@ async fn sim_wait_for_event_matrix() {
 
 #[tokio::test]
 async fn sim_goals() {
-    let optional = def(
+    let optional = definition(
         "optional",
         "lead.created",
         "",
         "- id: g\n  goal: {event: deal.won}\n- id: after\n  action: {type: add_tag, params: {tag: after}}\n",
     );
-    let required = def(
+    let required = definition(
         "required",
         "lead.created",
         "",
         "- id: g\n  goal: {event: deal.won, required: true, timeout: 3d}\n- id: after\n  action: {type: add_tag, params: {tag: won}}\n",
     );
-    let ahead = def(
+    let ahead = definition(
         "ahead",
         "lead.created",
         "",
@@ -496,7 +487,7 @@ async fn sim_goals() {
   action: {type: add_tag, params: {tag: clicked}}
 "#,
     );
-    let ending = def(
+    let ending = definition(
         "ending",
         "lead.created",
         "",
@@ -624,7 +615,7 @@ async fn sim_goals() {
 
 #[tokio::test]
 async fn sim_human_task() {
-    let d = def(
+    let d = definition(
         "approval",
         "opportunity.created",
         "",
@@ -769,19 +760,19 @@ async fn sim_human_task() {
 
 #[tokio::test]
 async fn sim_end_and_goto() {
-    let end = def(
+    let end = definition(
         "ender",
         "lead.created",
         "",
         "- id: stop\n  end: {reason: enough}\n- id: never\n  action: {type: add_tag, params: {tag: never}}\n",
     );
-    let guarded = def(
+    let guarded = definition(
         "guarded",
         "lead.created",
         "limits: {max_steps: 7}",
         "- id: tick\n  wait: {duration: 1h}\n- id: ping\n  action: {type: add_tag, params: {tag: ping}}\n- id: again\n  goto: tick\n",
     );
-    let spinning = def(
+    let spinning = definition(
         "spinning",
         "lead.created",
         "",
@@ -912,7 +903,7 @@ async fn sim_cel_and_shorthand_trigger_conditions() {
 
 #[tokio::test]
 async fn sim_every_action_type_is_recorded() {
-    let d = def(
+    let d = definition(
         "acts",
         "lead.created",
         "",
@@ -1082,13 +1073,13 @@ async fn sim_every_action_type_is_recorded() {
 
 #[tokio::test]
 async fn sim_failed_uncertain_and_duplicate_results() {
-    let strict = def(
+    let strict = definition(
         "strict",
         "lead.created",
         "",
         "- id: hook\n  action: {type: webhook, params: {url: \"https://api.example.com/strict\"}}\n- id: after\n  action: {type: add_tag, params: {tag: strict-after}}\n",
     );
-    let tolerant = def(
+    let tolerant = definition(
         "tolerant",
         "lead.updated",
         "",
@@ -1134,7 +1125,7 @@ async fn sim_failed_uncertain_and_duplicate_results() {
     assert_eq!(tags, vec![json!("tolerant-after")], "only the tolerant run went on");
 
     // Uncertain: an earlier attempt at the email died mid-way (its claim expired).
-    let d = def(
+    let d = definition(
         "mailer",
         "lead.created",
         "",
@@ -1218,13 +1209,13 @@ async fn sim_failed_uncertain_and_duplicate_results() {
 
 #[tokio::test]
 async fn sim_enroll_and_cancel_automations() {
-    let main = def(
+    let main = definition(
         "main",
         "lead.created",
         "",
         "- id: hand-over\n  action: {type: enroll, params: {automation_id: nurture}}\n",
     );
-    let nurture = def(
+    let nurture = definition(
         "nurture",
         "never.happens",
         "",
@@ -1251,7 +1242,7 @@ async fn sim_enroll_and_cancel_automations() {
     assert_eq!(crm[0].run_id, n.run_id, "the child's action");
 
     // A self-enrolling chain stops at limits.max_enroll_depth.
-    let chain = def(
+    let chain = definition(
         "chain",
         "lead.created",
         "enrollment: {reenroll: always, allow_concurrent: true}\nlimits: {max_enroll_depth: 2}",
@@ -1296,19 +1287,19 @@ async fn sim_enroll_and_cancel_automations() {
     );
 
     // cancel_automations cancels the record's run of the listed automation only.
-    let slow = def(
+    let slow = definition(
         "slow",
         "lead.created",
         "",
         "- id: w\n  wait: {duration: 3d}\n- id: after\n  action: {type: add_tag, params: {tag: slow}}\n",
     );
-    let other = def(
+    let other = definition(
         "other",
         "lead.created",
         "",
         "- id: w\n  wait: {duration: 5d}\n- id: after\n  end: {}\n",
     );
-    let closer = def(
+    let closer = definition(
         "closer",
         "lead.converted",
         "",
@@ -1400,7 +1391,7 @@ async fn sim_event_during_an_action_is_deferred_until_its_result() {
             steps.push_str(&format!("- id: g{i}\n  goto: {next}\n"));
         }
         steps.push_str("- id: await\n  wait_for_event: {event: message.received, timeout: 1d, on_timeout: [{id: late, end: {reason: no reply}}]}\n- id: replied\n  end: {reason: replied}\n");
-        let d = def("deferring", "lead.created", "", &steps);
+        let d = definition("deferring", "lead.created", "", &steps);
         let sim = simulator(&[&d], people());
         sim.clock.set(ts("2026-03-02T09:00:00Z"));
         let trigger = lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}));
@@ -1494,7 +1485,7 @@ async fn sim_reenrollment_policies() {
         ),
     ];
     for (case, extra, steps, want) in cases {
-        let d = def("pol", "lead.created", extra, steps);
+        let d = definition("pol", "lead.created", extra, steps);
         let events = times
             .iter()
             .enumerate()
@@ -1513,7 +1504,7 @@ async fn sim_reenrollment_policies() {
 
 #[tokio::test]
 async fn sim_exit_event_cancels_a_waiting_run() {
-    let d = def(
+    let d = definition(
         "exiting",
         "lead.created",
         "exit: {events: [lead.disqualified], condition: {field: record.status, op: equals, value: lost}}",
@@ -1599,19 +1590,19 @@ async fn sim_only_active_automations_enroll() {
 
 #[tokio::test]
 async fn sim_waits_across_dst_in_the_contact_zone() {
-    let day = def(
+    let day = definition(
         "day",
         "lead.created",
         "",
         "- id: w\n  wait: {duration: 1d}\n- id: after\n  end: {}\n",
     );
-    let hours = def(
+    let hours = definition(
         "hours",
         "lead.created",
         "",
         "- id: w\n  wait: {duration: 24h}\n- id: after\n  end: {}\n",
     );
-    let monday = def(
+    let monday = definition(
         "monday",
         "lead.created",
         "timezone: Europe/Berlin",
@@ -1712,7 +1703,7 @@ async fn sim_waits_across_dst_in_the_contact_zone() {
 /// O1's task must not complete O2's (O2's own completion rejects it).
 #[tokio::test]
 async fn contact_routing_task_completed_for_one_record_completes_only_its_own_task() {
-    let d = def(
+    let d = definition(
         "approval",
         "opportunity.created",
         "",
@@ -1789,13 +1780,13 @@ async fn contact_routing_task_completed_for_one_record_completes_only_its_own_ta
 /// automation for another lead of the same contact must survive.
 #[tokio::test]
 async fn contact_routing_cancel_automations_cancels_only_this_records_runs() {
-    let slow = def(
+    let slow = definition(
         "slow",
         "lead.created",
         "",
         "- id: w\n  wait: {duration: 3d}\n- id: after\n  end: {}\n",
     );
-    let closer = def(
+    let closer = definition(
         "closer",
         "lead.converted",
         "",
@@ -1834,7 +1825,7 @@ async fn contact_routing_cancel_automations_cancels_only_this_records_runs() {
 /// disqualifying lead L1 must not cancel the follow-up of lead L2 of the same contact.
 #[tokio::test]
 async fn contact_routing_exit_event_of_another_lead_does_not_cancel() {
-    let d = def(
+    let d = definition(
         "follow-up",
         "lead.created",
         "exit: {events: [lead.disqualified]}",
@@ -1873,7 +1864,7 @@ async fn contact_routing_exit_event_of_another_lead_does_not_cancel() {
 /// run waiting for it.
 #[tokio::test]
 async fn contact_routing_a_reply_on_a_message_record_reaches_the_leads_run() {
-    let d = def("reply", "lead.created", "", WAIT_FOR_REPLY);
+    let d = definition("reply", "lead.created", "", WAIT_FOR_REPLY);
     let (_, reports) = simulate(
         &[&d],
         people(),
