@@ -87,6 +87,23 @@ struct Loaded {
 /// that is already stored is left alone when identical and refused when different (versions are
 /// immutable once runs use them: bump `version` instead).
 pub fn deploy_automations(io: &mut Io<'_>, table: &str, paths: &[PathBuf]) -> Result<bool> {
+    let (loaded, valid) = load_all(io, paths)?;
+    if !valid || !unique_versions(io, &loaded)? {
+        writeln!(io.err, "nothing deployed: fix the errors above first")?;
+        return Ok(false);
+    }
+    runtime()?.block_on(async {
+        let store = store(table).await;
+        let mut ok = true;
+        for loaded in loaded {
+            ok &= deploy_one(io, &store, table, loaded).await?;
+        }
+        Ok(ok)
+    })
+}
+
+/// Every definition under `paths`, compiled; false when any path had none or any failed.
+fn load_all(io: &mut Io<'_>, paths: &[PathBuf]) -> Result<(Vec<Loaded>, bool)> {
     let mut ok = true;
     let mut loaded: Vec<Loaded> = Vec::new();
     for path in paths {
@@ -107,8 +124,14 @@ pub fn deploy_automations(io: &mut Io<'_>, table: &str, paths: &[PathBuf]) -> Re
             }
         }
     }
+    Ok((loaded, ok))
+}
+
+/// False (after saying where) when two files define the same tenant, id and version.
+fn unique_versions(io: &mut Io<'_>, loaded: &[Loaded]) -> Result<bool> {
+    let mut ok = true;
     let mut seen: BTreeMap<(String, String, u32), &Path> = BTreeMap::new();
-    for l in &loaded {
+    for l in loaded {
         let a = &l.program.automation;
         if let Some(other) = seen.insert((a.tenant.clone(), a.id.clone(), a.version), &l.file) {
             writeln!(
@@ -123,52 +146,47 @@ pub fn deploy_automations(io: &mut Io<'_>, table: &str, paths: &[PathBuf]) -> Re
             ok = false;
         }
     }
-    if !ok {
-        writeln!(io.err, "nothing deployed: fix the errors above first")?;
+    Ok(ok)
+}
+
+/// Stores one version unless it is stored already; false when a different definition holds it.
+async fn deploy_one(io: &mut Io<'_>, store: &DynamoStore, table: &str, loaded: Loaded) -> Result<bool> {
+    let Loaded { file, program } = loaded;
+    let a: Automation = program.automation;
+    let name = format!("{}/{} v{}", a.tenant, a.id, a.version);
+    let status = serde_json::to_value(a.status)?.as_str().unwrap_or_default().to_string();
+    let stored = store
+        .get(&a.tenant, &a.id, a.version)
+        .await
+        .with_context(|| format!("reading {name} from {table}"))?;
+    if let Some(stored) = stored {
+        if serde_json::to_value(&stored.automation)? == serde_json::to_value(&a)? {
+            writeln!(io.out, "unchanged  {name} ({status})  {}", file.display())?;
+            return Ok(true);
+        }
+        writeln!(
+            io.err,
+            "{}: {name} is already deployed with a different definition; versions are immutable, raise `version`",
+            file.display()
+        )?;
         return Ok(false);
     }
-
-    runtime()?.block_on(async {
-        let store = store(table).await;
-        let mut ok = true;
-        for Loaded { file, program } in loaded {
-            let a: Automation = program.automation;
-            let name = format!("{}/{} v{}", a.tenant, a.id, a.version);
-            let status = serde_json::to_value(a.status)?.as_str().unwrap_or_default().to_string();
-            let stored = store
-                .get(&a.tenant, &a.id, a.version)
-                .await
-                .with_context(|| format!("reading {name} from {table}"))?;
-            if let Some(stored) = stored {
-                if serde_json::to_value(&stored.automation)? == serde_json::to_value(&a)? {
-                    writeln!(io.out, "unchanged  {name} ({status})  {}", file.display())?;
-                } else {
-                    writeln!(io.err,
-                        "{}: {name} is already deployed with a different definition; versions are immutable, raise `version`",
-                        file.display()
-                    )?;
-                    ok = false;
-                }
-                continue;
-            }
-            let (tenant, id, version) = (a.tenant.clone(), a.id.clone(), a.version);
-            store
-                .put(a)
-                .await
-                .with_context(|| format!("storing {name} in {table}"))?;
-            let latest = store
-                .latest(&tenant, &id)
-                .await
-                .with_context(|| format!("reading {tenant}/{id} from {table}"))?
-                .map(|p| p.version());
-            let note = match latest {
-                Some(v) if v > version => format!("  (not the latest: v{v} is)"),
-                _ => String::new(),
-            };
-            writeln!(io.out, "deployed   {name} ({status})  {}{note}", file.display())?;
-        }
-        Ok(ok)
-    })
+    let (tenant, id, version) = (a.tenant.clone(), a.id.clone(), a.version);
+    store
+        .put(a)
+        .await
+        .with_context(|| format!("storing {name} in {table}"))?;
+    let latest = store
+        .latest(&tenant, &id)
+        .await
+        .with_context(|| format!("reading {tenant}/{id} from {table}"))?
+        .map(|p| p.version());
+    let note = match latest {
+        Some(v) if v > version => format!("  (not the latest: v{v} is)"),
+        _ => String::new(),
+    };
+    writeln!(io.out, "deployed   {name} ({status})  {}{note}", file.display())?;
+    Ok(true)
 }
 
 fn run_summary(run: &Run) -> serde_json::Value {
