@@ -1,6 +1,7 @@
 //! Counts AWS requests per (service, operation): an SDK interceptor that the AWS adapters attach
 //! to their clients (see [`super::sdk`]). Every attempt counts, retries included, because
-//! every attempt is a billed request.
+//! every attempt is a billed request. Each function logs its invocation's counts
+//! ([`crate::lambda`]), and the end-to-end tests read them for the request figures.
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -56,6 +57,18 @@ impl RequestCounter {
     /// Clears the counts.
     pub fn reset(&self) {
         self.lock().clear();
+    }
+
+    /// The counts so far, cleared: `(total, "DynamoDB.GetItem=3 SQS.SendMessage=1")`.
+    pub fn take_summary(&self) -> (u64, String) {
+        let counts = std::mem::take(&mut *self.lock());
+        let total = counts.values().sum();
+        let summary = counts
+            .iter()
+            .map(|((service, operation), n)| format!("{service}.{operation}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        (total, summary)
     }
 }
 

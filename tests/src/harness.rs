@@ -5,7 +5,7 @@
 //! - **SQS event source mappings** ([`Harness::poll`], [`Harness::pump`]): `ReceiveMessage`
 //!   (batches of up to 10, every system attribute, so `ApproximateReceiveCount` is set), an
 //!   `aws_lambda_events` [`SqsEvent`] with `eventSourceARN`, the handler
-//!   (the function module's `handle_batch`, e.g. [`lambda::intake::handle_batch`]), then `DeleteMessageBatch` for the records not listed in
+//!   ([`SqsConsumer::handle_batch`], as each function's main calls it), then `DeleteMessageBatch` for the records not listed in
 //!   `batchItemFailures`. Failed records stay in the queue: their visibility is set to 0 so the
 //!   test does not wait, the virtual clock moves on by the queue's visibility timeout
 //!   ([`HarnessOptions::visibility_timeout`]), and the queue's redrive policy moves a record to
@@ -46,8 +46,8 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use crmflow_aws::dynamodb::DynamoStore;
-use crmflow_aws::lambda;
 use crmflow_aws::lambda::config::{FunctionConfig, FunctionName};
+use crmflow_aws::lambda::{self, SqsConsumer};
 use crmflow_aws::request_counter::RequestCounter;
 use crmflow_aws::sdk::{dynamodb_client, sqs_client};
 use crmflow_aws::timers::{TimerStore, minute_floor};
@@ -631,9 +631,9 @@ impl Wired {
     /// Invokes an SQS consumer with a batch, as its event source mapping does.
     async fn handle_batch(&self, event: SqsEvent) -> Result<SqsBatchResponse, String> {
         Ok(match self {
-            Wired::Intake(e) => lambda::intake::handle_batch(e, event).await,
-            Wired::Evaluate(e) => lambda::evaluate::handle_batch(e, event).await,
-            Wired::Execute(e) => lambda::execute::handle_batch(e, event).await,
+            Wired::Intake(e) => e.handle_batch(event).await,
+            Wired::Evaluate(e) => e.handle_batch(event).await,
+            Wired::Execute(e) => e.handle_batch(event).await,
             Wired::Resume(_) => return Err("resume consumes no queue".to_string()),
         })
     }

@@ -2,7 +2,7 @@
 //! completions) advance their run through the decider ([`Evaluate::handle`]).
 
 use super::batch::{RecordError, body, engine_error, process_batch, record_span};
-use super::{ConfigError, FunctionConfig, FunctionName};
+use super::{ConfigError, FunctionConfig, FunctionName, SqsConsumer};
 use crate::dynamodb::DynamoStore;
 use crate::request_counter::RequestCounter;
 use crate::sqs::{SqsActionQueue, SqsCrmCommandSink, SqsStepQueue};
@@ -47,13 +47,15 @@ pub fn engine(
     })
 }
 
-/// Handles a batch from the step queue.
-pub async fn handle_batch(engine: &Evaluate, event: SqsEvent) -> SqsBatchResponse {
-    process_batch(event, |record| async move {
-        let span = record_span(FunctionName::Evaluate, &record);
-        handle_record(engine, &record).instrument(span).await
-    })
-    .await
+impl SqsConsumer for Evaluate {
+    /// Handles a batch from the step queue.
+    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        process_batch(event, |record| async move {
+            let span = record_span(FunctionName::Evaluate, &record);
+            handle_record(self, &record).instrument(span).await
+        })
+        .await
+    }
 }
 
 async fn handle_record(engine: &Evaluate, record: &SqsMessage) -> Result<(), RecordError> {
@@ -85,12 +87,7 @@ async fn handle_record(engine: &Evaluate, record: &SqsMessage) -> Result<(), Rec
 /// The whole main of the evaluate function.
 pub async fn main() -> Result<(), lambda_runtime::Error> {
     let config = super::init(FunctionName::Evaluate)?;
-    let engine = engine(&config, &crate::sdk::load_sdk_config().await, None)?;
-    let engine = &engine;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
-            Ok::<_, lambda_runtime::Error>(handle_batch(engine, event.payload).await)
-        },
-    ))
-    .await
+    let counter = RequestCounter::new();
+    let engine = engine(&config, &crate::sdk::load_sdk_config().await, Some(&counter))?;
+    super::serve_sqs(&engine, &counter).await
 }

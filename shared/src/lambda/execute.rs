@@ -3,7 +3,7 @@
 //! cancelling other automations), and their results go back to the run ([`Execute::handle`]).
 
 use super::batch::{RecordError, body, engine_error, process_batch, record_span};
-use super::{ConfigError, FunctionConfig, FunctionName};
+use super::{ConfigError, FunctionConfig, FunctionName, SqsConsumer};
 use crate::dynamodb::DynamoStore;
 use crate::http::ReqwestHttpClient;
 use crate::request_counter::RequestCounter;
@@ -67,13 +67,15 @@ pub fn engine(
     })
 }
 
-/// Handles a batch from the action queue.
-pub async fn handle_batch(engine: &Execute, event: SqsEvent) -> SqsBatchResponse {
-    process_batch(event, |record| async move {
-        let span = record_span(FunctionName::Execute, &record);
-        handle_record(engine, &record).instrument(span).await
-    })
-    .await
+impl SqsConsumer for Execute {
+    /// Handles a batch from the action queue.
+    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        process_batch(event, |record| async move {
+            let span = record_span(FunctionName::Execute, &record);
+            handle_record(self, &record).instrument(span).await
+        })
+        .await
+    }
 }
 
 async fn handle_record(engine: &Execute, record: &SqsMessage) -> Result<(), RecordError> {
@@ -93,12 +95,7 @@ async fn handle_record(engine: &Execute, record: &SqsMessage) -> Result<(), Reco
 /// The whole main of the execute function.
 pub async fn main() -> Result<(), lambda_runtime::Error> {
     let config = super::init(FunctionName::Execute)?;
-    let engine = engine(&config, &crate::sdk::load_sdk_config().await, None)?;
-    let engine = &engine;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
-            Ok::<_, lambda_runtime::Error>(handle_batch(engine, event.payload).await)
-        },
-    ))
-    .await
+    let counter = RequestCounter::new();
+    let engine = engine(&config, &crate::sdk::load_sdk_config().await, Some(&counter))?;
+    super::serve_sqs(&engine, &counter).await
 }

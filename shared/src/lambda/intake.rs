@@ -2,7 +2,7 @@
 //! waiting on their record ([`Intake::handle`]).
 
 use super::batch::{RecordError, body, engine_error, process_batch, record_span};
-use super::{FunctionConfig, FunctionName};
+use super::{FunctionConfig, FunctionName, SqsConsumer};
 use crate::dynamodb::DynamoStore;
 use crate::request_counter::RequestCounter;
 use crate::sqs::SqsStepQueue;
@@ -31,13 +31,15 @@ pub fn engine(config: &FunctionConfig, sdk: &SdkConfig, counter: Option<&Request
     }
 }
 
-/// Handles a batch from the events queue.
-pub async fn handle_batch(engine: &Intake, event: SqsEvent) -> SqsBatchResponse {
-    process_batch(event, |record| async move {
-        let span = record_span(FunctionName::Intake, &record);
-        handle_record(engine, &record).instrument(span).await
-    })
-    .await
+impl SqsConsumer for Intake {
+    /// Handles a batch from the events queue.
+    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        process_batch(event, |record| async move {
+            let span = record_span(FunctionName::Intake, &record);
+            handle_record(self, &record).instrument(span).await
+        })
+        .await
+    }
 }
 
 async fn handle_record(engine: &Intake, record: &SqsMessage) -> Result<(), RecordError> {
@@ -65,12 +67,7 @@ async fn handle_record(engine: &Intake, record: &SqsMessage) -> Result<(), Recor
 /// The whole main of the intake function.
 pub async fn main() -> Result<(), lambda_runtime::Error> {
     let config = super::init(FunctionName::Intake)?;
-    let engine = engine(&config, &crate::sdk::load_sdk_config().await, None);
-    let engine = &engine;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
-            Ok::<_, lambda_runtime::Error>(handle_batch(engine, event.payload).await)
-        },
-    ))
-    .await
+    let counter = RequestCounter::new();
+    let engine = engine(&config, &crate::sdk::load_sdk_config().await, Some(&counter));
+    super::serve_sqs(&engine, &counter).await
 }

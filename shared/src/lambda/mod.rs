@@ -22,6 +22,37 @@ pub mod resume;
 
 pub use config::{ConfigError, FunctionConfig, FunctionName};
 
+use crate::request_counter::RequestCounter;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use std::future::Future;
+
+/// A function that consumes an SQS queue through its event source mapping.
+pub trait SqsConsumer: Sync {
+    /// Handles one batch; the records that failed go back in `batchItemFailures`.
+    fn handle_batch(&self, event: SqsEvent) -> impl Future<Output = SqsBatchResponse> + Send;
+}
+
+/// The Lambda runtime loop of an SQS consumer. After each invocation it logs how many records
+/// failed and the AWS requests the invocation made (`counter`, attached to the engine's clients).
+async fn serve_sqs(engine: &impl SqsConsumer, counter: &RequestCounter) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+            let records = event.payload.records.len();
+            let response = engine.handle_batch(event.payload).await;
+            let (aws_requests, by_operation) = counter.take_summary();
+            tracing::info!(
+                records,
+                failed = response.batch_item_failures.len(),
+                aws_requests,
+                %by_operation,
+                "invocation done"
+            );
+            Ok::<_, lambda_runtime::Error>(response)
+        },
+    ))
+    .await
+}
+
 /// Logging and configuration: the start of every function's main.
 fn init(function: FunctionName) -> Result<FunctionConfig, lambda_runtime::Error> {
     logging::init();

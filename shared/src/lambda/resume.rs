@@ -44,10 +44,16 @@ pub async fn handle(engine: &Resume, _payload: Value) -> Result<Value, lambda_ru
 /// The whole main of the resume function.
 pub async fn main() -> Result<(), lambda_runtime::Error> {
     let config = super::init(FunctionName::Resume)?;
-    let engine = engine(&config, &crate::sdk::load_sdk_config().await, None);
-    let engine = &engine;
+    let counter = RequestCounter::new();
+    let engine = engine(&config, &crate::sdk::load_sdk_config().await, Some(&counter));
+    let (engine, counter) = (&engine, &counter);
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<Value>| async move { handle(engine, event.payload).await },
+        move |event: lambda_runtime::LambdaEvent<Value>| async move {
+            let result = handle(engine, event.payload).await;
+            let (aws_requests, by_operation) = counter.take_summary();
+            tracing::info!(aws_requests, %by_operation, "invocation done");
+            result
+        },
     ))
     .await
 }
