@@ -331,3 +331,44 @@ pub struct EndSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
+
+/// The nested step lists a step holds, in definition order.
+pub fn nested_paths(step: &Step) -> Vec<&[Step]> {
+    match &step.kind {
+        StepKind::Branch(b) => {
+            let mut v: Vec<&[Step]> = vec![b.then.as_slice()];
+            v.extend(b.cases.iter().map(|c| c.steps.as_slice()));
+            v.push(b.otherwise.as_slice());
+            v
+        }
+        StepKind::Split(s) => s.paths.iter().map(|p| p.steps.as_slice()).collect(),
+        StepKind::WaitForEvent(w) => vec![w.on_event.as_slice(), w.on_timeout.as_slice()],
+        StepKind::HumanTask(h) => vec![h.on_timeout.as_slice()],
+        StepKind::Action(_) | StepKind::Wait(_) | StepKind::Goal(_) | StepKind::End(_) | StepKind::Goto(_) => {
+            Vec::new()
+        }
+    }
+}
+
+/// The name of each nested list of a step, matching [`nested_paths`] (for error paths).
+pub fn nested_path_names(step: &Step) -> Vec<String> {
+    match &step.kind {
+        StepKind::Branch(b) => {
+            let mut v = vec!["branch.then".to_string()];
+            v.extend((0..b.cases.len()).map(|i| format!("branch.cases[{i}].steps")));
+            v.push("branch.else".to_string());
+            v
+        }
+        StepKind::Split(s) => (0..s.paths.len()).map(|i| format!("split.paths[{i}].steps")).collect(),
+        StepKind::WaitForEvent(_) => {
+            vec![
+                "wait_for_event.on_event".to_string(),
+                "wait_for_event.on_timeout".to_string(),
+            ]
+        }
+        StepKind::HumanTask(_) => vec!["human_task.on_timeout".to_string()],
+        StepKind::Action(_) | StepKind::Wait(_) | StepKind::Goal(_) | StepKind::End(_) | StepKind::Goto(_) => {
+            Vec::new()
+        }
+    }
+}

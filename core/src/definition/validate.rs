@@ -5,9 +5,8 @@
 //! deserializing (each of those types validates itself) and come with their path.
 
 use super::action::Action;
-use super::load::DefinitionError;
-use super::program::{nested_path_names, nested_paths};
-use super::step::{Step, StepKind};
+use super::error::DefinitionError;
+use super::step::{Step, StepKind, nested_path_names, nested_paths};
 use super::{Automation, Reenroll};
 use crate::template::Template;
 use std::collections::HashMap;
