@@ -15,13 +15,32 @@ pub struct EnrollmentState {
     pub last_enrolled_at: Option<Timestamp>,
 }
 
-/// Decides whether a record may enroll now. `Err` carries the reason, for logs and reports.
-pub fn check(policy: &EnrollmentPolicy, state: &EnrollmentState, now: Timestamp) -> Result<(), String> {
+/// Why a record may not enroll now.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EnrollmentRefused {
+    /// The record has a run of this automation still going (and `allow_concurrent` is off).
+    #[error("already has an active run ({})", active_runs.join(", "))]
+    ActiveRun { active_runs: Vec<String> },
+    /// `reenroll: once`, and the record enrolled before.
+    #[error("already enrolled once (reenroll: once)")]
+    AlreadyEnrolled,
+    /// `reenroll: after`, and the time since the last enrollment is shorter.
+    #[error("re-enrollment allowed from {next} (reenroll: after {after})")]
+    TooSoon { next: Timestamp, after: String },
+    /// The last enrollment plus `after` is out of jiff's range.
+    #[error("enrollment.after: {0}")]
+    AfterOutOfRange(jiff::Error),
+}
+
+/// Decides whether a record may enroll now.
+pub fn admit(policy: &EnrollmentPolicy, state: &EnrollmentState, now: Timestamp) -> Result<(), EnrollmentRefused> {
     if !policy.allow_concurrent && !state.active_runs.is_empty() {
-        return Err(format!("already has an active run ({})", state.active_runs.join(", ")));
+        return Err(EnrollmentRefused::ActiveRun {
+            active_runs: state.active_runs.clone(),
+        });
     }
     match policy.reenroll {
-        Reenroll::Once if state.total_enrollments > 0 => Err("already enrolled once (reenroll: once)".to_string()),
+        Reenroll::Once if state.total_enrollments > 0 => Err(EnrollmentRefused::AlreadyEnrolled),
         Reenroll::After => {
             let (Some(last), Some(after)) = (state.last_enrolled_at, &policy.after) else {
                 return Ok(());
@@ -30,18 +49,24 @@ pub fn check(policy: &EnrollmentPolicy, state: &EnrollmentState, now: Timestamp)
                 .to_zoned(jiff::tz::TimeZone::UTC)
                 .checked_add(after.span())
                 .map(|z| z.timestamp())
-                .map_err(|e| format!("enrollment.after: {e}"))?;
+                .map_err(EnrollmentRefused::AfterOutOfRange)?;
             if now < next {
-                Err(format!(
-                    "re-enrollment allowed from {next} (reenroll: after {})",
-                    after.as_str()
-                ))
+                Err(EnrollmentRefused::TooSoon {
+                    next,
+                    after: after.as_str().to_string(),
+                })
             } else {
                 Ok(())
             }
         }
         _ => Ok(()),
     }
+}
+
+/// [`admit`], with the refusal as text: kept for `engine::intake`, which reports the reason as
+/// a string, until it calls [`admit`].
+pub fn check(policy: &EnrollmentPolicy, state: &EnrollmentState, now: Timestamp) -> Result<(), String> {
+    admit(policy, state, now).map_err(|refused| refused.to_string())
 }
 
 /// The state after enrolling `run_id`.

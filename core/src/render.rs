@@ -3,98 +3,71 @@
 
 use crate::command::{CrmCommand, Effect, EmailMessage, HttpRequest};
 use crate::definition::Action;
+use crate::definition::action::{SendEmail, Webhook};
 use crate::event::Subject;
-use crate::template::Template;
+use crate::template::{Template, TemplateError};
 use serde_json::{Map, Value, json};
 
+/// A parameter of an action that did not render. The message names it (`params.subject: ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// A template parameter (`subject`, `url`, `headers.X-Id`) failed to render.
+    #[error("params.{param}: {source}")]
+    Param { param: String, source: TemplateError },
+    /// A string value of a `fields` map (read as a template when rendered) failed to parse or
+    /// to render.
+    #[error("params.fields.{field}: {source}")]
+    Field { field: String, source: TemplateError },
+}
+
+fn param_error(param: &str) -> impl FnOnce(TemplateError) -> RenderError {
+    move |source| RenderError::Param {
+        param: param.to_string(),
+        source,
+    }
+}
+
 /// Renders an action. Errors name the parameter (`params.subject: ...`).
-pub fn render_action(action: &Action, scope: &Value, subject: &Subject) -> Result<Effect, String> {
-    let text = |name: &str, t: &Template| t.render_text(scope).map_err(|e| format!("params.{name}: {e}"));
-    let opt = |name: &str, t: &Option<Template>| t.as_ref().map(|t| text(name, t)).transpose();
-    let crm = |command: &str, params: Value| {
-        Effect::Crm(CrmCommand {
-            command: command.to_string(),
-            subject: subject.clone(),
-            params,
-        })
-    };
+pub fn render_action(action: &Action, scope: &Value, subject: &Subject) -> Result<Effect, RenderError> {
+    let r = Renderer { scope, subject };
     Ok(match action {
-        Action::SendEmail(p) => {
-            let to = match &p.to {
-                Some(t) => text("to", t)?,
-                None => scope
-                    .pointer("/contact/email")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            };
-            let html = match &p.html {
-                Some(t) => Some(t.render_html(scope).map_err(|e| format!("params.html: {e}"))?),
-                None => None,
-            };
-            Effect::Email(EmailMessage {
-                to: to.trim().to_string(),
-                from: p.from.clone(),
-                reply_to: p.reply_to.clone(),
-                subject: text("subject", &p.subject)?,
-                html,
-                text: opt("text", &p.text)?,
-            })
-        }
-        Action::SendSms(p) => {
-            let to = match &p.to {
-                Some(t) => text("to", t)?,
-                None => scope
-                    .pointer("/contact/phone")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            };
-            crm("send_sms", json!({ "to": to, "message": text("message", &p.message)? }))
-        }
-        Action::UpdateContact(p) => crm("update_contact", json!({ "fields": render_fields(&p.fields, scope)? })),
-        Action::AddTag(p) => crm("add_tag", json!({ "tag": p.tag })),
-        Action::RemoveTag(p) => crm("remove_tag", json!({ "tag": p.tag })),
-        Action::AddToSegment(p) => crm("add_to_segment", json!({ "segment": p.segment })),
-        Action::RemoveFromSegment(p) => crm("remove_from_segment", json!({ "segment": p.segment })),
-        Action::Assign(p) => crm("assign", json!({ "user_id": p.user_id, "queue_id": p.queue_id })),
-        Action::CreateTask(p) => crm(
+        Action::SendEmail(p) => r.email(p)?,
+        Action::SendSms(p) => r.crm(
+            "send_sms",
+            json!({ "to": r.recipient(&p.to, "/contact/phone")?, "message": r.text("message", &p.message)? }),
+        ),
+        Action::UpdateContact(p) => r.crm("update_contact", json!({ "fields": render_fields(&p.fields, scope)? })),
+        Action::AddTag(p) => r.crm("add_tag", json!({ "tag": p.tag })),
+        Action::RemoveTag(p) => r.crm("remove_tag", json!({ "tag": p.tag })),
+        Action::AddToSegment(p) => r.crm("add_to_segment", json!({ "segment": p.segment })),
+        Action::RemoveFromSegment(p) => r.crm("remove_from_segment", json!({ "segment": p.segment })),
+        Action::Assign(p) => r.crm("assign", json!({ "user_id": p.user_id, "queue_id": p.queue_id })),
+        Action::CreateTask(p) => r.crm(
             "create_task",
             json!({
-                "title": text("title", &p.title)?,
-                "description": opt("description", &p.description)?,
+                "title": r.text("title", &p.title)?,
+                "description": r.opt("description", &p.description)?,
                 "assignee": p.assignee,
                 "due_in_seconds": p.due_in.as_ref().map(|d| d.approx_seconds()),
             }),
         ),
-        Action::CreateTicket(p) => crm(
+        Action::CreateTicket(p) => r.crm(
             "create_ticket",
             json!({
-                "subject": text("subject", &p.subject)?,
-                "description": opt("description", &p.description)?,
+                "subject": r.text("subject", &p.subject)?,
+                "description": r.opt("description", &p.description)?,
                 "priority": p.priority,
                 "queue_id": p.queue_id,
             }),
         ),
-        Action::CreateLead(p) => crm("create_lead", json!({ "fields": render_fields(&p.fields, scope)? })),
-        Action::UpdateLeadStatus(p) => crm("update_lead_status", json!({ "status": p.status })),
+        Action::CreateLead(p) => r.crm("create_lead", json!({ "fields": render_fields(&p.fields, scope)? })),
+        Action::UpdateLeadStatus(p) => r.crm("update_lead_status", json!({ "status": p.status })),
         Action::Notify(p) => Effect::Notify {
             channel: p.channel.clone(),
-            message: text("message", &p.message)?,
-            url: opt("url", &p.url)?,
+            message: r.text("message", &p.message)?,
+            url: r.opt("url", &p.url)?,
         },
-        Action::Webhook(p) => {
-            let mut headers = std::collections::BTreeMap::new();
-            for (name, value) in &p.headers {
-                headers.insert(name.clone(), text(&format!("headers.{name}"), value)?);
-            }
-            Effect::Webhook(HttpRequest {
-                method: p.method.to_ascii_uppercase(),
-                url: text("url", &p.url)?,
-                headers,
-                body: opt("body", &p.body)?,
-            })
-        }
+        Action::Webhook(p) => r.webhook(p)?,
         Action::Enroll(p) => Effect::Enroll {
             automation_id: p.automation_id.clone(),
         },
@@ -104,14 +77,84 @@ pub fn render_action(action: &Action, scope: &Value, subject: &Subject) -> Resul
     })
 }
 
+/// Renders the parameters of one action against the run's scope.
+struct Renderer<'a> {
+    scope: &'a Value,
+    subject: &'a Subject,
+}
+
+impl Renderer<'_> {
+    fn text(&self, name: &str, t: &Template) -> Result<String, RenderError> {
+        t.render_text(self.scope).map_err(param_error(name))
+    }
+
+    fn opt(&self, name: &str, t: &Option<Template>) -> Result<Option<String>, RenderError> {
+        t.as_ref().map(|t| self.text(name, t)).transpose()
+    }
+
+    /// `to` when given, else the scope's value at `default` (the contact's email or phone).
+    fn recipient(&self, to: &Option<Template>, default: &str) -> Result<String, RenderError> {
+        match to {
+            Some(t) => self.text("to", t),
+            None => Ok(self
+                .scope
+                .pointer(default)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()),
+        }
+    }
+
+    fn crm(&self, command: &str, params: Value) -> Effect {
+        Effect::Crm(CrmCommand {
+            command: command.to_string(),
+            subject: self.subject.clone(),
+            params,
+        })
+    }
+
+    fn email(&self, p: &SendEmail) -> Result<Effect, RenderError> {
+        let to = self.recipient(&p.to, "/contact/email")?;
+        let html = match &p.html {
+            Some(t) => Some(t.render_html(self.scope).map_err(param_error("html"))?),
+            None => None,
+        };
+        Ok(Effect::Email(EmailMessage {
+            to: to.trim().to_string(),
+            from: p.from.clone(),
+            reply_to: p.reply_to.clone(),
+            subject: self.text("subject", &p.subject)?,
+            html,
+            text: self.opt("text", &p.text)?,
+        }))
+    }
+
+    fn webhook(&self, p: &Webhook) -> Result<Effect, RenderError> {
+        let mut headers = std::collections::BTreeMap::new();
+        for (name, value) in &p.headers {
+            headers.insert(name.clone(), self.text(&format!("headers.{name}"), value)?);
+        }
+        Ok(Effect::Webhook(HttpRequest {
+            method: p.method.to_ascii_uppercase(),
+            url: self.text("url", &p.url)?,
+            headers,
+            body: self.opt("body", &p.body)?,
+        }))
+    }
+}
+
 /// Renders the string values of a field map as templates; other values pass through.
-fn render_fields(fields: &Map<String, Value>, scope: &Value) -> Result<Map<String, Value>, String> {
+fn render_fields(fields: &Map<String, Value>, scope: &Value) -> Result<Map<String, Value>, RenderError> {
     let mut out = Map::new();
     for (name, value) in fields {
         let rendered = match value {
             Value::String(s) => {
-                let t = Template::parse(s).map_err(|e| format!("params.fields.{name}: {e}"))?;
-                Value::String(t.render_text(scope).map_err(|e| format!("params.fields.{name}: {e}"))?)
+                let field_error = |source: TemplateError| RenderError::Field {
+                    field: name.clone(),
+                    source,
+                };
+                let t = Template::parse(s).map_err(field_error)?;
+                Value::String(t.render_text(scope).map_err(field_error)?)
             }
             other => other.clone(),
         };

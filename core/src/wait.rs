@@ -39,8 +39,6 @@
 //! zone). The value is converted to the wait's zone, the offset is added,
 //! then the time of day is set to `at` if given.
 
-use std::fmt;
-
 use jiff::{Timestamp, Zoned, civil, tz::TimeZone};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -120,8 +118,8 @@ struct WaitSpecWire {
 }
 
 impl TryFrom<WaitSpecWire> for WaitSpec {
-    type Error = String;
-    fn try_from(w: WaitSpecWire) -> Result<Self, String> {
+    type Error = WaitSpecError;
+    fn try_from(w: WaitSpecWire) -> Result<Self, WaitSpecError> {
         let spec = WaitSpec {
             duration: w.duration,
             until: w.until,
@@ -159,8 +157,8 @@ impl WaitSpec {
     /// Checks the rules deserialization enforces (exactly one kind, a
     /// well-formed `until`), for specs built in code. The error lists the
     /// allowed keys.
-    pub fn validate(&self) -> Result<(), String> {
-        let set: Vec<&str> = [
+    pub fn validate(&self) -> Result<(), WaitSpecError> {
+        let set: Vec<&'static str> = [
             ("duration", self.duration.is_some()),
             ("until", self.until.is_some()),
             ("until_field", self.until_field.is_some()),
@@ -170,35 +168,46 @@ impl WaitSpec {
         .filter_map(|(k, on)| on.then_some(k))
         .collect();
         match set.len() {
-            0 => {
-                return Err(format!(
-                    "a wait needs exactly one of {KINDS} (optionally with `business_hours` and `timezone`); none was given"
-                ));
-            }
+            0 => return Err(WaitSpecError::NoKind),
             1 => {}
-            _ => {
-                return Err(format!(
-                    "a wait needs exactly one of {KINDS}; got {}",
-                    set.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")
-                ));
-            }
+            _ => return Err(WaitSpecError::SeveralKinds { kinds: set }),
         }
         if let Some(until) = &self.until {
-            UntilTime::parse(until).map_err(|e| format!("until: {e}"))?;
+            UntilTime::parse(until).map_err(WaitSpecError::Until)?;
         }
         if let Some(w) = &self.until_weekday
             && w.days.is_empty()
         {
-            return Err("until_weekday.days: must list at least one weekday".into());
+            return Err(WaitSpecError::NoWeekdays);
         }
         if let Some(f) = &self.until_field {
-            check_field_path(&f.field).map_err(|e| format!("until_field.field: {e}"))?;
+            check_field_path(&f.field).map_err(WaitSpecError::FieldPath)?;
         }
         if let Some(b) = &self.business_hours {
-            b.check().map_err(|e| format!("business_hours.{e}"))?;
+            b.check().map_err(WaitSpecError::BusinessHours)?;
         }
         Ok(())
     }
+}
+
+/// Why a wait's configuration is unusable. Messages start with the key at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaitSpecError {
+    #[error("a wait needs exactly one of {KINDS} (optionally with `business_hours` and `timezone`); none was given")]
+    NoKind,
+    #[error(
+        "a wait needs exactly one of {KINDS}; got {}",
+        kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")
+    )]
+    SeveralKinds { kinds: Vec<&'static str> },
+    #[error("until: {0}")]
+    Until(UntilError),
+    #[error("until_weekday.days: must list at least one weekday")]
+    NoWeekdays,
+    #[error("until_field.field: {0}")]
+    FieldPath(PathError),
+    #[error("business_hours.{0}")]
+    BusinessHours(BusinessHoursError),
 }
 
 /// A date field plus/minus an offset, optionally at a fixed time of day:
@@ -273,25 +282,33 @@ impl Default for BusinessHours {
     }
 }
 
+/// Why business hours are unusable. Messages start with the key at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BusinessHoursError {
+    #[error("days: must list at least one weekday")]
+    NoDays,
+    #[error("end: must be after start ({end} is not after {start})")]
+    EndNotAfterStart { start: TimeOfDay, end: TimeOfDay },
+}
+
 impl BusinessHours {
-    /// `Err("field: problem")` when the hours are unusable.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), BusinessHoursError> {
         if self.days.is_empty() {
-            return Err("days: must list at least one weekday".into());
+            return Err(BusinessHoursError::NoDays);
         }
         if self.end <= self.start {
-            return Err(format!(
-                "end: must be after start ({} is not after {})",
-                self.end, self.start
-            ));
+            return Err(BusinessHoursError::EndNotAfterStart {
+                start: self.start,
+                end: self.end,
+            });
         }
         Ok(())
     }
 }
 
 impl TryFrom<BusinessHoursWire> for BusinessHours {
-    type Error = String;
-    fn try_from(w: BusinessHoursWire) -> Result<Self, String> {
+    type Error = BusinessHoursError;
+    fn try_from(w: BusinessHoursWire) -> Result<Self, BusinessHoursError> {
         let b = BusinessHours {
             days: w.days,
             start: w.start,
@@ -321,7 +338,7 @@ fn deserialize_field_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::
 pub enum WaitError {
     /// The spec breaks a rule deserialization enforces (built in code).
     #[error("invalid wait: {0}")]
-    InvalidSpec(String),
+    InvalidSpec(WaitSpecError),
     /// The `until_field` path does not exist in the scope (or is null).
     #[error("until_field: {path} is missing")]
     FieldMissing {
@@ -365,22 +382,15 @@ enum UntilTime {
 }
 
 /// Why an `until` string was rejected (message without the key).
-#[derive(Debug)]
-enum UntilError {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UntilError {
+    /// The zone in its `[...]` annotation is not an IANA zone.
+    #[error(transparent)]
     UnknownZone(TimeError),
+    #[error(
+        "invalid date-time \"{input}\": expected RFC 3339 (\"2026-03-08T09:00:00Z\"), RFC 9557 with a zone (\"2026-03-08T09:00[America/New_York]\") or a civil date-time (\"2026-03-08T09:00\"): {reason}"
+    )]
     Invalid { input: String, reason: String },
-}
-
-impl fmt::Display for UntilError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UntilError::UnknownZone(e) => e.fmt(f),
-            UntilError::Invalid { input, reason } => write!(
-                f,
-                "invalid date-time \"{input}\": expected RFC 3339 (\"2026-03-08T09:00:00Z\"), RFC 9557 with a zone (\"2026-03-08T09:00[America/New_York]\") or a civil date-time (\"2026-03-08T09:00\"): {reason}"
-            ),
-        }
-    }
 }
 
 /// The time zone named in the first bracketed RFC 9557 annotation, if any
@@ -456,11 +466,26 @@ enum Segment<'a> {
     Index(usize),
 }
 
+/// Why an `until_field.field` path was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("invalid path \"{path}\": empty segment")]
+    EmptySegment { path: String },
+    #[error("invalid path \"{path}\": missing ']'")]
+    MissingBracket { path: String },
+    #[error("invalid path \"{path}\": expected a number in [...]")]
+    NotAnIndex { path: String },
+    #[error("invalid path \"{path}\": unexpected text after ']'")]
+    TextAfterBracket { path: String },
+}
+
 /// Splits `a.b[0].c` / `a.b.0.c` into segments.
-fn split_path(path: &str) -> Result<Vec<Segment<'_>>, String> {
+fn split_path(path: &str) -> Result<Vec<Segment<'_>>, PathError> {
     let mut out = Vec::new();
     if path.trim().is_empty() {
-        return Err("must not be empty".into());
+        return Err(PathError::Empty);
     }
     for part in path.split('.') {
         let (key, mut rest) = match part.find('[') {
@@ -468,7 +493,7 @@ fn split_path(path: &str) -> Result<Vec<Segment<'_>>, String> {
             None => (part, ""),
         };
         if key.is_empty() && (rest.is_empty() || out.is_empty()) {
-            return Err(format!("invalid path \"{path}\": empty segment"));
+            return Err(PathError::EmptySegment { path: path.to_string() });
         }
         if !key.is_empty() {
             match key.parse::<usize>() {
@@ -479,22 +504,22 @@ fn split_path(path: &str) -> Result<Vec<Segment<'_>>, String> {
         while !rest.is_empty() {
             let close = rest
                 .find(']')
-                .ok_or_else(|| format!("invalid path \"{path}\": missing ']'"))?;
+                .ok_or_else(|| PathError::MissingBracket { path: path.to_string() })?;
             let idx = rest[1..close]
                 .trim()
                 .parse::<usize>()
-                .map_err(|_| format!("invalid path \"{path}\": expected a number in [...]"))?;
+                .map_err(|_| PathError::NotAnIndex { path: path.to_string() })?;
             out.push(Segment::Index(idx));
             rest = &rest[close + 1..];
             if !rest.is_empty() && !rest.starts_with('[') {
-                return Err(format!("invalid path \"{path}\": unexpected text after ']'"));
+                return Err(PathError::TextAfterBracket { path: path.to_string() });
             }
         }
     }
     Ok(out)
 }
 
-fn check_field_path(path: &str) -> Result<(), String> {
+fn check_field_path(path: &str) -> Result<(), PathError> {
     split_path(path).map(|_| ())
 }
 
@@ -567,9 +592,7 @@ fn next_weekday(w: &WeekdayTime, started: Timestamp, zone: &TimeZone) -> Result<
         }
         date = date.tomorrow().map_err(TimeError::arithmetic).map_err(&err)?;
     }
-    Err(WaitError::InvalidSpec(
-        "until_weekday.days: must list at least one weekday".into(),
-    ))
+    Err(WaitError::InvalidSpec(WaitSpecError::NoWeekdays))
 }
 
 fn field_due(f: &FieldOffset, zone: &TimeZone, scope: &serde_json::Value) -> Result<Zoned, WaitError> {
@@ -599,7 +622,7 @@ fn field_due(f: &FieldOffset, zone: &TimeZone, scope: &serde_json::Value) -> Res
 pub fn apply_business_hours(due: Timestamp, hours: &BusinessHours, zone: &TimeZone) -> Result<Timestamp, WaitError> {
     hours
         .check()
-        .map_err(|e| WaitError::InvalidSpec(format!("business_hours.{e}")))?;
+        .map_err(|e| WaitError::InvalidSpec(WaitSpecError::BusinessHours(e)))?;
     let err = out_of_range("business_hours");
     let local = due.to_zoned(zone.clone());
     let mut date = local.date();
@@ -655,7 +678,7 @@ pub fn due_at(
     } else if let Some(until) = &spec.until {
         let parsed = UntilTime::parse(until).map_err(|e| match e {
             UntilError::UnknownZone(t) => WaitError::Time(t),
-            other => WaitError::InvalidSpec(format!("until: {other}")),
+            other => WaitError::InvalidSpec(WaitSpecError::Until(other)),
         })?;
         parsed.to_zoned(&zone).map_err(out_of_range("until"))?.timestamp()
     } else if let Some(f) = &spec.until_field {
@@ -664,7 +687,7 @@ pub fn due_at(
         next_weekday(w, started, &zone)?.timestamp()
     } else {
         // validate() guarantees one kind is set.
-        return Err(WaitError::InvalidSpec(format!("a wait needs exactly one of {KINDS}")));
+        return Err(WaitError::InvalidSpec(WaitSpecError::NoKind));
     };
     match &spec.business_hours {
         Some(hours) => apply_business_hours(base, hours, &zone),

@@ -5,6 +5,7 @@ use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, LazyLock};
 
+use cel::ConvertToJsonError;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, Program};
 use serde_json::Value;
@@ -34,8 +35,7 @@ static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
 });
 
 /// Turns an RFC 3339 string `t` into a CEL timestamp, for the `now` variable.
-static TO_TIMESTAMP: LazyLock<Result<Program, String>> =
-    LazyLock::new(|| ENV.compile("timestamp(t)").map_err(|e| e.to_string()));
+static TO_TIMESTAMP: LazyLock<Result<Program, cel::ParseErrors>> = LazyLock::new(|| ENV.compile("timestamp(t)"));
 
 /// A compiled CEL expression, used as a condition (`{cel: "..."}`).
 ///
@@ -212,10 +212,28 @@ pub fn json_to_cel(value: &Value) -> CelValue {
     }
 }
 
+/// Why a CEL value has no JSON form. The values are shown as the `cel` crate debugs them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CelToJsonError {
+    /// A value JSON cannot hold (a function, an opaque value).
+    #[error("unable to convert value to json: {value}")]
+    Unrepresentable { value: String },
+    /// A duration of 2^63 nanoseconds or more.
+    #[error("duration too large to convert to nanoseconds: {duration}")]
+    DurationOverflow { duration: String },
+}
+
 /// A CEL value as JSON: timestamps as RFC 3339 strings, durations as nanoseconds, bytes as
 /// base64. Fails for values JSON cannot hold (functions, some opaque values).
-pub fn cel_to_json(value: &CelValue) -> Result<Value, String> {
-    value.json().map_err(|e| e.to_string())
+pub fn cel_to_json(value: &CelValue) -> Result<Value, CelToJsonError> {
+    value.json().map_err(|e| match e {
+        ConvertToJsonError::Value(value) => CelToJsonError::Unrepresentable {
+            value: format!("{value:?}"),
+        },
+        ConvertToJsonError::DurationOverflow(duration) => CelToJsonError::DurationOverflow {
+            duration: format!("{duration:?}"),
+        },
+    })
 }
 
 /// `type value`, cut short, for error messages.

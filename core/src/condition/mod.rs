@@ -62,9 +62,9 @@ mod tests;
 
 pub use error::{ConditionError, ConditionParseError};
 pub use explain::MAX_EXPLANATION_CHARS;
-pub use expression::{CelExpression, CelValue, cel_to_json, json_to_cel};
+pub use expression::{CelExpression, CelToJsonError, CelValue, cel_to_json, json_to_cel};
 pub use operator::Operator;
-pub use path::{DEFAULT_ROOT, FieldPath, SCOPE_ROOTS};
+pub use path::{DEFAULT_ROOT, FieldPath, FieldPathError, SCOPE_ROOTS};
 pub use rule::FieldRule;
 pub use scope::Scope;
 

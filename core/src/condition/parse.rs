@@ -136,7 +136,9 @@ fn parse_rule(map: &Map<String, Value>, path: &str) -> Result<FieldRule, Conditi
 
     let field_path = join_path(path, "field");
     let field = match &map["field"] {
-        Value::String(raw) => FieldPath::parse(raw).map_err(|m| ConditionParseError::new(&field_path, m))?,
+        Value::String(raw) => {
+            FieldPath::parse(raw).map_err(|e| ConditionParseError::new(&field_path, e.to_string()))?
+        }
         other => {
             return Err(ConditionParseError::new(
                 field_path,
@@ -180,7 +182,7 @@ fn parse_shorthand(map: &Map<String, Value>, path: &str) -> Result<Condition, Co
     map.iter()
         .map(|(key, value)| {
             let key_path = join_path(path, key);
-            let field = FieldPath::parse(key).map_err(|m| ConditionParseError::new(&key_path, m))?;
+            let field = FieldPath::parse(key).map_err(|e| ConditionParseError::new(&key_path, e.to_string()))?;
             FieldRule::new(field, Operator::Equals, Some(value.clone()))
                 .map(Condition::Rule)
                 .map_err(|e| e.under(&key_path))

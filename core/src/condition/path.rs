@@ -15,6 +15,16 @@ pub const SCOPE_ROOTS: [&str; 7] = ["event", "record", "previous", "contact", "s
 /// The root a relative path (one not starting with a [`SCOPE_ROOTS`] name) resolves from.
 pub const DEFAULT_ROOT: &str = "record";
 
+/// Why a field path was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldPathError {
+    #[error("empty field path")]
+    Empty,
+    /// `a..b`, `.a` or `a.`.
+    #[error("invalid field path \"{path}\": empty segment (expected e.g. \"record.amount\")")]
+    EmptySegment { path: String },
+}
+
 /// A dotted path to a value in the scope, e.g. `record.amount`, `contact.tags`,
 /// `steps.approval.output.approved`, `event.data.score` or `contact.emails.0`.
 ///
@@ -41,15 +51,13 @@ pub struct FieldPath {
 
 impl FieldPath {
     /// Parses a dotted path. Fails on an empty path or an empty segment (`a..b`, `.a`, `a.`).
-    pub fn parse(raw: &str) -> Result<FieldPath, String> {
+    pub fn parse(raw: &str) -> Result<FieldPath, FieldPathError> {
         if raw.is_empty() {
-            return Err("empty field path".to_owned());
+            return Err(FieldPathError::Empty);
         }
         let written: Vec<&str> = raw.split('.').collect();
         if written.iter().any(|s| s.is_empty()) {
-            return Err(format!(
-                "invalid field path \"{raw}\": empty segment (expected e.g. \"record.amount\")"
-            ));
+            return Err(FieldPathError::EmptySegment { path: raw.to_owned() });
         }
         let mut segments = Vec::with_capacity(written.len() + 1);
         if !SCOPE_ROOTS.contains(&written[0]) {
@@ -111,7 +119,7 @@ impl fmt::Display for FieldPath {
 }
 
 impl std::str::FromStr for FieldPath {
-    type Err = String;
+    type Err = FieldPathError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         FieldPath::parse(s)

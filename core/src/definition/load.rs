@@ -1,27 +1,12 @@
 //! Loading definitions from YAML or JSON, with errors that name their path
 //! (e.g. `steps[2].wait.until: unknown time zone "Europe/Berln"`).
 
+use super::program::Program;
 use super::step::{Step, StepKind};
-use super::{Automation, Program, validate};
+use super::{Automation, validate};
 use std::path::{Path, PathBuf};
 
-/// One problem in a definition. `path` is where it is (`steps[1].action.params.subject`);
-/// an empty path means the document as a whole.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{message}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
-pub struct DefinitionError {
-    pub path: String,
-    pub message: String,
-}
-
-impl DefinitionError {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        DefinitionError {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use super::error::DefinitionError;
 
 /// Parses one definition. JSON is recognised by a leading `{`; anything else is read as YAML.
 /// Applies defaults (id from the name), turns the flat `actions` form into steps, and validates.
@@ -151,26 +136,38 @@ pub fn load_automations(path: &Path) -> std::io::Result<Loaded> {
         .collect())
 }
 
+/// Why [`load_programs`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file or folder could not be read.
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// A file holds an invalid definition: one line per problem, each naming the file.
+    #[error("{}", problems(file, errors))]
+    Invalid {
+        file: PathBuf,
+        errors: Vec<DefinitionError>,
+    },
+}
+
+fn problems(file: &Path, errors: &[DefinitionError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {e}", file.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Loads and compiles every definition; the first invalid file is an error naming it.
-pub fn load_programs(path: &Path) -> Result<Vec<Program>, String> {
-    let loaded = load_automations(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn load_programs(path: &Path) -> Result<Vec<Program>, LoadError> {
+    let loaded = load_automations(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut programs = Vec::new();
     for (file, result) in loaded {
-        let automation = result.map_err(|errors| {
-            errors
-                .iter()
-                .map(|e| format!("{}: {e}", file.display()))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })?;
-        let program = Program::new(automation).map_err(|errors| {
-            errors
-                .iter()
-                .map(|e| format!("{}: {e}", file.display()))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })?;
-        programs.push(program);
+        let program = result.and_then(Program::new);
+        programs.push(program.map_err(|errors| LoadError::Invalid { file, errors })?);
     }
     Ok(programs)
 }

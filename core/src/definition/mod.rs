@@ -7,15 +7,21 @@
 //! The flat form is turned into the steps form at load time (action `i` gets the id `action-{i+1}`),
 //! so the engine only ever sees steps. Loading and validation live in [`load`] and [`validate`];
 //! the flattened, executable view of the step tree is [`program::Program`].
+//!
+//! The submodules import one way: [`step`] and [`action`] (the step model) and [`error`] below
+//! [`validate`], below [`program`], below [`load`]. The automation model in this file uses none
+//! of them but the step model.
 
 pub mod action;
+pub mod error;
 pub mod load;
 pub mod program;
 pub mod step;
 pub mod validate;
 
 pub use action::Action;
-pub use load::{DefinitionError, load_automation_file, load_automations, load_programs, parse_automation};
+pub use error::DefinitionError;
+pub use load::{LoadError, load_automation_file, load_automations, load_programs, parse_automation};
 pub use program::Program;
 pub use step::{
     BranchCase, BranchSpec, EndSpec, GoalSpec, HumanTaskSpec, SplitPath, SplitSpec, Step, StepKind, WaitForEventSpec,

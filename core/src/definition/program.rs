@@ -4,9 +4,12 @@
 //! run's position as a single step id. When a nested path ends, `next` points at the step after
 //! the one that holds the path, so paths fall through naturally.
 
+use super::error::DefinitionError;
 use super::step::{Step, StepKind};
 use super::{Automation, validate};
 use std::collections::HashMap;
+
+pub use super::step::{nested_path_names, nested_paths};
 
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -30,7 +33,7 @@ pub struct Program {
 impl Program {
     /// Builds the program. The automation must have passed validation (unique ids, goto targets
     /// that exist); this re-checks and returns the validation errors otherwise.
-    pub fn new(automation: Automation) -> Result<Program, Vec<super::DefinitionError>> {
+    pub fn new(automation: Automation) -> Result<Program, Vec<DefinitionError>> {
         let errors = validate::validate(&automation);
         if !errors.is_empty() {
             return Err(errors);
@@ -105,47 +108,6 @@ fn walk(
         *order += 1;
         for path in nested_paths(step) {
             walk(path, next.clone(), nodes, goals, order);
-        }
-    }
-}
-
-/// The nested step lists a step holds, in definition order.
-pub fn nested_paths(step: &Step) -> Vec<&[Step]> {
-    match &step.kind {
-        StepKind::Branch(b) => {
-            let mut v: Vec<&[Step]> = vec![b.then.as_slice()];
-            v.extend(b.cases.iter().map(|c| c.steps.as_slice()));
-            v.push(b.otherwise.as_slice());
-            v
-        }
-        StepKind::Split(s) => s.paths.iter().map(|p| p.steps.as_slice()).collect(),
-        StepKind::WaitForEvent(w) => vec![w.on_event.as_slice(), w.on_timeout.as_slice()],
-        StepKind::HumanTask(h) => vec![h.on_timeout.as_slice()],
-        StepKind::Action(_) | StepKind::Wait(_) | StepKind::Goal(_) | StepKind::End(_) | StepKind::Goto(_) => {
-            Vec::new()
-        }
-    }
-}
-
-/// The name of each nested list of a step, matching [`nested_paths`] (for error paths).
-pub fn nested_path_names(step: &Step) -> Vec<String> {
-    match &step.kind {
-        StepKind::Branch(b) => {
-            let mut v = vec!["branch.then".to_string()];
-            v.extend((0..b.cases.len()).map(|i| format!("branch.cases[{i}].steps")));
-            v.push("branch.else".to_string());
-            v
-        }
-        StepKind::Split(s) => (0..s.paths.len()).map(|i| format!("split.paths[{i}].steps")).collect(),
-        StepKind::WaitForEvent(_) => {
-            vec![
-                "wait_for_event.on_event".to_string(),
-                "wait_for_event.on_timeout".to_string(),
-            ]
-        }
-        StepKind::HumanTask(_) => vec!["human_task.on_timeout".to_string()],
-        StepKind::Action(_) | StepKind::Wait(_) | StepKind::Goal(_) | StepKind::End(_) | StepKind::Goto(_) => {
-            Vec::new()
         }
     }
 }

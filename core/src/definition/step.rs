@@ -97,60 +97,70 @@ pub struct StepWire {
 
 const KIND_KEYS: &str = "action, wait, branch, split, wait_for_event, goal, human_task, end, goto";
 
+/// Why a step's keys do not make a step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepShapeError {
+    #[error("step \"{id}\" has no step type; expected exactly one of {KIND_KEYS}")]
+    NoKind { id: String },
+    #[error(
+        "step \"{id}\" has {} step types ({}); expected exactly one of {KIND_KEYS}",
+        kinds.len(),
+        kinds.join(", ")
+    )]
+    SeveralKinds { id: String, kinds: Vec<&'static str> },
+    #[error("step \"{id}\": continue_on_error applies to action steps only")]
+    ContinueOnErrorNotAction { id: String },
+}
+
 impl TryFrom<StepWire> for Step {
-    type Error = String;
+    type Error = StepShapeError;
 
     fn try_from(wire: StepWire) -> Result<Self, Self::Error> {
-        let mut kinds: Vec<StepKind> = Vec::new();
-        if let Some(a) = wire.action {
-            kinds.push(StepKind::Action(a));
-        }
-        if let Some(w) = wire.wait {
-            kinds.push(StepKind::Wait(w));
-        }
-        if let Some(b) = wire.branch {
-            kinds.push(StepKind::Branch(b));
-        }
-        if let Some(s) = wire.split {
-            kinds.push(StepKind::Split(s));
-        }
-        if let Some(w) = wire.wait_for_event {
-            kinds.push(StepKind::WaitForEvent(w));
-        }
-        if let Some(g) = wire.goal {
-            kinds.push(StepKind::Goal(g));
-        }
-        if let Some(h) = wire.human_task {
-            kinds.push(StepKind::HumanTask(h));
-        }
-        if let Some(e) = wire.end {
-            kinds.push(StepKind::End(e));
-        }
-        if let Some(g) = wire.goto {
-            kinds.push(StepKind::Goto(g));
-        }
-        let id = wire.id;
+        let StepWire {
+            id,
+            name,
+            action,
+            wait,
+            branch,
+            split,
+            wait_for_event,
+            goal,
+            human_task,
+            end,
+            goto,
+            continue_on_error,
+        } = wire;
+        let mut kinds: Vec<StepKind> = [
+            action.map(StepKind::Action),
+            wait.map(StepKind::Wait),
+            branch.map(StepKind::Branch),
+            split.map(StepKind::Split),
+            wait_for_event.map(StepKind::WaitForEvent),
+            goal.map(StepKind::Goal),
+            human_task.map(StepKind::HumanTask),
+            end.map(StepKind::End),
+            goto.map(StepKind::Goto),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         if kinds.len() != 1 {
-            let found: Vec<&str> = kinds.iter().map(StepKind::type_name).collect();
-            return Err(if found.is_empty() {
-                format!("step \"{id}\" has no step type; expected exactly one of {KIND_KEYS}")
+            let kinds: Vec<&'static str> = kinds.iter().map(StepKind::type_name).collect();
+            return Err(if kinds.is_empty() {
+                StepShapeError::NoKind { id }
             } else {
-                format!(
-                    "step \"{id}\" has {} step types ({}); expected exactly one of {KIND_KEYS}",
-                    found.len(),
-                    found.join(", ")
-                )
+                StepShapeError::SeveralKinds { id, kinds }
             });
         }
         let kind = kinds.remove(0);
-        if wire.continue_on_error && !matches!(kind, StepKind::Action(_)) {
-            return Err(format!("step \"{id}\": continue_on_error applies to action steps only"));
+        if continue_on_error && !matches!(kind, StepKind::Action(_)) {
+            return Err(StepShapeError::ContinueOnErrorNotAction { id });
         }
         Ok(Step {
             id,
-            name: wire.name,
+            name,
             kind,
-            continue_on_error: wire.continue_on_error,
+            continue_on_error,
         })
     }
 }
@@ -320,4 +330,45 @@ pub struct HumanTaskSpec {
 pub struct EndSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// The nested step lists a step holds, in definition order.
+pub fn nested_paths(step: &Step) -> Vec<&[Step]> {
+    match &step.kind {
+        StepKind::Branch(b) => {
+            let mut v: Vec<&[Step]> = vec![b.then.as_slice()];
+            v.extend(b.cases.iter().map(|c| c.steps.as_slice()));
+            v.push(b.otherwise.as_slice());
+            v
+        }
+        StepKind::Split(s) => s.paths.iter().map(|p| p.steps.as_slice()).collect(),
+        StepKind::WaitForEvent(w) => vec![w.on_event.as_slice(), w.on_timeout.as_slice()],
+        StepKind::HumanTask(h) => vec![h.on_timeout.as_slice()],
+        StepKind::Action(_) | StepKind::Wait(_) | StepKind::Goal(_) | StepKind::End(_) | StepKind::Goto(_) => {
+            Vec::new()
+        }
+    }
+}
+
+/// The name of each nested list of a step, matching [`nested_paths`] (for error paths).
+pub fn nested_path_names(step: &Step) -> Vec<String> {
+    match &step.kind {
+        StepKind::Branch(b) => {
+            let mut v = vec!["branch.then".to_string()];
+            v.extend((0..b.cases.len()).map(|i| format!("branch.cases[{i}].steps")));
+            v.push("branch.else".to_string());
+            v
+        }
+        StepKind::Split(s) => (0..s.paths.len()).map(|i| format!("split.paths[{i}].steps")).collect(),
+        StepKind::WaitForEvent(_) => {
+            vec![
+                "wait_for_event.on_event".to_string(),
+                "wait_for_event.on_timeout".to_string(),
+            ]
+        }
+        StepKind::HumanTask(_) => vec!["human_task.on_timeout".to_string()],
+        StepKind::Action(_) | StepKind::Wait(_) | StepKind::Goal(_) | StepKind::End(_) | StepKind::Goto(_) => {
+            Vec::new()
+        }
+    }
 }

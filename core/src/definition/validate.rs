@@ -5,9 +5,8 @@
 //! deserializing (each of those types validates itself) and come with their path.
 
 use super::action::Action;
-use super::load::DefinitionError;
-use super::program::{nested_path_names, nested_paths};
-use super::step::{Step, StepKind};
+use super::error::DefinitionError;
+use super::step::{Step, StepKind, nested_path_names, nested_paths};
 use super::{Automation, Reenroll};
 use crate::template::Template;
 use std::collections::HashMap;
@@ -16,7 +15,16 @@ use std::collections::HashMap;
 pub fn validate(automation: &Automation) -> Vec<DefinitionError> {
     let mut errors = Vec::new();
     let mut err = |path: &str, message: String| errors.push(DefinitionError::new(path, message));
+    check_header(automation, &mut err);
+    check_trigger(automation, &mut err);
+    check_form(automation, &mut err);
+    check_run_rules(automation, &mut err);
+    check_step_tree(&automation.steps, &mut errors);
+    errors
+}
 
+/// `id`, `name`, `version`.
+fn check_header(automation: &Automation, err: &mut impl FnMut(&str, String)) {
     if automation.id.is_empty()
         || !automation
             .id
@@ -37,6 +45,10 @@ pub fn validate(automation: &Automation) -> Vec<DefinitionError> {
     if automation.version == 0 {
         err("version", "must be 1 or more".to_string());
     }
+}
+
+/// `trigger.event`: at least one well-formed event type.
+fn check_trigger(automation: &Automation, err: &mut impl FnMut(&str, String)) {
     let patterns = automation.trigger.event.patterns();
     if patterns.is_empty() {
         err("trigger.event", "at least one event type is required".to_string());
@@ -51,6 +63,10 @@ pub fn validate(automation: &Automation) -> Vec<DefinitionError> {
             err(&path, format!("invalid event type \"{p}\""));
         }
     }
+}
+
+/// Exactly one of the flat form (`actions`) and the steps form (`steps`).
+fn check_form(automation: &Automation, err: &mut impl FnMut(&str, String)) {
     if !automation.actions.is_empty() && !automation.steps.is_empty() {
         err("", "use either `actions` (flat form) or `steps`, not both".to_string());
     }
@@ -60,6 +76,10 @@ pub fn validate(automation: &Automation) -> Vec<DefinitionError> {
             "an automation needs at least one step (or `actions`)".to_string(),
         );
     }
+}
+
+/// `enrollment`, `exit` and `limits`.
+fn check_run_rules(automation: &Automation, err: &mut impl FnMut(&str, String)) {
     match (automation.enrollment.reenroll, &automation.enrollment.after) {
         (Reenroll::After, None) => err("enrollment.after", "required with reenroll: after".to_string()),
         (Reenroll::Once | Reenroll::Always, Some(_)) => {
@@ -80,11 +100,13 @@ pub fn validate(automation: &Automation) -> Vec<DefinitionError> {
     if automation.limits.max_steps == 0 {
         err("limits.max_steps", "must be 1 or more".to_string());
     }
+}
 
-    // Step ids: unique across the whole tree; goto targets must exist.
+/// Every step: ids unique across the whole tree, goto targets that exist, each kind's rules.
+fn check_step_tree(steps: &[Step], errors: &mut Vec<DefinitionError>) {
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut gotos: Vec<(String, String)> = Vec::new();
-    walk(&automation.steps, "steps", &mut seen, &mut gotos, &mut errors);
+    walk(steps, "steps", &mut seen, &mut gotos, errors);
     for (path, target) in gotos {
         if !seen.contains_key(&target) {
             errors.push(DefinitionError::new(
@@ -93,7 +115,6 @@ pub fn validate(automation: &Automation) -> Vec<DefinitionError> {
             ));
         }
     }
-    errors
 }
 
 fn walk(

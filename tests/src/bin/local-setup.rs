@@ -27,7 +27,7 @@ async fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let store = DynamoStore::new(&sdk, None, &resources.table, 30);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    for program in load_programs(&examples)? {
+    for program in load_programs(&examples).map_err(|e| e.to_string())? {
         store.put(program.automation.clone()).await.map_err(|e| e.to_string())?;
         eprintln!("stored {} v{}", program.id(), program.version());
     }

@@ -1,0 +1,25 @@
+//! `branch` steps: take the first path whose condition holds, or `else`, and say why.
+
+use super::{Flow, Machine, StepError};
+use crate::definition::{BranchSpec, Step};
+use crate::run::StepStatus;
+
+impl Machine<'_> {
+    pub(super) fn enter_branch(&mut self, step: &Step, branch: &BranchSpec) -> Result<Flow, StepError> {
+        let scope = self.scope();
+        let mut explanations = Vec::new();
+        for (label, condition, path) in branch.cases() {
+            match condition.explain(&scope) {
+                Ok((true, why)) => {
+                    self.instant(step, StepStatus::Completed, format!("took {label}: {why}"));
+                    return Ok(Flow::Next(self.program.path_entry(&step.id, path)));
+                }
+                Ok((false, why)) => explanations.push(format!("{label}: {why}")),
+                Err(error) => return Err(StepError::Branch { label, error }),
+            }
+        }
+        let detail = format!("took else: {}", explanations.join("; "));
+        self.instant(step, StepStatus::Completed, detail);
+        Ok(Flow::Next(self.program.path_entry(&step.id, &branch.otherwise)))
+    }
+}

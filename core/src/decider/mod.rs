@@ -1,0 +1,187 @@
+//! The run decider: `(program, run, input) → (new run, history records, commands)`.
+//!
+//! Pure: no I/O; the current time comes from the [`Clock`] port. The shell loads the run, calls
+//! [`decide`], saves the new head and records with one conditional write (version counter) and
+//! only then dispatches the commands. An input that does not fit where the run is (a duplicate
+//! start, a result for a step the run has left, a stale timer) yields no records and no commands,
+//! which is what makes redelivery harmless.
+//!
+//! The machine is split by concern:
+//! - `steps`: the walk from step to step (limits, yields) and the dispatch to the step kinds;
+//! - one module per step kind (`action`, `wait`, `branch`, `split`, `wait_for_event`, `goal`,
+//!   `human_task`, `end`, `goto`): entering the step, and how it ends when it waits;
+//! - `events`: the one place where an event meets the exit rule, the goals and a waiting step;
+//! - `timers`: the run's zone, step timers and timeouts, and where a fired timer goes;
+//! - `records`: history records and the cursor (park, close);
+//! - `lifecycle`: how a run ends (completed, failed or cancelled).
+
+mod action;
+mod branch;
+mod end;
+mod events;
+mod goal;
+mod goto;
+mod human_task;
+mod lifecycle;
+mod records;
+mod split;
+mod steps;
+mod timers;
+mod wait;
+mod wait_for_event;
+
+pub use action::{EffectRefused, describe_effect};
+pub use events::EventMatchError;
+pub use split::split_draw;
+pub use steps::StepError;
+
+use crate::command::{Command, Input};
+use crate::condition::Scope;
+use crate::definition::Program;
+use crate::definition::program::Node;
+use crate::ports::Clock;
+use crate::run::{Run, StepRecord};
+use jiff::Timestamp;
+use lifecycle::Ending;
+use serde_json::{Value, json};
+
+/// Steps one decision may enter before it yields (keeps one save within DynamoDB's
+/// 100-item transaction limit and one Lambda invocation short).
+pub const MAX_STEPS_PER_DECISION: u32 = 40;
+/// Events kept while an action is in flight; older ones are dropped with a history note.
+pub const MAX_DEFERRED_EVENTS: usize = 20;
+/// Event ids remembered per run for dedupe.
+pub const MAX_RECENT_EVENT_IDS: usize = 50;
+
+/// The outcome of one decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The new run head. Its `version` is the old one plus 1 when anything changed.
+    pub run: Run,
+    /// History records to upsert, keyed by `seq`.
+    pub records: Vec<StepRecord>,
+    pub commands: Vec<Command>,
+}
+
+impl Decision {
+    /// True when the input changed nothing (a duplicate or stale input).
+    pub fn is_noop(&self, before: &Run) -> bool {
+        self.records.is_empty() && self.commands.is_empty() && self.run == *before
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecideError {
+    #[error("run {run_id} is on {run_automation} v{run_version}, not {program} v{program_version}")]
+    WrongProgram {
+        run_id: String,
+        run_automation: String,
+        run_version: u32,
+        program: String,
+        program_version: u32,
+    },
+}
+
+/// Decides what one input does to a run.
+pub fn decide(program: &Program, run: &Run, input: &Input, clock: &dyn Clock) -> Result<Decision, DecideError> {
+    if program.id() != run.automation_id || program.version() != run.automation_version {
+        return Err(DecideError::WrongProgram {
+            run_id: run.run_id.clone(),
+            run_automation: run.automation_id.clone(),
+            run_version: run.automation_version,
+            program: program.id().to_string(),
+            program_version: program.version(),
+        });
+    }
+    let mut m = Machine {
+        program,
+        run: run.clone(),
+        records: Vec::new(),
+        commands: Vec::new(),
+        now: clock.now(),
+        entered_this_decision: 0,
+    };
+    if !run.status.is_terminal() {
+        m.handle(input);
+    }
+    let changed = m.run != *run || !m.records.is_empty() || !m.commands.is_empty();
+    if changed {
+        m.run.version = run.version + 1;
+        m.run.updated_at = m.now;
+    }
+    Ok(Decision {
+        run: m.run,
+        records: m.records,
+        commands: m.commands,
+    })
+}
+
+/// The scope conditions and templates see for a run (and, optionally, an arriving event).
+pub fn scope_for(run: &Run, now: Timestamp) -> Value {
+    json!({
+        "trigger": run.data.trigger,
+        "event": run.data.event,
+        "record": run.data.record,
+        "previous": run.data.previous,
+        "contact": run.data.contact,
+        "steps": run.data.steps,
+        "run": {
+            "id": run.run_id,
+            "automation_id": run.automation_id,
+            "automation_version": run.automation_version,
+            "tenant": run.tenant,
+            "started_at": run.started_at.to_string(),
+            "subject": run.subject,
+        },
+        "now": now.to_string(),
+    })
+}
+
+/// Where the run goes after a step.
+enum Flow {
+    /// On to this step (`None`: past the last step, so the run completes).
+    Next(Option<String>),
+    /// Parked, ended or failed: stop here.
+    Stop,
+}
+
+/// One decision in progress: the run as it changes, and what the decision has produced so far.
+struct Machine<'a> {
+    program: &'a Program,
+    run: Run,
+    records: Vec<StepRecord>,
+    commands: Vec<Command>,
+    now: Timestamp,
+    entered_this_decision: u32,
+}
+
+impl<'a> Machine<'a> {
+    /// Routes an input to the part of the machine it concerns.
+    fn handle(&mut self, input: &Input) {
+        match input {
+            Input::Start => self.start(),
+            Input::Continue => self.resume_after_yield(),
+            Input::ActionResult {
+                step_id,
+                seq,
+                attempt,
+                outcome,
+            } => self.action_result(step_id, *seq, *attempt, outcome),
+            Input::TimerFired { timer_id } => self.timer_fired(timer_id),
+            Input::Event { event } => self.receive(event),
+            Input::TaskCompleted { step_id, output } => self.task_completed(step_id, output),
+            Input::Cancel { reason } => self.end(Ending::Cancelled, reason.clone()),
+        }
+    }
+
+    fn node(&self, id: &str) -> Option<&'a Node> {
+        self.program.node(id)
+    }
+
+    fn scope(&self) -> Scope {
+        Scope {
+            root: scope_for(&self.run, self.now),
+            now: self.now,
+        }
+    }
+}

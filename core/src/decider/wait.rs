@@ -1,0 +1,34 @@
+//! `wait` steps: park the run until the computed instant (or go on if it is already due).
+
+use super::{Flow, Machine, StepError, scope_for};
+use crate::definition::program::Node;
+use crate::run::{RunStatus, StepStatus, WaitingFor};
+use crate::wait::{WaitSpec, describe, due_at};
+
+impl Machine<'_> {
+    pub(super) fn enter_wait(&mut self, node: &Node, spec: &WaitSpec) -> Result<Flow, StepError> {
+        let zone = self.zone();
+        let due = due_at(spec, self.now, &zone, &scope_for(&self.run, self.now))?;
+        let detail = describe(spec, due, &zone);
+        if due <= self.now {
+            self.instant(&node.step, StepStatus::Completed, format!("{detail} (already due)"));
+            return Ok(Flow::Next(node.next.clone()));
+        }
+        let timer = self.timer_for(due);
+        self.park(
+            &node.step,
+            "wait",
+            WaitingFor::Timer,
+            Some(timer),
+            detail,
+            RunStatus::Waiting,
+        );
+        Ok(Flow::Stop)
+    }
+
+    /// The wait's timer fired.
+    pub(super) fn wait_elapsed(&mut self, node: &Node) {
+        self.close(StepStatus::Completed, "waited".to_string(), None, None);
+        self.run_from(node.next.clone());
+    }
+}
