@@ -33,7 +33,7 @@ pub enum EnrollmentRefused {
 }
 
 /// Decides whether a record may enroll now.
-pub fn admit(policy: &EnrollmentPolicy, state: &EnrollmentState, now: Timestamp) -> Result<(), EnrollmentRefused> {
+pub fn check(policy: &EnrollmentPolicy, state: &EnrollmentState, now: Timestamp) -> Result<(), EnrollmentRefused> {
     if !policy.allow_concurrent && !state.active_runs.is_empty() {
         return Err(EnrollmentRefused::ActiveRun {
             active_runs: state.active_runs.clone(),
@@ -61,12 +61,6 @@ pub fn admit(policy: &EnrollmentPolicy, state: &EnrollmentState, now: Timestamp)
         }
         _ => Ok(()),
     }
-}
-
-/// [`admit`], with the refusal as text: kept for `engine::intake`, which reports the reason as
-/// a string, until it calls [`admit`].
-pub fn check(policy: &EnrollmentPolicy, state: &EnrollmentState, now: Timestamp) -> Result<(), String> {
-    admit(policy, state, now).map_err(|refused| refused.to_string())
 }
 
 /// The state after enrolling `run_id`.

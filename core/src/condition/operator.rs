@@ -203,11 +203,16 @@ impl fmt::Display for Operator {
     }
 }
 
+/// A name that is no operator; its text lists the operators and their aliases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", Operator::unknown_message(.0))]
+pub struct UnknownOperator(pub String);
+
 impl std::str::FromStr for Operator {
-    type Err = String;
+    type Err = UnknownOperator;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Operator::from_name(s).ok_or_else(|| Operator::unknown_message(s))
+        Operator::from_name(s).ok_or_else(|| UnknownOperator(s.to_string()))
     }
 }
 
@@ -240,7 +245,9 @@ mod tests {
 
     #[test]
     fn unknown_operator_message_lists_the_choices() {
-        let message = "eqals".parse::<Operator>().unwrap_err();
+        let error = "eqals".parse::<Operator>().unwrap_err();
+        assert_eq!(error, UnknownOperator("eqals".to_string()));
+        let message = error.to_string();
         assert!(message.starts_with("unknown operator \"eqals\"; expected one of equals, not_equals"));
         assert!(message.contains("exists (= is_known)"));
         // `not_in` is both a canonical name and a listed alias: named once.

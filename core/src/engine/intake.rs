@@ -4,7 +4,7 @@ use super::{EngineError, Intake};
 use crate::command::Input;
 use crate::condition::Scope;
 use crate::definition::Program;
-use crate::enrollment;
+use crate::enrollment::{self, EnrollmentRefused};
 use crate::event::Event;
 use crate::ids::run_id_for;
 use crate::messages::StepMessage;
@@ -133,7 +133,7 @@ impl Intake {
         let created = self.create_run(program, &mut run, now).await?;
         match created {
             Ok(()) => Ok(outcome("enrolled", Some(run_id), "enrolled".to_string())),
-            Err(reason) => Ok(outcome("not_enrolled", None, reason)),
+            Err(refused) => Ok(outcome("not_enrolled", None, refused.to_string())),
         }
     }
 
@@ -145,7 +145,7 @@ impl Intake {
         program: &Program,
         run: &mut Run,
         now: jiff::Timestamp,
-    ) -> Result<Result<(), String>, EngineError> {
+    ) -> Result<Result<(), EnrollmentRefused>, EngineError> {
         let policy = &program.automation.enrollment;
         for _ in 0..self.config.max_conflict_retries {
             if self.runs.load_run(&run.tenant, &run.run_id).await?.is_some() {
