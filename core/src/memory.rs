@@ -157,7 +157,8 @@ struct StoreInner {
     enrollments: HashMap<(String, String, String), EnrollmentState>,
     routes: HashMap<(String, String), BTreeMap<String, String>>,
     events: BTreeSet<(String, String)>,
-    claims: HashMap<String, ClaimRecord>,
+    /// By idempotency key; a run's keys start with `{run_id}.` (its step entries and tasks).
+    claims: BTreeMap<String, ClaimRecord>,
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +175,35 @@ impl MemoryRunStore {
     /// Every run, ordered by (tenant, run id) — run ids are time-ordered UUID v7.
     pub fn all_runs(&self) -> Vec<Run> {
         lock(&self.inner).runs.values().cloned().collect()
+    }
+
+    /// Removes a finished (completed, failed or cancelled) run with its history and the
+    /// idempotency records of its effects (keys `{run_id}.…`), and returns the run and its
+    /// history. The enrollment state of its automation and record stays (re-enrollment rules need
+    /// it). `None`, and nothing removed, if the run is unknown or still active.
+    ///
+    /// The simulator calls this once nothing is left queued for the run, so no redelivery can
+    /// need those records any more.
+    pub fn take_finished(&self, tenant: &str, run_id: &str) -> Option<(Run, Vec<StepRecord>)> {
+        let mut inner = lock(&self.inner);
+        let key = (tenant.to_string(), run_id.to_string());
+        if !inner.runs.get(&key)?.status.is_terminal() {
+            return None;
+        }
+        let run = inner.runs.remove(&key)?;
+        let history = inner.history.remove(&key).unwrap_or_default();
+        let history = history.into_values().filter(|r| r.seq < run.history_len).collect();
+        let prefix = format!("{run_id}.");
+        let keys: Vec<String> = inner
+            .claims
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            inner.claims.remove(&k);
+        }
+        Some((run, history))
     }
 
     /// Forces an idempotency record into "in progress" with a lease (tests of crash recovery).
@@ -355,6 +385,23 @@ pub enum Queued {
     Action(ActionMessage),
 }
 
+impl Queued {
+    /// The run the message is for.
+    pub fn run_id(&self) -> &str {
+        match self {
+            Queued::Step(m) => &m.run_id,
+            Queued::Action(m) => &m.action.run_id,
+        }
+    }
+
+    pub fn tenant(&self) -> &str {
+        match self {
+            Queued::Step(m) => &m.tenant,
+            Queued::Action(m) => &m.action.tenant,
+        }
+    }
+}
+
 /// Step and action queues in memory, with delays against the engine's clock.
 pub struct MemoryQueue {
     clock: Arc<dyn Clock>,
@@ -366,6 +413,8 @@ struct QueueInner {
     next_seq: u64,
     /// (visible_at, seq) → message
     messages: BTreeMap<(Timestamp, u64), Queued>,
+    /// Run id → how many of the messages are for it (runs with none are absent).
+    per_run: HashMap<String, u32>,
 }
 
 impl MemoryQueue {
@@ -385,17 +434,25 @@ impl MemoryQueue {
         let mut inner = lock(&self.inner);
         let seq = inner.next_seq;
         inner.next_seq += 1;
+        count_in(&mut inner.per_run, message.run_id());
         inner.messages.insert((visible_at, seq), message);
     }
 
     /// The oldest message visible at `now`, removed from the queue.
     pub fn pop_visible(&self, now: Timestamp) -> Option<Queued> {
         let mut inner = lock(&self.inner);
-        let key = *inner.messages.keys().next()?;
-        if key.0 > now {
+        let entry = inner.messages.first_entry()?;
+        if entry.key().0 > now {
             return None;
         }
-        inner.messages.remove(&key)
+        let message = entry.remove();
+        count_out(&mut inner.per_run, message.run_id());
+        Some(message)
+    }
+
+    /// Whether a message for this run is queued (visible or not).
+    pub fn has_messages_for(&self, run_id: &str) -> bool {
+        lock(&self.inner).per_run.contains_key(run_id)
     }
 
     /// When the next message becomes visible.
@@ -428,6 +485,26 @@ impl ActionQueue for MemoryQueue {
     }
 }
 
+/// Counts one more item for `run_id`.
+fn count_in(per_run: &mut HashMap<String, u32>, run_id: &str) {
+    match per_run.get_mut(run_id) {
+        Some(n) => *n += 1,
+        None => {
+            per_run.insert(run_id.to_string(), 1);
+        }
+    }
+}
+
+/// Counts one item less for `run_id`, forgetting the run at zero.
+fn count_out(per_run: &mut HashMap<String, u32>, run_id: &str) {
+    if let Some(n) = per_run.get_mut(run_id) {
+        *n -= 1;
+        if *n == 0 {
+            per_run.remove(run_id);
+        }
+    }
+}
+
 /// Timers in memory, indexed by due time; `sweep` moves due ones onto a [`MemoryQueue`].
 pub struct MemoryTimers {
     queue: Arc<MemoryQueue>,
@@ -438,19 +515,35 @@ pub struct MemoryTimers {
 struct TimerIndex {
     by_due: BTreeMap<(Timestamp, String), Timer>,
     due_of: HashMap<String, Timestamp>,
+    /// Run id → how many pending timers it has (runs with none are absent).
+    per_run: HashMap<String, u32>,
 }
 
 impl TimerIndex {
     fn insert(&mut self, timer: Timer) {
         self.remove(&timer.timer_id);
         self.due_of.insert(timer.timer_id.clone(), timer.due_at);
+        count_in(&mut self.per_run, &timer.run_id);
         self.by_due.insert((timer.due_at, timer.timer_id.clone()), timer);
     }
 
-    fn remove(&mut self, timer_id: &str) {
-        if let Some(due) = self.due_of.remove(timer_id) {
-            self.by_due.remove(&(due, timer_id.to_string()));
+    fn remove(&mut self, timer_id: &str) -> Option<Timer> {
+        let due = self.due_of.remove(timer_id)?;
+        let timer = self.by_due.remove(&(due, timer_id.to_string()))?;
+        count_out(&mut self.per_run, &timer.run_id);
+        Some(timer)
+    }
+
+    /// The earliest timer if it is due by `limit`, removed.
+    fn pop_due(&mut self, limit: Timestamp) -> Option<Timer> {
+        let entry = self.by_due.first_entry()?;
+        if entry.key().0 > limit {
+            return None;
         }
+        let timer = entry.remove();
+        self.due_of.remove(&timer.timer_id);
+        count_out(&mut self.per_run, &timer.run_id);
+        Some(timer)
     }
 }
 
@@ -469,6 +562,11 @@ impl MemoryTimers {
 
     pub fn pending(&self) -> Vec<Timer> {
         lock(&self.timers).by_due.values().cloned().collect()
+    }
+
+    /// Whether this run has a pending timer.
+    pub fn has_timers_for(&self, run_id: &str) -> bool {
+        lock(&self.timers).per_run.contains_key(run_id)
     }
 }
 
@@ -491,12 +589,7 @@ impl TimerService for MemoryTimers {
         let due: Vec<Timer> = {
             let mut index = lock(&self.timers);
             let mut due = Vec::new();
-            while let Some(entry) = index.by_due.first_entry() {
-                if entry.key().0 > limit {
-                    break;
-                }
-                let timer = entry.remove();
-                index.due_of.remove(&timer.timer_id);
+            while let Some(timer) = index.pop_due(limit) {
                 due.push(timer);
             }
             due
@@ -516,55 +609,126 @@ impl TimerService for MemoryTimers {
     }
 }
 
-/// Records emails instead of sending them.
-#[derive(Default)]
+/// Records emails instead of sending them: each email is kept by its idempotency key (the
+/// latest one per key) until [`RecordingEmail::take`] hands it over, and, when logging, in
+/// [`RecordingEmail::sent`] too.
 pub struct RecordingEmail {
+    /// Every email in send order with its idempotency key; empty unless logging.
     pub sent: Mutex<Vec<(String, EmailMessage)>>,
+    log: bool,
+    /// Emails by idempotency key, until taken, and how many were sent in all.
+    by_key: Mutex<(HashMap<String, EmailMessage>, u64)>,
+}
+
+impl RecordingEmail {
+    /// `log`: also keep every email in [`RecordingEmail::sent`] (grows with every email).
+    pub fn new(log: bool) -> Self {
+        RecordingEmail {
+            sent: Mutex::new(Vec::new()),
+            log,
+            by_key: Mutex::new((HashMap::new(), 0)),
+        }
+    }
+
+    /// The latest email sent with this idempotency key, if it has not been taken.
+    pub fn get(&self, idempotency_key: &str) -> Option<EmailMessage> {
+        lock(&self.by_key).0.get(idempotency_key).cloned()
+    }
+
+    /// Removes and returns the latest email sent with this idempotency key.
+    pub fn take(&self, idempotency_key: &str) -> Option<EmailMessage> {
+        lock(&self.by_key).0.remove(idempotency_key)
+    }
+}
+
+/// Logging (every email stays in `sent`).
+impl Default for RecordingEmail {
+    fn default() -> Self {
+        RecordingEmail::new(true)
+    }
 }
 
 #[async_trait]
 impl EmailSender for RecordingEmail {
     async fn send(&self, email: &EmailMessage, idempotency_key: &str) -> Result<String, EffectError> {
-        let mut sent = lock(&self.sent);
-        sent.push((idempotency_key.to_string(), email.clone()));
-        Ok(format!("simulated-{}", sent.len()))
+        if self.log {
+            lock(&self.sent).push((idempotency_key.to_string(), email.clone()));
+        }
+        let mut by_key = lock(&self.by_key);
+        by_key.0.insert(idempotency_key.to_string(), email.clone());
+        by_key.1 += 1;
+        Ok(format!("simulated-{}", by_key.1))
     }
 }
 
-/// Records CRM commands instead of publishing them.
-#[derive(Default)]
+/// Records CRM commands instead of publishing them (in [`RecordingCrm::sent`], when logging).
 pub struct RecordingCrm {
+    /// Every command in send order; empty unless logging.
     pub sent: Mutex<Vec<OutboundCrmCommand>>,
+    log: bool,
+}
+
+impl RecordingCrm {
+    /// `log`: keep every command in [`RecordingCrm::sent`] (grows with every command).
+    pub fn new(log: bool) -> Self {
+        RecordingCrm {
+            sent: Mutex::new(Vec::new()),
+            log,
+        }
+    }
+}
+
+/// Logging.
+impl Default for RecordingCrm {
+    fn default() -> Self {
+        RecordingCrm::new(true)
+    }
 }
 
 #[async_trait]
 impl CrmCommandSink for RecordingCrm {
     async fn send(&self, command: &OutboundCrmCommand) -> Result<(), EffectError> {
-        lock(&self.sent).push(command.clone());
+        if self.log {
+            lock(&self.sent).push(command.clone());
+        }
         Ok(())
     }
 }
 
-/// Records HTTP requests and answers each with a configurable status (200 by default).
+/// Records HTTP requests (in [`RecordingHttp::sent`], when logging) and answers each with a
+/// configurable status (200 by default).
 pub struct RecordingHttp {
+    /// Every request in send order with its idempotency key; empty unless logging.
     pub sent: Mutex<Vec<(String, HttpRequest)>>,
     /// Statuses to answer with, in order; when empty, 200.
     pub script: Mutex<Vec<u16>>,
+    log: bool,
 }
 
-impl Default for RecordingHttp {
-    fn default() -> Self {
+impl RecordingHttp {
+    /// `log`: keep every request in [`RecordingHttp::sent`] (grows with every request).
+    pub fn new(log: bool) -> Self {
         RecordingHttp {
             sent: Mutex::new(Vec::new()),
             script: Mutex::new(Vec::new()),
+            log,
         }
+    }
+}
+
+/// Logging.
+impl Default for RecordingHttp {
+    fn default() -> Self {
+        RecordingHttp::new(true)
     }
 }
 
 #[async_trait]
 impl HttpClient for RecordingHttp {
     async fn send(&self, request: &HttpRequest, idempotency_key: &str) -> Result<HttpResponse, EffectError> {
-        lock(&self.sent).push((idempotency_key.to_string(), request.clone()));
+        if self.log {
+            lock(&self.sent).push((idempotency_key.to_string(), request.clone()));
+        }
         let mut script = lock(&self.script);
         let status = if script.is_empty() { 200 } else { script.remove(0) };
         Ok(HttpResponse {
