@@ -52,8 +52,11 @@ impl Intake {
         let now = self.clock.now();
         let programs = self.catalog.active_for_event(&event.tenant, &event.event_type).await?;
         let mut created = Vec::new();
+        let mut conditions_scope = None;
         for program in programs {
-            let outcome = self.enroll_for_event(&program, event, &contact, now).await?;
+            let outcome = self
+                .enroll_for_event(&program, event, &contact, &mut conditions_scope, now)
+                .await?;
             if let Some(id) = &outcome.run_id {
                 created.push(id.clone());
             }
@@ -95,11 +98,14 @@ impl Intake {
         Ok(report)
     }
 
+    /// `conditions_scope` keeps the scope the trigger conditions see between the automations of
+    /// one event (see [`conditions_scope`]).
     async fn enroll_for_event(
         &self,
         program: &Program,
         event: &Event,
         contact: &Map<String, Value>,
+        conditions_scope: &mut Option<Scope>,
         now: jiff::Timestamp,
     ) -> Result<IntakeOutcome, EngineError> {
         let automation = &program.automation;
@@ -110,17 +116,13 @@ impl Intake {
             reason,
         };
         let run_id = run_id_for(&event.tenant, &event.id, &automation.id, event.time);
-        let mut run = Run::new(run_id.clone(), program, event, contact.clone(), now);
-        let scope = Scope {
-            root: crate::decider::scope_for(&run, now),
-            now,
-        };
         for (name, condition) in [
             ("trigger.conditions", &automation.trigger.conditions),
             ("conditions", &automation.conditions),
         ] {
             if let Some(c) = condition {
-                match c.explain(&scope) {
+                let scope = self::conditions_scope(conditions_scope, &run_id, program, event, contact, now);
+                match c.explain(scope) {
                     Ok((true, _)) => {}
                     Ok((false, why)) => return Ok(outcome("not_matched", None, format!("{name}: {why}"))),
                     Err(e) => {
@@ -130,6 +132,7 @@ impl Intake {
                 }
             }
         }
+        let mut run = Run::new(run_id.clone(), program, event, contact.clone(), now);
         let created = self.create_run(program, &mut run, now).await?;
         match created {
             Ok(()) => Ok(outcome("enrolled", Some(run_id), "enrolled".to_string())),
@@ -187,6 +190,37 @@ impl Intake {
     }
 }
 
+/// The scope the conditions of `program` see for the run `run_id` that `event` would start: what
+/// [`crate::decider::scope_for`] gives for that run. It is built once per event in `cache`:
+/// between the automations of one event it differs only in `run.id`, `run.automation_id` and
+/// `run.automation_version`, which are rewritten in place.
+fn conditions_scope<'a>(
+    cache: &'a mut Option<Scope>,
+    run_id: &str,
+    program: &Program,
+    event: &Event,
+    contact: &Map<String, Value>,
+    now: jiff::Timestamp,
+) -> &'a Scope {
+    match cache {
+        Some(scope) => {
+            if let Some(Value::Object(run)) = scope.root.get_mut("run") {
+                run.insert("id".to_string(), Value::from(run_id));
+                run.insert("automation_id".to_string(), Value::from(program.id()));
+                run.insert("automation_version".to_string(), Value::from(program.version()));
+            }
+            scope
+        }
+        None => {
+            let run = Run::new(run_id.to_string(), program, event, contact.clone(), now);
+            cache.insert(Scope {
+                root: crate::decider::scope_for(&run, now),
+                now,
+            })
+        }
+    }
+}
+
 /// A `task.completed` event as a `TaskCompleted` input, if it names a step (and this run and
 /// automation, when it names them).
 fn task_completion(event: &Event, run_id: &str, automation_id: &str) -> Option<Input> {
@@ -203,4 +237,37 @@ fn task_completion(event: &Event, run_id: &str, automation_id: &str) -> Option<I
     }
     let output = event.data.get("output").cloned().unwrap_or_else(|| json!({}));
     Some(Input::TaskCompleted { step_id, output })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::parse_automation;
+
+    #[test]
+    fn the_conditions_scope_is_the_new_runs_scope_for_each_automation() {
+        let program = |id: &str, version: u32| {
+            let yaml = format!(
+                "id: {id}\nname: {id}\nversion: {version}\nstatus: active\ntrigger: {{event: lead.created}}\nsteps: [{{id: e, end: {{}}}}]\n"
+            );
+            Program::new(parse_automation(&yaml).expect("parses")).expect("compiles")
+        };
+        let (event, _) = crate::event::parse_event(&json!({
+            "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": "L1", "contact_id": "C1"},
+            "data": {"score": 7}, "contact": {"email": "ada@example.com"}
+        }))
+        .expect("event");
+        let contact: Map<String, Value> = [("first_name".to_string(), json!("Ada"))].into_iter().collect();
+        let now = event.time;
+        let mut cache = None;
+        for p in [program("first", 1), program("second", 3)] {
+            let run_id = run_id_for(&event.tenant, &event.id, p.id(), event.time);
+            let run = Run::new(run_id.clone(), &p, &event, contact.clone(), now);
+            let expected = crate::decider::scope_for(&run, now);
+            let scope = conditions_scope(&mut cache, &run_id, &p, &event, &contact, now);
+            assert_eq!(scope.root, expected, "{}", p.id());
+            assert_eq!(scope.root.to_string(), expected.to_string(), "{}: key order", p.id());
+        }
+    }
 }
