@@ -145,6 +145,10 @@ impl AutomationCatalog for MemoryCatalog {
 }
 
 /// Runs, history, enrollment state, routes, event dedupe and idempotency records in memory.
+///
+/// Heads are kept shared ([`RunStore::load_run_shared`] hands out the stored one, and
+/// [`RunStore::save_run_shared`] keeps the one it is given), so a decision copies a run once,
+/// in the decider, not on every load and save.
 #[derive(Default)]
 pub struct MemoryRunStore {
     inner: Mutex<StoreInner>,
@@ -152,8 +156,7 @@ pub struct MemoryRunStore {
 
 #[derive(Default)]
 struct StoreInner {
-    runs: BTreeMap<(String, String), Run>,
-    history: HashMap<(String, String), BTreeMap<u32, StepRecord>>,
+    runs: BTreeMap<(String, String), StoredRun>,
     enrollments: HashMap<(String, String, String), EnrollmentState>,
     routes: HashMap<(String, String), BTreeMap<String, String>>,
     events: BTreeSet<(String, String)>,
@@ -161,10 +164,40 @@ struct StoreInner {
     claims: BTreeMap<String, ClaimRecord>,
 }
 
+/// A run head with its history.
+struct StoredRun {
+    head: Arc<Run>,
+    /// The head's outbox was dispatched: it is emptied when the head is next handed out (by
+    /// then, usually nobody else holds the head, so that costs no copy).
+    outbox_acked: bool,
+    history: BTreeMap<u32, StepRecord>,
+}
+
+impl StoredRun {
+    /// The head as a load returns it (an acknowledged outbox emptied).
+    fn head(&mut self) -> &Arc<Run> {
+        if self.outbox_acked && !self.head.outbox.is_empty() {
+            Arc::make_mut(&mut self.head).outbox.clear();
+        }
+        self.outbox_acked = false;
+        &self.head
+    }
+
+    /// The history below the head's `history_len`, in seq order.
+    fn history(&self) -> impl Iterator<Item = &StepRecord> {
+        let len = self.head.history_len;
+        self.history.values().filter(move |r| r.seq < len)
+    }
+}
+
 #[derive(Debug, Clone)]
 enum ClaimRecord {
     InProgress { until: Timestamp },
     Completed { output: serde_json::Value },
+}
+
+fn run_key(tenant: &str, run_id: &str) -> (String, String) {
+    (tenant.to_string(), run_id.to_string())
 }
 
 impl MemoryRunStore {
@@ -174,7 +207,8 @@ impl MemoryRunStore {
 
     /// Every run, ordered by (tenant, run id) — run ids are time-ordered UUID v7.
     pub fn all_runs(&self) -> Vec<Run> {
-        lock(&self.inner).runs.values().cloned().collect()
+        let mut inner = lock(&self.inner);
+        inner.runs.values_mut().map(|r| Run::clone(r.head())).collect()
     }
 
     /// Removes a finished (completed, failed or cancelled) run with its history and the
@@ -186,13 +220,13 @@ impl MemoryRunStore {
     /// need those records any more.
     pub fn take_finished(&self, tenant: &str, run_id: &str) -> Option<(Run, Vec<StepRecord>)> {
         let mut inner = lock(&self.inner);
-        let key = (tenant.to_string(), run_id.to_string());
-        if !inner.runs.get(&key)?.status.is_terminal() {
+        let key = run_key(tenant, run_id);
+        if !inner.runs.get(&key)?.head.status.is_terminal() {
             return None;
         }
-        let run = inner.runs.remove(&key)?;
-        let history = inner.history.remove(&key).unwrap_or_default();
-        let history = history.into_values().filter(|r| r.seq < run.history_len).collect();
+        let mut stored = inner.runs.remove(&key)?;
+        stored.head();
+        let history = stored.history().cloned().collect();
         let prefix = format!("{run_id}.");
         let keys: Vec<String> = inner
             .claims
@@ -203,7 +237,7 @@ impl MemoryRunStore {
         for k in keys {
             inner.claims.remove(&k);
         }
-        Some((run, history))
+        Some((Arc::unwrap_or_clone(stored.head), history))
     }
 
     /// Forces an idempotency record into "in progress" with a lease (tests of crash recovery).
@@ -211,6 +245,30 @@ impl MemoryRunStore {
         lock(&self.inner)
             .claims
             .insert(key.to_string(), ClaimRecord::InProgress { until });
+    }
+}
+
+impl StoreInner {
+    /// A terminal run gives up its routes and its enrollment slot.
+    fn release(&mut self, run: &Run) {
+        for key in run.route_keys() {
+            let route_key = (run.tenant.clone(), key);
+            if let Some(routes) = self.routes.get_mut(&route_key) {
+                routes.remove(&run.run_id);
+                if routes.is_empty() {
+                    self.routes.remove(&route_key);
+                }
+            }
+        }
+        let ekey = (
+            run.tenant.clone(),
+            run.automation_id.clone(),
+            run.enrollment_key.clone(),
+        );
+        if let Some(e) = self.enrollments.get_mut(&ekey) {
+            e.active_runs.retain(|id| id != &run.run_id);
+            e.version += 1;
+        }
     }
 }
 
@@ -227,8 +285,8 @@ impl RunStore for MemoryRunStore {
 
     async fn create_run(&self, run: &Run, enrollment: &EnrollmentState) -> Result<CreateOutcome, StoreError> {
         let mut inner = lock(&self.inner);
-        let run_key = (run.tenant.clone(), run.run_id.clone());
-        if inner.runs.contains_key(&run_key) {
+        let key = run_key(&run.tenant, &run.run_id);
+        if inner.runs.contains_key(&key) {
             return Ok(CreateOutcome::AlreadyExists);
         }
         let ekey = (
@@ -244,73 +302,69 @@ impl RunStore for MemoryRunStore {
             )));
         }
         inner.enrollments.insert(ekey, enrollment.clone());
-        for key in run.route_keys() {
+        for route in run.route_keys() {
             inner
                 .routes
-                .entry((run.tenant.clone(), key))
+                .entry((run.tenant.clone(), route))
                 .or_default()
                 .insert(run.run_id.clone(), run.automation_id.clone());
         }
-        inner.runs.insert(run_key, run.clone());
+        let stored = StoredRun {
+            head: Arc::new(run.clone()),
+            outbox_acked: false,
+            history: BTreeMap::new(),
+        };
+        inner.runs.insert(key, stored);
         Ok(CreateOutcome::Created)
     }
 
     async fn load_run(&self, tenant: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
-        Ok(lock(&self.inner)
-            .runs
-            .get(&(tenant.to_string(), run_id.to_string()))
-            .cloned())
+        Ok(self.load_run_shared(tenant, run_id).await?.map(Arc::unwrap_or_clone))
     }
 
     async fn save_run(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError> {
+        self.save_run_shared(Arc::new(run.clone()), records.to_vec()).await
+    }
+
+    async fn load_run_shared(&self, tenant: &str, run_id: &str) -> Result<Option<Arc<Run>>, StoreError> {
         let mut inner = lock(&self.inner);
-        let run_key = (run.tenant.clone(), run.run_id.clone());
-        let stored = inner.runs.get(&run_key).map(|r| r.version);
-        if stored != Some(run.version.wrapping_sub(1)) {
-            return Err(StoreError::Conflict(format!("run {} changed", run.run_id)));
-        }
-        let history = inner.history.entry(run_key.clone()).or_default();
+        Ok(inner.runs.get_mut(&run_key(tenant, run_id)).map(|r| r.head().clone()))
+    }
+
+    async fn save_run_shared(&self, run: Arc<Run>, records: Vec<StepRecord>) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        let stored = inner
+            .runs
+            .get_mut(&run_key(&run.tenant, &run.run_id))
+            .filter(|stored| stored.head.version == run.version.wrapping_sub(1))
+            .ok_or_else(|| StoreError::Conflict(format!("run {} changed", run.run_id)))?;
         for r in records {
-            history.insert(r.seq, r.clone());
+            stored.history.insert(r.seq, r);
         }
+        stored.head = run.clone();
+        stored.outbox_acked = false;
         if run.status.is_terminal() {
-            for key in run.route_keys() {
-                if let Some(routes) = inner.routes.get_mut(&(run.tenant.clone(), key)) {
-                    routes.remove(&run.run_id);
-                }
-            }
-            let ekey = (
-                run.tenant.clone(),
-                run.automation_id.clone(),
-                run.enrollment_key.clone(),
-            );
-            if let Some(e) = inner.enrollments.get_mut(&ekey) {
-                e.active_runs.retain(|id| id != &run.run_id);
-                e.version += 1;
-            }
+            inner.release(&run);
         }
-        inner.runs.insert(run_key, run.clone());
         Ok(())
     }
 
     async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
-        if let Some(run) = inner.runs.get_mut(&(tenant.to_string(), run_id.to_string()))
-            && run.version == version
+        if let Some(stored) = inner.runs.get_mut(&run_key(tenant, run_id))
+            && stored.head.version == version
         {
-            run.outbox.clear();
+            stored.outbox_acked = true;
         }
         Ok(())
     }
 
     async fn history(&self, tenant: &str, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
         let inner = lock(&self.inner);
-        let key = (tenant.to_string(), run_id.to_string());
-        let len = inner.runs.get(&key).map(|r| r.history_len).unwrap_or(0);
         Ok(inner
-            .history
-            .get(&key)
-            .map(|h| h.values().filter(|r| r.seq < len).cloned().collect())
+            .runs
+            .get(&run_key(tenant, run_id))
+            .map(|r| r.history().cloned().collect())
             .unwrap_or_default())
     }
 
@@ -735,5 +789,66 @@ impl HttpClient for RecordingHttp {
             status,
             body: String::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+    use crate::definition::{Program, parse_automation};
+
+    fn run() -> Run {
+        let yaml = "id: a\nname: a\nstatus: active\ntrigger: {event: lead.created}\nsteps: [{id: e, end: {}}]\n";
+        let program = Program::new(parse_automation(yaml).expect("parses")).expect("compiles");
+        let (event, _) = crate::event::parse_event(&serde_json::json!({
+            "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": "L1"}
+        }))
+        .expect("event");
+        Run::new("R1".to_string(), &program, &event, Default::default(), event.time)
+    }
+
+    #[tokio::test]
+    async fn an_acknowledged_outbox_is_gone_from_later_loads_only() {
+        let store = MemoryRunStore::new();
+        let first = run();
+        let enrollment = crate::enrollment::enrolled(&EnrollmentState::default(), &first.run_id, first.started_at);
+        store.create_run(&first, &enrollment).await.expect("created");
+        let mut next = first.clone();
+        next.version = 1;
+        next.outbox = vec![Command::Continue];
+        let next = Arc::new(next);
+        store.save_run_shared(next.clone(), Vec::new()).await.expect("saved");
+        let load = || async {
+            store
+                .load_run_shared("default", "R1")
+                .await
+                .expect("load")
+                .expect("run")
+        };
+        assert_eq!(load().await.outbox, vec![Command::Continue], "not acknowledged yet");
+        store.ack_outbox("default", "R1", 0).await.expect("ack");
+        assert_eq!(
+            load().await.outbox,
+            vec![Command::Continue],
+            "an ack of an older head does nothing"
+        );
+        store.ack_outbox("default", "R1", 1).await.expect("ack");
+        assert!(load().await.outbox.is_empty(), "acknowledged");
+        assert_eq!(
+            next.outbox,
+            vec![Command::Continue],
+            "a head handed out earlier is not changed"
+        );
+        assert_eq!(
+            store.load_run("default", "R1").await.expect("load").map(|r| r.version),
+            Some(1)
+        );
+        let stale = Arc::new(first);
+        assert!(matches!(
+            store.save_run_shared(stale, Vec::new()).await,
+            Err(StoreError::Conflict(_))
+        ));
     }
 }

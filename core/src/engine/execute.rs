@@ -199,8 +199,8 @@ impl Execute {
     }
 
     async fn subject_of(&self, action: &crate::command::PerformAction) -> crate::event::Subject {
-        match self.intake.runs.load_run(&action.tenant, &action.run_id).await {
-            Ok(Some(run)) => run.subject,
+        match self.intake.runs.load_run_shared(&action.tenant, &action.run_id).await {
+            Ok(Some(run)) => run.subject.clone(),
             _ => crate::event::Subject {
                 record_type: "run".to_string(),
                 id: action.run_id.clone(),
@@ -234,7 +234,7 @@ impl Execute {
         let parent = self
             .intake
             .runs
-            .load_run(&action.tenant, &action.run_id)
+            .load_run_shared(&action.tenant, &action.run_id)
             .await
             .map_err(store)?;
         let Some(parent) = parent else {
@@ -291,7 +291,7 @@ impl Execute {
         let Some(run) = self
             .intake
             .runs
-            .load_run(&action.tenant, &action.run_id)
+            .load_run_shared(&action.tenant, &action.run_id)
             .await
             .map_err(store)?
         else {

@@ -151,7 +151,7 @@ impl Intake {
     ) -> Result<Result<(), String>, EngineError> {
         let policy = &program.automation.enrollment;
         for _ in 0..self.config.max_conflict_retries {
-            if self.runs.load_run(&run.tenant, &run.run_id).await?.is_some() {
+            if self.runs.load_run_shared(&run.tenant, &run.run_id).await?.is_some() {
                 self.send_start(run).await?;
                 return Ok(Ok(()));
             }
