@@ -226,7 +226,8 @@ impl MemoryRunStore {
         }
         let mut stored = inner.runs.remove(&key)?;
         stored.head();
-        let history = stored.history().cloned().collect();
+        let len = stored.head.history_len;
+        let history = stored.history.into_values().filter(|r| r.seq < len).collect();
         let prefix = format!("{run_id}.");
         let keys: Vec<String> = inner
             .claims
@@ -238,6 +239,17 @@ impl MemoryRunStore {
             inner.claims.remove(&k);
         }
         Some((Arc::unwrap_or_clone(stored.head), history))
+    }
+
+    /// Forgets the enrollment state of (automation, enrollment key) if none of its runs is
+    /// active. For an automation that enrolls every time (`reenroll: always`), such a state says
+    /// nothing that a missing one does not: the next enrollment starts again from version 0.
+    pub fn forget_idle_enrollment(&self, tenant: &str, automation_id: &str, key: &str) {
+        let mut inner = lock(&self.inner);
+        let ekey = (tenant.to_string(), automation_id.to_string(), key.to_string());
+        if inner.enrollments.get(&ekey).is_some_and(|e| e.active_runs.is_empty()) {
+            inner.enrollments.remove(&ekey);
+        }
     }
 
     /// Forces an idempotency record into "in progress" with a lease (tests of crash recovery).

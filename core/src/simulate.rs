@@ -15,13 +15,14 @@
 //! still active when the simulation stops (waiting past the horizon) come last, in start order.
 
 use crate::definition::Program;
+use crate::definition::Reenroll;
 use crate::engine::{Engine, EngineConfig, EnginePorts};
 use crate::event::Event;
 use crate::memory::{
     ManualClock, MemoryCatalog, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm, RecordingEmail,
     RecordingHttp,
 };
-use crate::ports::{RunStore, TimerService};
+use crate::ports::{AutomationCatalog, RunStore, TimerService};
 use crate::run::{Run, RunStatus, StepRecord};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -154,12 +155,13 @@ impl Simulator {
         let last = events.last().map(|e| e.time).unwrap_or(first);
         let end = last.checked_add(self.options.horizon).unwrap_or(last);
         self.clock.set(first);
-        let mut next_event = 0;
+        // Each event is dropped once intake has handled it (runs keep what they need of it).
+        let mut events = events.into_iter().peekable();
         loop {
             let now = crate::ports::Clock::now(self.clock.as_ref());
-            while next_event < events.len() && events[next_event].time <= now {
-                self.intake(&events[next_event]).await;
-                next_event += 1;
+            while let Some(event) = events.next_if(|e| e.time <= now) {
+                self.intake(&event).await;
+                drop(event);
                 self.drain(now, sink).await;
             }
             self.drain(now, sink).await;
@@ -176,7 +178,7 @@ impl Simulator {
                 return;
             }
             let candidates = [
-                events.get(next_event).map(|e| e.time),
+                events.peek().map(|e| e.time),
                 self.queue.next_visible_at(),
                 self.timers.next_due(),
             ];
@@ -213,7 +215,7 @@ impl Simulator {
             if let Err(e) = result {
                 self.errors.push(format!("{}: {e}", describe_message(&message)));
             }
-            self.retire(message.tenant(), message.run_id(), sink);
+            self.retire(message.tenant(), message.run_id(), sink).await;
             if self.messages_handled >= self.options.max_messages {
                 return;
             }
@@ -222,13 +224,20 @@ impl Simulator {
 
     /// Reports and drops a run that has ended, once no message or timer for it is left (a
     /// run's messages are the only thing that can end it or use it).
-    fn retire(&self, tenant: &str, run_id: &str, sink: &mut dyn FnMut(RunReport)) {
+    async fn retire(&self, tenant: &str, run_id: &str, sink: &mut dyn FnMut(RunReport)) {
         if self.queue.has_messages_for(run_id) || self.timers.has_timers_for(run_id) {
             return;
         }
         let Some((run, history)) = self.store.take_finished(tenant, run_id) else {
             return;
         };
+        // With `reenroll: always`, the enrollment state only matters while a run is active.
+        if let Ok(Some(program)) = self.catalog.latest(&run.tenant, &run.automation_id).await
+            && program.automation.enrollment.reenroll == Reenroll::Always
+        {
+            self.store
+                .forget_idle_enrollment(&run.tenant, &run.automation_id, &run.enrollment_key);
+        }
         sink(RunReport::with_emails(&run, &history, |key| self.email.take(key)));
     }
 

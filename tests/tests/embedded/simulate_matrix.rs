@@ -1910,14 +1910,15 @@ async fn contact_routing_a_reply_on_a_message_record_reaches_the_leads_run() {
 
 /// The simulator streams: a run is reported once it has ended and nothing is left queued for it,
 /// then dropped with its history, its emails and its idempotency records (its enrollment state
-/// stays). A run cancelled while its email is out is reported after the email's result, with the
-/// email. Runs still waiting come last and stay in the store.
+/// stays, unless the automation re-enrolls always and no run of it is active). A run cancelled
+/// while its email is out is reported after the email's result, with the email. Runs still
+/// waiting come last and stay in the store.
 #[tokio::test]
 async fn sim_streams_reports_as_runs_end_and_drops_them() {
     let slow = def(
         "slow",
         "lead.created",
-        "",
+        "enrollment: {reenroll: always}",
         "- id: w\n  wait: {duration: 3d}\n- id: done\n  end: {}\n",
     );
     let waiting = def(
@@ -2016,6 +2017,14 @@ async fn sim_streams_reports_as_runs_end_and_drops_them() {
         (enrollment.total_enrollments, enrollment.active_runs.len()),
         (1, 0),
         "the enrollment state stays"
+    );
+    let enrollment = crmflow_core::ports::RunStore::enrollment(sim.store.as_ref(), "default", "slow", "lead/L1")
+        .await
+        .expect("enrollment");
+    assert_eq!(
+        enrollment,
+        Default::default(),
+        "reenroll: always, idle: nothing to keep"
     );
     assert_eq!(sim.reports().await.len(), 1, "reports(): the runs still stored");
 }
