@@ -296,6 +296,14 @@ impl RunStore for MemoryRunStore {
     }
 
     async fn create_run(&self, run: &Run, enrollment: &EnrollmentState) -> Result<CreateOutcome, StoreError> {
+        self.create_run_shared(Arc::new(run.clone()), enrollment).await
+    }
+
+    async fn create_run_shared(
+        &self,
+        run: Arc<Run>,
+        enrollment: &EnrollmentState,
+    ) -> Result<CreateOutcome, StoreError> {
         let mut inner = lock(&self.inner);
         let key = run_key(&run.tenant, &run.run_id);
         if inner.runs.contains_key(&key) {
@@ -322,7 +330,7 @@ impl RunStore for MemoryRunStore {
                 .insert(run.run_id.clone(), run.automation_id.clone());
         }
         let stored = StoredRun {
-            head: Arc::new(run.clone()),
+            head: run,
             outbox_acked: false,
             history: BTreeMap::new(),
         };

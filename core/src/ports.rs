@@ -75,6 +75,15 @@ pub trait RunStore: Send + Sync {
     /// Atomically: creates the run (if no run has its id), registers its routes, and writes
     /// `enrollment` if the stored enrollment state still has version `enrollment.version - 1`.
     async fn create_run(&self, run: &Run, enrollment: &EnrollmentState) -> Result<CreateOutcome, StoreError>;
+    /// [`RunStore::create_run`], handing the new head over: a store that keeps heads in memory
+    /// keeps this one instead of a copy.
+    async fn create_run_shared(
+        &self,
+        run: Arc<Run>,
+        enrollment: &EnrollmentState,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.create_run(&run, enrollment).await
+    }
     async fn load_run(&self, tenant: &str, run_id: &str) -> Result<Option<Run>, StoreError>;
     /// Saves a new head if the stored head has version `run.version - 1`, and upserts `records`
     /// by seq. When the run became terminal, its routes go and its enrollment slot is released.

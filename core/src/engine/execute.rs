@@ -274,7 +274,7 @@ impl Execute {
         run.enroll_depth = parent.enroll_depth + 1;
         run.parent_run_id = Some(parent.run_id.clone());
         run.data.record = parent.data.record.clone();
-        match self.intake.create_run(&program, &mut run, now).await {
+        match self.intake.create_run(&program, run, now).await {
             Ok(Ok(())) => Ok(ActionOutcome::Succeeded {
                 output: json!({ "run_id": run_id, "automation_id": target }),
             }),

@@ -12,6 +12,7 @@ use crate::ports::{CreateOutcome, StoreError};
 use crate::run::Run;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 /// The event type a CRM sends when a human task is done: `data.step_id` names the task step,
 /// `data.output` is the output object, and optionally `data.run_id` / `data.automation_id`
@@ -132,8 +133,8 @@ impl Intake {
                 }
             }
         }
-        let mut run = Run::new(run_id.clone(), program, event, contact.clone(), now);
-        let created = self.create_run(program, &mut run, now).await?;
+        let run = Run::new(run_id.clone(), program, event, contact.clone(), now);
+        let created = self.create_run(program, run, now).await?;
         match created {
             Ok(()) => Ok(outcome("enrolled", Some(run_id), "enrolled".to_string())),
             Err(reason) => Ok(outcome("not_enrolled", None, reason)),
@@ -146,13 +147,14 @@ impl Intake {
     pub(crate) async fn create_run(
         &self,
         program: &Program,
-        run: &mut Run,
+        run: Run,
         now: jiff::Timestamp,
     ) -> Result<Result<(), String>, EngineError> {
         let policy = &program.automation.enrollment;
+        let run = Arc::new(run);
         for _ in 0..self.config.max_conflict_retries {
             if self.runs.load_run_shared(&run.tenant, &run.run_id).await?.is_some() {
-                self.send_start(run).await?;
+                self.send_start(&run).await?;
                 return Ok(Ok(()));
             }
             let state = self
@@ -163,10 +165,10 @@ impl Intake {
                 return Ok(Err(reason));
             }
             let next = enrollment::enrolled(&state, &run.run_id, now);
-            match self.runs.create_run(run, &next).await {
+            match self.runs.create_run_shared(run.clone(), &next).await {
                 Ok(CreateOutcome::Created | CreateOutcome::AlreadyExists) => {
                     tracing::info!(run_id = %run.run_id, automation_id = %run.automation_id, "run created");
-                    self.send_start(run).await?;
+                    self.send_start(&run).await?;
                     return Ok(Ok(()));
                 }
                 Err(StoreError::Conflict(_)) => continue,
