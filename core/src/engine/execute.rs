@@ -254,7 +254,7 @@ impl Execute {
                 reason: format!("automation \"{target}\" is not active"),
             });
         }
-        let trigger: crate::event::Event = match serde_json::from_value(parent.data.trigger.clone()) {
+        let trigger = match <crate::event::Event as serde::Deserialize>::deserialize(&*parent.data.trigger) {
             Ok(e) => e,
             Err(e) => {
                 return Err(EffectError::permanent(format!(
