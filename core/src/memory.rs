@@ -53,9 +53,16 @@ pub struct MemoryCatalog {
 
 #[derive(Default)]
 struct CatalogInner {
-    versions: BTreeMap<(String, String, u32), Arc<Program>>,
+    /// (tenant, automation id) → version → program.
+    versions: Keyed<BTreeMap<u32, Arc<Program>>>,
     /// (tenant, trigger pattern) → automation ids whose latest version is active.
-    by_trigger: HashMap<(String, String), BTreeSet<String>>,
+    by_trigger: Keyed<BTreeSet<String>>,
+}
+
+impl CatalogInner {
+    fn latest(&self, tenant: &str, automation_id: &str) -> Option<&Arc<Program>> {
+        self.versions.get(tenant, automation_id)?.values().next_back()
+    }
 }
 
 impl MemoryCatalog {
@@ -67,28 +74,22 @@ impl MemoryCatalog {
     pub fn insert(&self, program: Program) {
         let mut inner = lock(&self.inner);
         let a = &program.automation;
-        let key = (a.tenant.clone(), a.id.clone(), a.version);
-        let latest = inner
-            .versions
-            .range((a.tenant.clone(), a.id.clone(), 0)..=(a.tenant.clone(), a.id.clone(), u32::MAX))
-            .next_back()
-            .map(|(k, _)| k.2)
-            .unwrap_or(0);
+        let latest = inner.latest(&a.tenant, &a.id).map(|p| p.version()).unwrap_or(0);
         if a.version >= latest {
             for set in inner.by_trigger.values_mut() {
                 set.remove(&a.id);
             }
             if a.is_active() {
                 for p in a.trigger.event.patterns() {
-                    inner
-                        .by_trigger
-                        .entry((a.tenant.clone(), p.to_string()))
-                        .or_default()
-                        .insert(a.id.clone());
+                    inner.by_trigger.get_or_default(&a.tenant, p).insert(a.id.clone());
                 }
             }
         }
-        inner.versions.insert(key, Arc::new(program));
+        let (tenant, id, version) = (a.tenant.clone(), a.id.clone(), a.version);
+        inner
+            .versions
+            .get_or_default(&tenant, &id)
+            .insert(version, Arc::new(program));
     }
 }
 
@@ -106,41 +107,26 @@ impl AutomationCatalog for MemoryCatalog {
         let inner = lock(&self.inner);
         let mut ids = BTreeSet::new();
         for p in crate::event::candidate_patterns(event_type) {
-            if let Some(set) = inner.by_trigger.get(&(tenant.to_string(), p)) {
-                ids.extend(set.iter().cloned());
+            if let Some(set) = inner.by_trigger.get(tenant, &p) {
+                ids.extend(set.iter());
             }
         }
-        let mut out = Vec::new();
-        for id in ids {
-            let latest = inner
-                .versions
-                .range((tenant.to_string(), id.clone(), 0)..=(tenant.to_string(), id.clone(), u32::MAX))
-                .next_back()
-                .map(|(_, p)| p.clone());
-            if let Some(p) = latest {
-                out.push(p);
-            }
-        }
-        Ok(out)
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| inner.latest(tenant, id).cloned())
+            .collect())
     }
 
     async fn get(&self, tenant: &str, automation_id: &str, version: u32) -> Result<Option<Arc<Program>>, StoreError> {
         Ok(lock(&self.inner)
             .versions
-            .get(&(tenant.to_string(), automation_id.to_string(), version))
+            .get(tenant, automation_id)
+            .and_then(|versions| versions.get(&version))
             .cloned())
     }
 
     async fn latest(&self, tenant: &str, automation_id: &str) -> Result<Option<Arc<Program>>, StoreError> {
-        let inner = lock(&self.inner);
-        Ok(inner
-            .versions
-            .range(
-                (tenant.to_string(), automation_id.to_string(), 0)
-                    ..=(tenant.to_string(), automation_id.to_string(), u32::MAX),
-            )
-            .next_back()
-            .map(|(_, p)| p.clone()))
+        Ok(lock(&self.inner).latest(tenant, automation_id).cloned())
     }
 }
 
@@ -156,12 +142,67 @@ pub struct MemoryRunStore {
 
 #[derive(Default)]
 struct StoreInner {
-    runs: BTreeMap<(String, String), StoredRun>,
-    enrollments: HashMap<(String, String, String), EnrollmentState>,
-    routes: HashMap<(String, String), BTreeMap<String, String>>,
-    events: BTreeSet<(String, String)>,
+    runs: Keyed<StoredRun>,
+    /// (tenant, automation id) → enrollment key → state.
+    enrollments: Keyed<HashMap<String, EnrollmentState>>,
+    /// (tenant, route key) → run id → automation id.
+    routes: Keyed<BTreeMap<String, String>>,
+    /// (tenant, event id) of the events handled.
+    events: Keyed<()>,
     /// By idempotency key; a run's keys start with `{run_id}.` (its step entries and tasks).
     claims: BTreeMap<String, ClaimRecord>,
+}
+
+/// A map keyed by two strings (a tenant and an id) that looks keys up without building them.
+struct Keyed<V>(HashMap<String, HashMap<String, V>>);
+
+impl<V> Default for Keyed<V> {
+    fn default() -> Self {
+        Keyed(HashMap::new())
+    }
+}
+
+impl<V> Keyed<V> {
+    fn get(&self, a: &str, b: &str) -> Option<&V> {
+        self.0.get(a)?.get(b)
+    }
+
+    fn get_mut(&mut self, a: &str, b: &str) -> Option<&mut V> {
+        self.0.get_mut(a)?.get_mut(b)
+    }
+
+    fn get_or_default(&mut self, a: &str, b: &str) -> &mut V
+    where
+        V: Default,
+    {
+        if self.get(a, b).is_none() {
+            self.insert(a, b, V::default());
+        }
+        self.get_mut(a, b).expect("just inserted")
+    }
+
+    fn insert(&mut self, a: &str, b: &str, value: V) -> Option<V> {
+        match self.0.get_mut(a) {
+            Some(inner) => inner.insert(b.to_string(), value),
+            None => {
+                self.0.insert(a.to_string(), HashMap::from([(b.to_string(), value)]));
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, a: &str, b: &str) -> Option<V> {
+        let inner = self.0.get_mut(a)?;
+        let value = inner.remove(b);
+        if inner.is_empty() {
+            self.0.remove(a);
+        }
+        value
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.0.values_mut().flat_map(HashMap::values_mut)
+    }
 }
 
 /// A run head with its history.
@@ -196,10 +237,6 @@ enum ClaimRecord {
     Completed { output: serde_json::Value },
 }
 
-fn run_key(tenant: &str, run_id: &str) -> (String, String) {
-    (tenant.to_string(), run_id.to_string())
-}
-
 impl MemoryRunStore {
     pub fn new() -> Self {
         Self::default()
@@ -208,7 +245,9 @@ impl MemoryRunStore {
     /// Every run, ordered by (tenant, run id) — run ids are time-ordered UUID v7.
     pub fn all_runs(&self) -> Vec<Run> {
         let mut inner = lock(&self.inner);
-        inner.runs.values_mut().map(|r| Run::clone(r.head())).collect()
+        let mut runs: Vec<Run> = inner.runs.values_mut().map(|r| Run::clone(r.head())).collect();
+        runs.sort_by(|a, b| (&a.tenant, &a.run_id).cmp(&(&b.tenant, &b.run_id)));
+        runs
     }
 
     /// Removes a finished (completed, failed or cancelled) run with its history and the
@@ -220,18 +259,17 @@ impl MemoryRunStore {
     /// need those records any more.
     pub fn take_finished(&self, tenant: &str, run_id: &str) -> Option<(Run, Vec<StepRecord>)> {
         let mut inner = lock(&self.inner);
-        let key = run_key(tenant, run_id);
-        if !inner.runs.get(&key)?.head.status.is_terminal() {
+        if !inner.runs.get(tenant, run_id)?.head.status.is_terminal() {
             return None;
         }
-        let mut stored = inner.runs.remove(&key)?;
+        let mut stored = inner.runs.remove(tenant, run_id)?;
         stored.head();
         let len = stored.head.history_len;
         let history = stored.history.into_values().filter(|r| r.seq < len).collect();
         let prefix = format!("{run_id}.");
         let keys: Vec<String> = inner
             .claims
-            .range(prefix.clone()..)
+            .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(&prefix))
             .map(|(k, _)| k.clone())
             .collect();
@@ -246,9 +284,14 @@ impl MemoryRunStore {
     /// nothing that a missing one does not: the next enrollment starts again from version 0.
     pub fn forget_idle_enrollment(&self, tenant: &str, automation_id: &str, key: &str) {
         let mut inner = lock(&self.inner);
-        let ekey = (tenant.to_string(), automation_id.to_string(), key.to_string());
-        if inner.enrollments.get(&ekey).is_some_and(|e| e.active_runs.is_empty()) {
-            inner.enrollments.remove(&ekey);
+        let Some(states) = inner.enrollments.get_mut(tenant, automation_id) else {
+            return;
+        };
+        if states.get(key).is_some_and(|e| e.active_runs.is_empty()) {
+            states.remove(key);
+            if states.is_empty() {
+                inner.enrollments.remove(tenant, automation_id);
+            }
         }
     }
 
@@ -264,20 +307,18 @@ impl StoreInner {
     /// A terminal run gives up its routes and its enrollment slot.
     fn release(&mut self, run: &Run) {
         for key in run.route_keys() {
-            let route_key = (run.tenant.clone(), key);
-            if let Some(routes) = self.routes.get_mut(&route_key) {
+            if let Some(routes) = self.routes.get_mut(&run.tenant, &key) {
                 routes.remove(&run.run_id);
                 if routes.is_empty() {
-                    self.routes.remove(&route_key);
+                    self.routes.remove(&run.tenant, &key);
                 }
             }
         }
-        let ekey = (
-            run.tenant.clone(),
-            run.automation_id.clone(),
-            run.enrollment_key.clone(),
-        );
-        if let Some(e) = self.enrollments.get_mut(&ekey) {
+        let state = self
+            .enrollments
+            .get_mut(&run.tenant, &run.automation_id)
+            .and_then(|states| states.get_mut(&run.enrollment_key));
+        if let Some(e) = state {
             e.active_runs.retain(|id| id != &run.run_id);
             e.version += 1;
         }
@@ -290,7 +331,8 @@ impl RunStore for MemoryRunStore {
         let inner = lock(&self.inner);
         Ok(inner
             .enrollments
-            .get(&(tenant.to_string(), automation_id.to_string(), key.to_string()))
+            .get(tenant, automation_id)
+            .and_then(|states| states.get(key))
             .cloned()
             .unwrap_or_default())
     }
@@ -305,36 +347,35 @@ impl RunStore for MemoryRunStore {
         enrollment: &EnrollmentState,
     ) -> Result<CreateOutcome, StoreError> {
         let mut inner = lock(&self.inner);
-        let key = run_key(&run.tenant, &run.run_id);
-        if inner.runs.contains_key(&key) {
+        if inner.runs.get(&run.tenant, &run.run_id).is_some() {
             return Ok(CreateOutcome::AlreadyExists);
         }
-        let ekey = (
-            run.tenant.clone(),
-            run.automation_id.clone(),
-            run.enrollment_key.clone(),
-        );
-        let stored = inner.enrollments.get(&ekey).map(|e| e.version).unwrap_or(0);
+        let states = inner.enrollments.get_or_default(&run.tenant, &run.automation_id);
+        let stored = states.get(&run.enrollment_key).map(|e| e.version).unwrap_or(0);
         if stored + 1 != enrollment.version {
             return Err(StoreError::Conflict(format!(
                 "enrollment {} changed",
                 run.enrollment_key
             )));
         }
-        inner.enrollments.insert(ekey, enrollment.clone());
+        match states.get_mut(&run.enrollment_key) {
+            Some(state) => state.clone_from(enrollment),
+            None => {
+                states.insert(run.enrollment_key.clone(), enrollment.clone());
+            }
+        }
         for route in run.route_keys() {
             inner
                 .routes
-                .entry((run.tenant.clone(), route))
-                .or_default()
+                .get_or_default(&run.tenant, &route)
                 .insert(run.run_id.clone(), run.automation_id.clone());
         }
         let stored = StoredRun {
-            head: run,
+            head: run.clone(),
             outbox_acked: false,
             history: BTreeMap::new(),
         };
-        inner.runs.insert(key, stored);
+        inner.runs.insert(&run.tenant, &run.run_id, stored);
         Ok(CreateOutcome::Created)
     }
 
@@ -348,14 +389,14 @@ impl RunStore for MemoryRunStore {
 
     async fn load_run_shared(&self, tenant: &str, run_id: &str) -> Result<Option<Arc<Run>>, StoreError> {
         let mut inner = lock(&self.inner);
-        Ok(inner.runs.get_mut(&run_key(tenant, run_id)).map(|r| r.head().clone()))
+        Ok(inner.runs.get_mut(tenant, run_id).map(|r| r.head().clone()))
     }
 
     async fn save_run_shared(&self, run: Arc<Run>, records: Vec<StepRecord>) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
         let stored = inner
             .runs
-            .get_mut(&run_key(&run.tenant, &run.run_id))
+            .get_mut(&run.tenant, &run.run_id)
             .filter(|stored| stored.head.version == run.version.wrapping_sub(1))
             .ok_or_else(|| StoreError::Conflict(format!("run {} changed", run.run_id)))?;
         for r in records {
@@ -371,7 +412,7 @@ impl RunStore for MemoryRunStore {
 
     async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
-        if let Some(stored) = inner.runs.get_mut(&run_key(tenant, run_id))
+        if let Some(stored) = inner.runs.get_mut(tenant, run_id)
             && stored.head.version == version
         {
             stored.outbox_acked = true;
@@ -383,7 +424,7 @@ impl RunStore for MemoryRunStore {
         let inner = lock(&self.inner);
         Ok(inner
             .runs
-            .get(&run_key(tenant, run_id))
+            .get(tenant, run_id)
             .map(|r| r.history().cloned().collect())
             .unwrap_or_default())
     }
@@ -393,7 +434,7 @@ impl RunStore for MemoryRunStore {
         // A run routed by both its record and its contact is listed once.
         let mut out: Vec<Route> = Vec::new();
         for key in keys {
-            if let Some(routes) = inner.routes.get(&(tenant.to_string(), key.clone())) {
+            if let Some(routes) = inner.routes.get(tenant, key) {
                 for (run_id, automation_id) in routes {
                     if !out.iter().any(|r| &r.run_id == run_id) {
                         out.push(Route {
@@ -408,15 +449,11 @@ impl RunStore for MemoryRunStore {
     }
 
     async fn mark_event_processed(&self, tenant: &str, event_id: &str, _now: Timestamp) -> Result<bool, StoreError> {
-        Ok(lock(&self.inner)
-            .events
-            .insert((tenant.to_string(), event_id.to_string())))
+        Ok(lock(&self.inner).events.insert(tenant, event_id, ()).is_none())
     }
 
     async fn event_processed(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError> {
-        Ok(lock(&self.inner)
-            .events
-            .contains(&(tenant.to_string(), event_id.to_string())))
+        Ok(lock(&self.inner).events.get(tenant, event_id).is_some())
     }
 }
 
