@@ -252,7 +252,20 @@ impl Run {
         contact: Map<String, Value>,
         now: Timestamp,
     ) -> Run {
-        let trigger_value = trigger.to_scope_value();
+        let trigger_value = SharedValue::new(trigger.to_scope_value());
+        Run::with_trigger(run_id, program, trigger, trigger_value, contact, now)
+    }
+
+    /// [`Run::new`] with the trigger as conditions see it (`trigger.to_scope_value()`) already
+    /// built, so that the runs one event starts share it.
+    pub fn with_trigger(
+        run_id: String,
+        program: &crate::definition::Program,
+        trigger: &crate::event::Event,
+        trigger_value: SharedValue,
+        contact: Map<String, Value>,
+        now: Timestamp,
+    ) -> Run {
         let mut contact_snapshot = contact;
         if let Some(c) = &trigger.contact {
             for (k, v) in c {
@@ -274,8 +287,8 @@ impl Run {
             status: RunStatus::Running,
             cursor: None,
             data: RunData {
-                event: trigger_value.clone(),
-                trigger: SharedValue::new(trigger_value),
+                event: Value::clone(&trigger_value),
+                trigger: trigger_value,
                 record: trigger.data.clone(),
                 previous: trigger.previous.clone().unwrap_or_default(),
                 contact: contact_snapshot,

@@ -9,7 +9,7 @@ use crate::event::Event;
 use crate::ids::run_id_for;
 use crate::messages::StepMessage;
 use crate::ports::{CreateOutcome, StoreError};
-use crate::run::Run;
+use crate::run::{Run, SharedValue};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -53,11 +53,9 @@ impl Intake {
         let now = self.clock.now();
         let programs = self.catalog.active_for_event(&event.tenant, &event.event_type).await?;
         let mut created = Vec::new();
-        let mut conditions_scope = None;
+        let mut shared = EventShared::new(event, &contact, now);
         for program in programs {
-            let outcome = self
-                .enroll_for_event(&program, event, &contact, &mut conditions_scope, now)
-                .await?;
+            let outcome = self.enroll_for_event(&program, &mut shared).await?;
             if let Some(id) = &outcome.run_id {
                 created.push(id.clone());
             }
@@ -99,16 +97,12 @@ impl Intake {
         Ok(report)
     }
 
-    /// `conditions_scope` keeps the scope the trigger conditions see between the automations of
-    /// one event (see [`conditions_scope`]).
     async fn enroll_for_event(
         &self,
         program: &Program,
-        event: &Event,
-        contact: &Map<String, Value>,
-        conditions_scope: &mut Option<Scope>,
-        now: jiff::Timestamp,
+        shared: &mut EventShared<'_>,
     ) -> Result<IntakeOutcome, EngineError> {
+        let (event, now) = (shared.event, shared.now);
         let automation = &program.automation;
         let outcome = |result: &str, run_id: Option<String>, reason: String| IntakeOutcome {
             automation_id: automation.id.clone(),
@@ -122,8 +116,7 @@ impl Intake {
             ("conditions", &automation.conditions),
         ] {
             if let Some(c) = condition {
-                let scope = self::conditions_scope(conditions_scope, &run_id, program, event, contact, now);
-                match c.explain(scope) {
+                match c.explain(shared.conditions_scope(&run_id, program)) {
                     Ok((true, _)) => {}
                     Ok((false, why)) => return Ok(outcome("not_matched", None, format!("{name}: {why}"))),
                     Err(e) => {
@@ -133,8 +126,9 @@ impl Intake {
                 }
             }
         }
-        let run = Run::new(run_id.clone(), program, event, contact.clone(), now);
-        let created = self.create_run(program, run, now).await?;
+        let created = self
+            .create_run(program, shared.run(run_id.clone(), program), now)
+            .await?;
         match created {
             Ok(()) => Ok(outcome("enrolled", Some(run_id), "enrolled".to_string())),
             Err(reason) => Ok(outcome("not_enrolled", None, reason)),
@@ -192,34 +186,51 @@ impl Intake {
     }
 }
 
-/// The scope the conditions of `program` see for the run `run_id` that `event` would start: what
-/// [`crate::decider::scope_for`] gives for that run. It is built once per event in `cache`:
-/// between the automations of one event it differs only in `run.id`, `run.automation_id` and
-/// `run.automation_version`, which are rewritten in place.
-fn conditions_scope<'a>(
-    cache: &'a mut Option<Scope>,
-    run_id: &str,
-    program: &Program,
-    event: &Event,
-    contact: &Map<String, Value>,
+/// What the runs one event may start have in common, built once per event.
+struct EventShared<'e> {
+    event: &'e Event,
+    contact: &'e Map<String, Value>,
     now: jiff::Timestamp,
-) -> &'a Scope {
-    match cache {
-        Some(scope) => {
+    /// The event as `trigger.*`, shared by those runs.
+    trigger: SharedValue,
+    /// See [`EventShared::conditions_scope`].
+    conditions: Option<Scope>,
+}
+
+impl<'e> EventShared<'e> {
+    fn new(event: &'e Event, contact: &'e Map<String, Value>, now: jiff::Timestamp) -> Self {
+        EventShared {
+            event,
+            contact,
+            now,
+            trigger: SharedValue::new(event.to_scope_value()),
+            conditions: None,
+        }
+    }
+
+    /// The run `run_id` of `program` that the event starts.
+    fn run(&self, run_id: String, program: &Program) -> Run {
+        let (event, contact) = (self.event, self.contact.clone());
+        Run::with_trigger(run_id, program, event, self.trigger.clone(), contact, self.now)
+    }
+
+    /// The scope the conditions of `program` see for its run `run_id`: what
+    /// [`crate::decider::scope_for`] gives for that run. It is built for the first automation
+    /// that asks; between automations it differs only in `run.id`, `run.automation_id` and
+    /// `run.automation_version`, which are rewritten in place.
+    fn conditions_scope(&mut self, run_id: &str, program: &Program) -> &Scope {
+        if let Some(scope) = &mut self.conditions {
             if let Some(Value::Object(run)) = scope.root.get_mut("run") {
                 run.insert("id".to_string(), Value::from(run_id));
                 run.insert("automation_id".to_string(), Value::from(program.id()));
                 run.insert("automation_version".to_string(), Value::from(program.version()));
             }
-            scope
+        } else {
+            let run = self.run(run_id.to_string(), program);
+            let root = crate::decider::scope_for(&run, self.now);
+            self.conditions = Some(Scope { root, now: self.now });
         }
-        None => {
-            let run = Run::new(run_id.to_string(), program, event, contact.clone(), now);
-            cache.insert(Scope {
-                root: crate::decider::scope_for(&run, now),
-                now,
-            })
-        }
+        self.conditions.as_ref().expect("built above")
     }
 }
 
@@ -247,7 +258,7 @@ mod tests {
     use crate::definition::parse_automation;
 
     #[test]
-    fn the_conditions_scope_is_the_new_runs_scope_for_each_automation() {
+    fn runs_and_conditions_scope_built_once_per_event_are_those_of_each_automation() {
         let program = |id: &str, version: u32| {
             let yaml = format!(
                 "id: {id}\nname: {id}\nversion: {version}\nstatus: active\ntrigger: {{event: lead.created}}\nsteps: [{{id: e, end: {{}}}}]\n"
@@ -262,12 +273,13 @@ mod tests {
         .expect("event");
         let contact: Map<String, Value> = [("first_name".to_string(), json!("Ada"))].into_iter().collect();
         let now = event.time;
-        let mut cache = None;
+        let mut shared = EventShared::new(&event, &contact, now);
         for p in [program("first", 1), program("second", 3)] {
             let run_id = run_id_for(&event.tenant, &event.id, p.id(), event.time);
             let run = Run::new(run_id.clone(), &p, &event, contact.clone(), now);
+            assert_eq!(shared.run(run_id.clone(), &p), run, "{}", p.id());
             let expected = crate::decider::scope_for(&run, now);
-            let scope = conditions_scope(&mut cache, &run_id, &p, &event, &contact, now);
+            let scope = shared.conditions_scope(&run_id, &p);
             assert_eq!(scope.root, expected, "{}", p.id());
             assert_eq!(scope.root.to_string(), expected.to_string(), "{}: key order", p.id());
         }
