@@ -47,7 +47,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use minijinja::value::{Rest, Value};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
@@ -81,7 +81,9 @@ pub enum TemplateError {
 /// A template source string, compiled (validated) when parsed.
 ///
 /// Serializes as its source; deserializes from a string and fails with the
-/// syntax error. Two templates are equal when their sources are.
+/// syntax error. Two templates are equal when their sources are. Rendering
+/// compiles a source once and keeps it (a bounded cache shared by all
+/// templates), except for templates that `include` or `extend` others.
 #[derive(Clone)]
 pub struct Template {
     source: String,
@@ -156,6 +158,55 @@ fn text_env() -> &'static Environment<'static> {
 fn html_env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| build_env(AutoEscape::Html))
+}
+
+/// Templates compiled by the renderer, by source, per escaping mode, so that a template is
+/// compiled once rather than on every render. Bounded: past [`MAX_COMPILED`] templates the
+/// cache starts again empty.
+struct Compiled {
+    env: RwLock<(Environment<'static>, usize)>,
+}
+
+/// How many compiled templates [`Compiled`] keeps at most, per escaping mode.
+const MAX_COMPILED: usize = 4096;
+
+impl Compiled {
+    fn text() -> &'static Compiled {
+        static CACHE: OnceLock<Compiled> = OnceLock::new();
+        CACHE.get_or_init(|| Compiled::new(AutoEscape::None))
+    }
+
+    fn html() -> &'static Compiled {
+        static CACHE: OnceLock<Compiled> = OnceLock::new();
+        CACHE.get_or_init(|| Compiled::new(AutoEscape::Html))
+    }
+
+    fn new(escape: AutoEscape) -> Compiled {
+        Compiled {
+            env: RwLock::new((build_env(escape), 0)),
+        }
+    }
+
+    /// Renders `source` as `env.render_str(source, ctx)` would (same environment settings),
+    /// compiling it on its first render only.
+    fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+        {
+            let env = self.env.read().unwrap_or_else(PoisonError::into_inner);
+            if let Ok(template) = env.0.get_template(source) {
+                return template.render(ctx);
+            }
+        }
+        let mut env = self.env.write().unwrap_or_else(PoisonError::into_inner);
+        if env.1 >= MAX_COMPILED {
+            env.0.clear_templates();
+            env.1 = 0;
+        }
+        if env.0.get_template(source).is_err() {
+            env.0.add_template_owned(source.to_string(), source.to_string())?;
+            env.1 += 1;
+        }
+        env.0.get_template(source)?.render(ctx)
+    }
 }
 
 /// One-line description of a minijinja error: detail, the failing expression
@@ -302,16 +353,23 @@ impl Template {
     /// Renders as plain text (nothing is escaped). `scope` must be a JSON
     /// object (its keys become variables) or `null` (no variables).
     pub fn render_text(&self, scope: &serde_json::Value) -> Result<String, TemplateError> {
-        self.render(text_env(), scope)
+        self.render(text_env(), Compiled::text(), scope)
     }
 
     /// Renders as HTML: every interpolated value is HTML-escaped unless
     /// marked `| safe`. The template's own text is not touched.
     pub fn render_html(&self, scope: &serde_json::Value) -> Result<String, TemplateError> {
-        self.render(html_env(), scope)
+        self.render(html_env(), Compiled::html(), scope)
     }
 
-    fn render(&self, env: &Environment<'static>, scope: &serde_json::Value) -> Result<String, TemplateError> {
+    /// Renders with `env`'s settings; through `compiled` unless the template may reach beyond
+    /// itself (`include`, `extends`: the compiled templates must not be found by name).
+    fn render(
+        &self,
+        env: &Environment<'static>,
+        compiled: &Compiled,
+        scope: &serde_json::Value,
+    ) -> Result<String, TemplateError> {
         let ctx = match (scope, &self.names) {
             // Only what the template looks up: converting the whole scope would cost more
             // than rendering.
@@ -322,7 +380,11 @@ impl Template {
                 return Err(TemplateError::InvalidScope { got: json_kind(other) });
             }
         };
-        env.render_str(&self.source, ctx).map_err(|e| TemplateError::Render {
+        let rendered = match self.names {
+            Some(_) => compiled.render(&self.source, &ctx),
+            None => env.render_str(&self.source, ctx),
+        };
+        rendered.map_err(|e| TemplateError::Render {
             message: describe_error(&e, &self.source),
         })
     }
@@ -554,7 +616,18 @@ mod tests {
             };
             assert_eq!(t.render_text(&scope()), whole.render_text(&scope()), "{source}");
             assert_eq!(t.render_html(&scope()), whole.render_html(&scope()), "{source}");
+            // Again, now compiled.
+            assert_eq!(t.render_text(&scope()), whole.render_text(&scope()), "{source}");
         }
+        // A compiled template is not a template `include` can find.
+        assert_eq!(
+            Template::parse("plain").unwrap().render_text(&scope()).unwrap(),
+            "plain"
+        );
+        let including = Template::parse("{% include 'plain' %}").unwrap();
+        assert!(including.names.is_none());
+        let e = including.render_text(&scope()).unwrap_err();
+        assert!(e.to_string().contains("not found"), "{e}");
         let names = |source: &str| Template::parse(source).unwrap().names.map(|n| n.to_vec());
         assert_eq!(
             names("{{ contact.first_name | default(record.id) }}"),
