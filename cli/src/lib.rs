@@ -259,8 +259,9 @@ fn load_programs(io: &mut Io<'_>, path: &Path, include_drafts: bool) -> Result<(
 fn load_events(io: &mut Io<'_>, path: &Path) -> Result<(Vec<Event>, bool)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut ok = true;
-    let mut events = Vec::new();
-    for result in parse_events_text(&text) {
+    let results = parse_events_text(&text);
+    let mut events = Vec::with_capacity(results.len());
+    for result in results {
         match result {
             Ok(e) => events.push(e),
             Err(e) => {
