@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput and memory of `crmflow simulate` (release build) on generated input, default
 # 100,000 events against 100 automations. Prints the simulator's summary line, then events/s,
-# wall time and peak resident memory as measured by /usr/bin/time -v.
+# wall time, peak resident memory and CPU time as measured by /usr/bin/time -v (CPU below
+# 100% of a core means the machine was busy with other work).
 #
 # Usage: scripts/bench-simulate.sh [EVENTS] [AUTOMATIONS]
 #   CRMFLOW_BIN=path   run this binary instead of building the CLI (e.g. a saved baseline,
@@ -74,7 +75,8 @@ seconds = 0.0
 for part in wall.split(":"):
     seconds = seconds * 60 + float(part)
 rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
+cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", text).group(1)) for kind in ("User", "System"))
 print(f"wall {seconds:.1f} s (whole process, with loading), {events / seconds:,.0f} events/s, "
-      f"peak RSS {rss_kb / 1024:,.0f} MB")
+      f"peak RSS {rss_kb / 1024:,.0f} MB, CPU {cpu:.1f} s ({100 * cpu / max(seconds, 1e-9):.0f}% of a core)")
 PY
 exit "$status"
