@@ -1915,58 +1915,16 @@ async fn contact_routing_a_reply_on_a_message_record_reaches_the_leads_run() {
 /// waiting come last and stay in the store.
 #[tokio::test]
 async fn sim_streams_reports_as_runs_end_and_drops_them() {
-    let slow = def(
-        "slow",
-        "lead.created",
-        "enrollment: {reenroll: always}",
-        "- id: w\n  wait: {duration: 3d}\n- id: done\n  end: {}\n",
-    );
-    let waiting = def(
-        "waiting",
-        "lead.created",
-        "",
-        "- id: reply\n  wait_for_event: {event: message.received}\n",
-    );
-    let quick = def(
-        "quick",
-        "lead.updated",
-        "",
-        "- id: mail\n  action: {type: send_email, params: {subject: Hi, text: T}}\n",
-    );
-    let mailer = def(
-        "mailer",
-        "lead.converted",
-        "",
-        "- id: mail\n  action: {type: send_email, params: {subject: Bye, text: T}}\n",
-    );
-    let closer = def(
-        "closer",
-        "lead.converted",
-        "",
-        "- id: stop\n  action: {type: cancel_automations, params: {automation_ids: [mailer]}}\n",
-    );
-    let mut sim = simulator(&[&slow, &waiting, &quick, &mailer, &closer], people());
+    let definitions = streaming_definitions();
+    let mut sim = simulator(&definitions.each_ref().map(String::as_str), people());
     let store = sim.store.clone();
+    let on = |id: &str, ty: &str, time: &str, lead: &str, contact: &str| {
+        event_on(id, ty, time, "lead", lead, Some(contact), json!({}))
+    };
     let events = vec![
-        lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({})),
-        event_on(
-            "e2",
-            "lead.updated",
-            "2026-03-02T10:00:00Z",
-            "lead",
-            "L1",
-            Some("C1"),
-            json!({}),
-        ),
-        event_on(
-            "e3",
-            "lead.converted",
-            "2026-03-03T09:00:00Z",
-            "lead",
-            "L2",
-            Some("C2"),
-            json!({}),
-        ),
+        on("e1", "lead.created", "2026-03-02T09:00:00Z", "L1", "C1"),
+        on("e2", "lead.updated", "2026-03-02T10:00:00Z", "L1", "C1"),
+        on("e3", "lead.converted", "2026-03-03T09:00:00Z", "L2", "C2"),
     ];
     let mut streamed = Vec::new();
     sim.run_with(events, |r| {
@@ -1996,21 +1954,61 @@ async fn sim_streams_reports_as_runs_end_and_drops_them() {
     assert_eq!(step(m, "mail").email.as_ref().map(|e| e.subject.as_str()), Some("Bye"));
     let q = only_report("quick", &reports, "quick");
     assert_eq!(step(q, "mail").email.as_ref().map(|e| e.subject.as_str()), Some("Hi"));
+    assert_dropped_with_what_it_left(&sim, q).await;
+}
 
+/// Runs for [`sim_streams_reports_as_runs_end_and_drops_them`]: one ends after a wait, one waits
+/// for ever, one sends an email, and one is cancelled by another while its email is out.
+fn streaming_definitions() -> [String; 5] {
+    [
+        def(
+            "slow",
+            "lead.created",
+            "enrollment: {reenroll: always}",
+            "- id: w\n  wait: {duration: 3d}\n- id: done\n  end: {}\n",
+        ),
+        def(
+            "waiting",
+            "lead.created",
+            "",
+            "- id: reply\n  wait_for_event: {event: message.received}\n",
+        ),
+        def(
+            "quick",
+            "lead.updated",
+            "",
+            "- id: mail\n  action: {type: send_email, params: {subject: Hi, text: T}}\n",
+        ),
+        def(
+            "mailer",
+            "lead.converted",
+            "",
+            "- id: mail\n  action: {type: send_email, params: {subject: Bye, text: T}}\n",
+        ),
+        def(
+            "closer",
+            "lead.converted",
+            "",
+            "- id: stop\n  action: {type: cancel_automations, params: {automation_ids: [mailer]}}\n",
+        ),
+    ]
+}
+
+/// After streaming: only the waiting run stays; the finished `quick` run took its email and its
+/// idempotency record with it, and left its enrollment state (reenroll: once); `slow`
+/// (reenroll: always) left none.
+async fn assert_dropped_with_what_it_left(sim: &crmflow_core::simulate::Simulator, quick: &RunReport) {
+    use crmflow_core::ports::{Claim, Clock, IdempotencyStore, RunStore};
     let left: Vec<String> = sim.store.all_runs().into_iter().map(|r| r.automation_id).collect();
     assert_eq!(left, vec!["waiting"], "only the waiting run stays");
-    let key = format!("{}.0", q.run_id);
+    assert_eq!(sim.reports().await.len(), 1, "reports(): the runs still stored");
+    let key = format!("{}.0", quick.run_id);
     assert_eq!(sim.email.get(&key), None, "the report took the email");
-    let now = crmflow_core::ports::Clock::now(sim.clock.as_ref());
-    let claim = crmflow_core::ports::IdempotencyStore::claim(sim.store.as_ref(), &key, now, 60)
-        .await
-        .expect("claim");
-    assert_eq!(
-        claim,
-        crmflow_core::ports::Claim::Acquired,
-        "the idempotency record is gone"
-    );
-    let enrollment = crmflow_core::ports::RunStore::enrollment(sim.store.as_ref(), "default", "quick", "lead/L1")
+    let claim = sim.store.claim(&key, sim.clock.now(), 60).await.expect("claim");
+    assert_eq!(claim, Claim::Acquired, "the idempotency record is gone");
+    let enrollment = sim
+        .store
+        .enrollment("default", "quick", "lead/L1")
         .await
         .expect("enrollment");
     assert_eq!(
@@ -2018,7 +2016,9 @@ async fn sim_streams_reports_as_runs_end_and_drops_them() {
         (1, 0),
         "the enrollment state stays"
     );
-    let enrollment = crmflow_core::ports::RunStore::enrollment(sim.store.as_ref(), "default", "slow", "lead/L1")
+    let enrollment = sim
+        .store
+        .enrollment("default", "slow", "lead/L1")
         .await
         .expect("enrollment");
     assert_eq!(
@@ -2026,5 +2026,4 @@ async fn sim_streams_reports_as_runs_end_and_drops_them() {
         Default::default(),
         "reenroll: always, idle: nothing to keep"
     );
-    assert_eq!(sim.reports().await.len(), 1, "reports(): the runs still stored");
 }
