@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Throughput baseline: `crmflow simulate` (release build) on generated input, default
-# 100,000 events against 100 automations. Prints the simulator's summary line
-# ("... N events/s"). Usage: scripts/bench-simulate.sh [EVENTS] [AUTOMATIONS]
+# Throughput and memory of `crmflow simulate` (release build) on generated input, default
+# 100,000 events against 100 automations. Prints the simulator's summary line, then events/s,
+# wall time, peak resident memory and CPU time as measured by /usr/bin/time -v (CPU below
+# 100% of a core means the machine was busy with other work).
+#
+# Usage: scripts/bench-simulate.sh [EVENTS] [AUTOMATIONS]
+#   CRMFLOW_BIN=path   run this binary instead of building the CLI (e.g. a saved baseline,
+#                      to compare two builds on the same input in one sitting)
+#   BENCH_DIR=path     where the input goes (default $CARGO_TARGET_DIR/bench-simulate)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 events=${1:-100000}
 automations=${2:-100}
-out=${CARGO_TARGET_DIR:-target}/bench-simulate
+out=${BENCH_DIR:-${CARGO_TARGET_DIR:-target}/bench-simulate}
 mkdir -p "$out/automations"
 rm -f "$out"/automations/*.json
 python3 - "$out" "$events" "$automations" <<'PY'
@@ -52,7 +58,25 @@ with open(f"{out}/events.jsonl", "w") as f:
               "contact": {"email": f"c{c}@example.com", "first_name": f"N{c}", "timezone": rng.choice(["Europe/Berlin", "America/New_York", "Asia/Tokyo"])}}
         f.write(json.dumps(ev) + "\n")
 PY
-cargo build --release -q -p crmflow-cli
-bin=${CARGO_TARGET_DIR:-target}/release/crmflow
-/usr/bin/time -v "$bin" simulate --automations "$out/automations" --events "$out/events.jsonl" --summary-only 2> "$out/time.txt" | tail -1
-grep -E "Maximum resident|Elapsed" "$out/time.txt" || true
+if [[ -z ${CRMFLOW_BIN:-} ]]; then
+    cargo build --release -q -p crmflow-cli --no-default-features
+fi
+bin=${CRMFLOW_BIN:-${CARGO_TARGET_DIR:-target}/release/crmflow}
+status=0
+/usr/bin/time -v "$bin" simulate --automations "$out/automations" --events "$out/events.jsonl" --summary-only \
+    > "$out/summary.txt" 2> "$out/time.txt" || status=$?
+tail -1 "$out/summary.txt"
+python3 - "$out/time.txt" "$events" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+events = int(sys.argv[2])
+wall = re.search(r"Elapsed \(wall clock\) time.*: (.+)", text).group(1).strip()
+seconds = 0.0
+for part in wall.split(":"):
+    seconds = seconds * 60 + float(part)
+rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
+cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", text).group(1)) for kind in ("User", "System"))
+print(f"wall {seconds:.1f} s (whole process, with loading), {events / seconds:,.0f} events/s, "
+      f"peak RSS {rss_kb / 1024:,.0f} MB, CPU {cpu:.1f} s ({100 * cpu / max(seconds, 1e-9):.0f}% of a core)")
+PY
+exit "$status"

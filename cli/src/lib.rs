@@ -9,10 +9,10 @@ mod aws;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use crmflow_core::definition::{Automation, AutomationStatus, Program, load_automations};
-use crmflow_core::event::parse_events_text;
+use crmflow_core::event::{Event, parse_events_text};
 use crmflow_core::simulate::{SimulationOptions, Simulator};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -196,34 +196,54 @@ fn load_contacts(path: &Path) -> Result<HashMap<String, Map<String, Value>>> {
 }
 
 fn simulate(io: &mut Io<'_>, args: &SimulateArgs) -> Result<bool> {
-    let SimulateArgs {
-        automations,
-        events,
-        contacts,
-        format,
-        include_drafts,
-        horizon_days,
-        summary_only,
-    } = args;
-    let (format, include_drafts, horizon_days, summary_only) = (*format, *include_drafts, *horizon_days, *summary_only);
+    let (programs, programs_ok) = load_programs(io, &args.automations, args.include_drafts)?;
+    let (events, events_ok) = load_events(io, &args.events)?;
+    let contacts = match &args.contacts {
+        Some(p) => load_contacts(p)?,
+        None => HashMap::new(),
+    };
+    let options = SimulationOptions {
+        horizon: jiff::SignedDuration::from_hours(24 * args.horizon_days.max(0)),
+        ..SimulationOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let (event_count, automation_count) = (events.len(), programs.len());
+    let mut simulator = Simulator::new(programs, contacts, options);
+    let tally = print_reports(io, &mut simulator, events, args)?;
+    let elapsed = started.elapsed();
+    for e in &simulator.errors {
+        writeln!(io.err, "error: {e}")?;
+    }
+    let statuses: Vec<String> = tally.by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let per_second = event_count as f64 / elapsed.as_secs_f64().max(1e-9);
+    let summary = format!(
+        "simulated {event_count} events against {automation_count} automations: {} runs ({}), {} messages, {:.2}s, {per_second:.0} events/s",
+        tally.runs,
+        statuses.join(", "),
+        simulator.messages_handled,
+        elapsed.as_secs_f64()
+    );
+    match args.format {
+        Format::Text => writeln!(io.out, "{summary}")?,
+        Format::Json => writeln!(io.err, "{summary}")?,
+    }
+    Ok(programs_ok && events_ok && simulator.errors.is_empty())
+}
+
+/// The definitions of `path` as programs (drafts made active with `include_drafts`); prints the
+/// errors of those that are invalid, and says whether all were valid.
+fn load_programs(io: &mut Io<'_>, path: &Path, include_drafts: bool) -> Result<(Vec<Program>, bool)> {
     let mut ok = true;
     let mut programs = Vec::new();
-    for (file, result) in load_automations(automations).with_context(|| format!("reading {}", automations.display()))? {
-        match result {
-            Ok(mut automation) => {
-                if include_drafts && automation.status == AutomationStatus::Draft {
-                    automation.status = AutomationStatus::Active;
-                }
-                match Program::new(automation) {
-                    Ok(p) => programs.push(p),
-                    Err(errors) => {
-                        ok = false;
-                        for e in &errors {
-                            writeln!(io.err, "{}: {e}", file.display())?;
-                        }
-                    }
-                }
+    for (file, result) in load_automations(path).with_context(|| format!("reading {}", path.display()))? {
+        let compiled = result.and_then(|mut automation| {
+            if include_drafts && automation.status == AutomationStatus::Draft {
+                automation.status = AutomationStatus::Active;
             }
+            Program::new(automation)
+        });
+        match compiled {
+            Ok(p) => programs.push(p),
             Err(errors) => {
                 ok = false;
                 for e in &errors {
@@ -232,63 +252,58 @@ fn simulate(io: &mut Io<'_>, args: &SimulateArgs) -> Result<bool> {
             }
         }
     }
-    let text = std::fs::read_to_string(events).with_context(|| format!("reading {}", events.display()))?;
-    let mut parsed = Vec::new();
-    for result in parse_events_text(&text) {
+    Ok((programs, ok))
+}
+
+/// The events of `path`; prints the invalid ones' errors, and says whether all were valid.
+fn load_events(io: &mut Io<'_>, path: &Path) -> Result<(Vec<Event>, bool)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut ok = true;
+    let results = parse_events_text(&text);
+    let mut events = Vec::with_capacity(results.len());
+    for result in results {
         match result {
-            Ok(e) => parsed.push(e),
+            Ok(e) => events.push(e),
             Err(e) => {
                 ok = false;
-                writeln!(io.err, "{}: {e}", events.display())?;
+                writeln!(io.err, "{}: {e}", path.display())?;
             }
         }
     }
-    let contacts = match contacts {
-        Some(p) => load_contacts(p)?,
-        None => HashMap::new(),
-    };
-    let options = SimulationOptions {
-        horizon: jiff::SignedDuration::from_hours(24 * horizon_days.max(0)),
-        ..SimulationOptions::default()
-    };
-    let started = std::time::Instant::now();
-    let event_count = parsed.len();
-    let automation_count = programs.len();
+    Ok((events, ok))
+}
+
+/// How many runs were reported, in all and by status.
+#[derive(Default)]
+struct Tally {
+    runs: usize,
+    by_status: BTreeMap<&'static str, usize>,
+}
+
+/// Runs the simulation and prints each run's report as the simulator hands it over (runs in
+/// the order they end, then those still waiting, in start order); nothing is kept.
+fn print_reports(io: &mut Io<'_>, simulator: &mut Simulator, events: Vec<Event>, args: &SimulateArgs) -> Result<Tally> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut simulator = Simulator::new(programs, contacts, options);
-    let reports = runtime.block_on(async {
-        simulator.run(parsed).await;
-        simulator.reports().await
-    });
-    let elapsed = started.elapsed();
-    if !summary_only {
-        for report in &reports {
-            match format {
-                Format::Text => writeln!(io.out, "{}", report.to_text())?,
-                Format::Json => writeln!(io.out, "{}", serde_json::to_string(report)?)?,
-            }
+    let mut out = std::io::BufWriter::new(&mut *io.out);
+    let mut tally = Tally::default();
+    let mut failed: Option<anyhow::Error> = None;
+    runtime.block_on(simulator.run_with(events, |report| {
+        tally.runs += 1;
+        *tally.by_status.entry(report.status.as_str()).or_default() += 1;
+        if args.summary_only || failed.is_some() {
+            return;
         }
+        let written = match args.format {
+            Format::Text => writeln!(out, "{}", report.to_text()).map_err(anyhow::Error::from),
+            Format::Json => serde_json::to_writer(&mut out, &report)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| writeln!(out).map_err(anyhow::Error::from)),
+        };
+        failed = written.err();
+    }));
+    out.flush()?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(tally),
     }
-    for e in &simulator.errors {
-        ok = false;
-        writeln!(io.err, "error: {e}")?;
-    }
-    let mut by_status: std::collections::BTreeMap<&str, usize> = Default::default();
-    for r in &reports {
-        *by_status.entry(r.status.as_str()).or_default() += 1;
-    }
-    let statuses: Vec<String> = by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    let per_second = event_count as f64 / elapsed.as_secs_f64().max(1e-9);
-    let summary = format!(
-        "simulated {event_count} events against {automation_count} automations: {} runs ({}), {} messages, {:.2}s, {per_second:.0} events/s",
-        reports.len(),
-        statuses.join(", "),
-        simulator.messages_handled,
-        elapsed.as_secs_f64()
-    );
-    match format {
-        Format::Text => writeln!(io.out, "{summary}")?,
-        Format::Json => writeln!(io.err, "{summary}")?,
-    }
-    Ok(ok)
 }

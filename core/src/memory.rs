@@ -53,9 +53,16 @@ pub struct MemoryCatalog {
 
 #[derive(Default)]
 struct CatalogInner {
-    versions: BTreeMap<(String, String, u32), Arc<Program>>,
+    /// (tenant, automation id) → version → program.
+    versions: Keyed<BTreeMap<u32, Arc<Program>>>,
     /// (tenant, trigger pattern) → automation ids whose latest version is active.
-    by_trigger: HashMap<(String, String), BTreeSet<String>>,
+    by_trigger: Keyed<BTreeSet<String>>,
+}
+
+impl CatalogInner {
+    fn latest(&self, tenant: &str, automation_id: &str) -> Option<&Arc<Program>> {
+        self.versions.get(tenant, automation_id)?.values().next_back()
+    }
 }
 
 impl MemoryCatalog {
@@ -67,28 +74,22 @@ impl MemoryCatalog {
     pub fn insert(&self, program: Program) {
         let mut inner = lock(&self.inner);
         let a = &program.automation;
-        let key = (a.tenant.clone(), a.id.clone(), a.version);
-        let latest = inner
-            .versions
-            .range((a.tenant.clone(), a.id.clone(), 0)..=(a.tenant.clone(), a.id.clone(), u32::MAX))
-            .next_back()
-            .map(|(k, _)| k.2)
-            .unwrap_or(0);
+        let latest = inner.latest(&a.tenant, &a.id).map(|p| p.version()).unwrap_or(0);
         if a.version >= latest {
             for set in inner.by_trigger.values_mut() {
                 set.remove(&a.id);
             }
             if a.is_active() {
                 for p in a.trigger.event.patterns() {
-                    inner
-                        .by_trigger
-                        .entry((a.tenant.clone(), p.to_string()))
-                        .or_default()
-                        .insert(a.id.clone());
+                    inner.by_trigger.get_or_default(&a.tenant, p).insert(a.id.clone());
                 }
             }
         }
-        inner.versions.insert(key, Arc::new(program));
+        let (tenant, id, version) = (a.tenant.clone(), a.id.clone(), a.version);
+        inner
+            .versions
+            .get_or_default(&tenant, &id)
+            .insert(version, Arc::new(program));
     }
 }
 
@@ -106,45 +107,34 @@ impl AutomationCatalog for MemoryCatalog {
         let inner = lock(&self.inner);
         let mut ids = BTreeSet::new();
         for p in crate::event::candidate_patterns(event_type) {
-            if let Some(set) = inner.by_trigger.get(&(tenant.to_string(), p)) {
-                ids.extend(set.iter().cloned());
+            if let Some(set) = inner.by_trigger.get(tenant, &p) {
+                ids.extend(set.iter());
             }
         }
-        let mut out = Vec::new();
-        for id in ids {
-            let latest = inner
-                .versions
-                .range((tenant.to_string(), id.clone(), 0)..=(tenant.to_string(), id.clone(), u32::MAX))
-                .next_back()
-                .map(|(_, p)| p.clone());
-            if let Some(p) = latest {
-                out.push(p);
-            }
-        }
-        Ok(out)
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| inner.latest(tenant, id).cloned())
+            .collect())
     }
 
     async fn get(&self, tenant: &str, automation_id: &str, version: u32) -> Result<Option<Arc<Program>>, StoreError> {
         Ok(lock(&self.inner)
             .versions
-            .get(&(tenant.to_string(), automation_id.to_string(), version))
+            .get(tenant, automation_id)
+            .and_then(|versions| versions.get(&version))
             .cloned())
     }
 
     async fn latest(&self, tenant: &str, automation_id: &str) -> Result<Option<Arc<Program>>, StoreError> {
-        let inner = lock(&self.inner);
-        Ok(inner
-            .versions
-            .range(
-                (tenant.to_string(), automation_id.to_string(), 0)
-                    ..=(tenant.to_string(), automation_id.to_string(), u32::MAX),
-            )
-            .next_back()
-            .map(|(_, p)| p.clone()))
+        Ok(lock(&self.inner).latest(tenant, automation_id).cloned())
     }
 }
 
 /// Runs, history, enrollment state, routes, event dedupe and idempotency records in memory.
+///
+/// Heads are kept shared ([`RunStore::load_run_shared`] hands out the stored one, and
+/// [`RunStore::save_run_shared`] keeps the one it is given), so a decision copies a run once,
+/// in the decider, not on every load and save.
 #[derive(Default)]
 pub struct MemoryRunStore {
     inner: Mutex<StoreInner>,
@@ -152,12 +142,93 @@ pub struct MemoryRunStore {
 
 #[derive(Default)]
 struct StoreInner {
-    runs: BTreeMap<(String, String), Run>,
-    history: HashMap<(String, String), BTreeMap<u32, StepRecord>>,
-    enrollments: HashMap<(String, String, String), EnrollmentState>,
-    routes: HashMap<(String, String), BTreeMap<String, String>>,
-    events: BTreeSet<(String, String)>,
-    claims: HashMap<String, ClaimRecord>,
+    runs: Keyed<StoredRun>,
+    /// (tenant, automation id) → enrollment key → state.
+    enrollments: Keyed<HashMap<String, EnrollmentState>>,
+    /// (tenant, route key) → run id → automation id.
+    routes: Keyed<BTreeMap<String, String>>,
+    /// (tenant, event id) of the events handled.
+    events: Keyed<()>,
+    /// By idempotency key; a run's keys start with `{run_id}.` (its step entries and tasks).
+    claims: BTreeMap<String, ClaimRecord>,
+}
+
+/// A map keyed by two strings (a tenant and an id) that looks keys up without building them.
+struct Keyed<V>(HashMap<String, HashMap<String, V>>);
+
+impl<V> Default for Keyed<V> {
+    fn default() -> Self {
+        Keyed(HashMap::new())
+    }
+}
+
+impl<V> Keyed<V> {
+    fn get(&self, a: &str, b: &str) -> Option<&V> {
+        self.0.get(a)?.get(b)
+    }
+
+    fn get_mut(&mut self, a: &str, b: &str) -> Option<&mut V> {
+        self.0.get_mut(a)?.get_mut(b)
+    }
+
+    fn get_or_default(&mut self, a: &str, b: &str) -> &mut V
+    where
+        V: Default,
+    {
+        if self.get(a, b).is_none() {
+            self.insert(a, b, V::default());
+        }
+        self.get_mut(a, b).expect("just inserted")
+    }
+
+    fn insert(&mut self, a: &str, b: &str, value: V) -> Option<V> {
+        match self.0.get_mut(a) {
+            Some(inner) => inner.insert(b.to_string(), value),
+            None => {
+                self.0.insert(a.to_string(), HashMap::from([(b.to_string(), value)]));
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, a: &str, b: &str) -> Option<V> {
+        let inner = self.0.get_mut(a)?;
+        let value = inner.remove(b);
+        if inner.is_empty() {
+            self.0.remove(a);
+        }
+        value
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.0.values_mut().flat_map(HashMap::values_mut)
+    }
+}
+
+/// A run head with its history.
+struct StoredRun {
+    head: Arc<Run>,
+    /// The head's outbox was dispatched: it is emptied when the head is next handed out (by
+    /// then, usually nobody else holds the head, so that costs no copy).
+    outbox_acked: bool,
+    history: BTreeMap<u32, StepRecord>,
+}
+
+impl StoredRun {
+    /// The head as a load returns it (an acknowledged outbox emptied).
+    fn head(&mut self) -> &Arc<Run> {
+        if self.outbox_acked && !self.head.outbox.is_empty() {
+            Arc::make_mut(&mut self.head).outbox.clear();
+        }
+        self.outbox_acked = false;
+        &self.head
+    }
+
+    /// The history below the head's `history_len`, in seq order.
+    fn history(&self) -> impl Iterator<Item = &StepRecord> {
+        let len = self.head.history_len;
+        self.history.values().filter(move |r| r.seq < len)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -173,7 +244,55 @@ impl MemoryRunStore {
 
     /// Every run, ordered by (tenant, run id) — run ids are time-ordered UUID v7.
     pub fn all_runs(&self) -> Vec<Run> {
-        lock(&self.inner).runs.values().cloned().collect()
+        let mut inner = lock(&self.inner);
+        let mut runs: Vec<Run> = inner.runs.values_mut().map(|r| Run::clone(r.head())).collect();
+        runs.sort_by(|a, b| (&a.tenant, &a.run_id).cmp(&(&b.tenant, &b.run_id)));
+        runs
+    }
+
+    /// Removes a finished (completed, failed or cancelled) run with its history and the
+    /// idempotency records of its effects (keys `{run_id}.…`), and returns the run and its
+    /// history. The enrollment state of its automation and record stays (re-enrollment rules need
+    /// it). `None`, and nothing removed, if the run is unknown or still active.
+    ///
+    /// The simulator calls this once nothing is left queued for the run, so no redelivery can
+    /// need those records any more.
+    pub fn take_finished(&self, tenant: &str, run_id: &str) -> Option<(Run, Vec<StepRecord>)> {
+        let mut inner = lock(&self.inner);
+        if !inner.runs.get(tenant, run_id)?.head.status.is_terminal() {
+            return None;
+        }
+        let mut stored = inner.runs.remove(tenant, run_id)?;
+        stored.head();
+        let len = stored.head.history_len;
+        let history = stored.history.into_values().filter(|r| r.seq < len).collect();
+        let prefix = format!("{run_id}.");
+        let keys: Vec<String> = inner
+            .claims
+            .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            inner.claims.remove(&k);
+        }
+        Some((Arc::unwrap_or_clone(stored.head), history))
+    }
+
+    /// Forgets the enrollment state of (automation, enrollment key) if none of its runs is
+    /// active. For an automation that enrolls every time (`reenroll: always`), such a state says
+    /// nothing that a missing one does not: the next enrollment starts again from version 0.
+    pub fn forget_idle_enrollment(&self, tenant: &str, automation_id: &str, key: &str) {
+        let mut inner = lock(&self.inner);
+        let Some(states) = inner.enrollments.get_mut(tenant, automation_id) else {
+            return;
+        };
+        if states.get(key).is_some_and(|e| e.active_runs.is_empty()) {
+            states.remove(key);
+            if states.is_empty() {
+                inner.enrollments.remove(tenant, automation_id);
+            }
+        }
     }
 
     /// Forces an idempotency record into "in progress" with a lease (tests of crash recovery).
@@ -184,103 +303,129 @@ impl MemoryRunStore {
     }
 }
 
+impl StoreInner {
+    /// A terminal run gives up its routes and its enrollment slot.
+    fn release(&mut self, run: &Run) {
+        for key in run.route_keys() {
+            if let Some(routes) = self.routes.get_mut(&run.tenant, &key) {
+                routes.remove(&run.run_id);
+                if routes.is_empty() {
+                    self.routes.remove(&run.tenant, &key);
+                }
+            }
+        }
+        let state = self
+            .enrollments
+            .get_mut(&run.tenant, &run.automation_id)
+            .and_then(|states| states.get_mut(&run.enrollment_key));
+        if let Some(e) = state {
+            e.active_runs.retain(|id| id != &run.run_id);
+            e.version += 1;
+        }
+    }
+}
+
 #[async_trait]
 impl RunStore for MemoryRunStore {
     async fn enrollment(&self, tenant: &str, automation_id: &str, key: &str) -> Result<EnrollmentState, StoreError> {
         let inner = lock(&self.inner);
         Ok(inner
             .enrollments
-            .get(&(tenant.to_string(), automation_id.to_string(), key.to_string()))
+            .get(tenant, automation_id)
+            .and_then(|states| states.get(key))
             .cloned()
             .unwrap_or_default())
     }
 
     async fn create_run(&self, run: &Run, enrollment: &EnrollmentState) -> Result<CreateOutcome, StoreError> {
+        self.create_run_shared(Arc::new(run.clone()), enrollment).await
+    }
+
+    async fn create_run_shared(
+        &self,
+        run: Arc<Run>,
+        enrollment: &EnrollmentState,
+    ) -> Result<CreateOutcome, StoreError> {
         let mut inner = lock(&self.inner);
-        let run_key = (run.tenant.clone(), run.run_id.clone());
-        if inner.runs.contains_key(&run_key) {
+        if inner.runs.get(&run.tenant, &run.run_id).is_some() {
             return Ok(CreateOutcome::AlreadyExists);
         }
-        let ekey = (
-            run.tenant.clone(),
-            run.automation_id.clone(),
-            run.enrollment_key.clone(),
-        );
-        let stored = inner.enrollments.get(&ekey).map(|e| e.version).unwrap_or(0);
+        let states = inner.enrollments.get_or_default(&run.tenant, &run.automation_id);
+        let stored = states.get(&run.enrollment_key).map(|e| e.version).unwrap_or(0);
         if stored + 1 != enrollment.version {
             return Err(StoreError::Conflict(format!(
                 "enrollment {} changed",
                 run.enrollment_key
             )));
         }
-        inner.enrollments.insert(ekey, enrollment.clone());
-        for key in run.route_keys() {
+        match states.get_mut(&run.enrollment_key) {
+            Some(state) => state.clone_from(enrollment),
+            None => {
+                states.insert(run.enrollment_key.clone(), enrollment.clone());
+            }
+        }
+        for route in run.route_keys() {
             inner
                 .routes
-                .entry((run.tenant.clone(), key))
-                .or_default()
+                .get_or_default(&run.tenant, &route)
                 .insert(run.run_id.clone(), run.automation_id.clone());
         }
-        inner.runs.insert(run_key, run.clone());
+        let stored = StoredRun {
+            head: run.clone(),
+            outbox_acked: false,
+            history: BTreeMap::new(),
+        };
+        inner.runs.insert(&run.tenant, &run.run_id, stored);
         Ok(CreateOutcome::Created)
     }
 
     async fn load_run(&self, tenant: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
-        Ok(lock(&self.inner)
-            .runs
-            .get(&(tenant.to_string(), run_id.to_string()))
-            .cloned())
+        Ok(self.load_run_shared(tenant, run_id).await?.map(Arc::unwrap_or_clone))
     }
 
     async fn save_run(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError> {
+        self.save_run_shared(Arc::new(run.clone()), records.to_vec()).await
+    }
+
+    async fn load_run_shared(&self, tenant: &str, run_id: &str) -> Result<Option<Arc<Run>>, StoreError> {
         let mut inner = lock(&self.inner);
-        let run_key = (run.tenant.clone(), run.run_id.clone());
-        let stored = inner.runs.get(&run_key).map(|r| r.version);
-        if stored != Some(run.version.wrapping_sub(1)) {
-            return Err(StoreError::Conflict(format!("run {} changed", run.run_id)));
-        }
-        let history = inner.history.entry(run_key.clone()).or_default();
+        Ok(inner.runs.get_mut(tenant, run_id).map(|r| r.head().clone()))
+    }
+
+    async fn save_run_shared(&self, run: Arc<Run>, records: Vec<StepRecord>) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        let stored = inner
+            .runs
+            .get_mut(&run.tenant, &run.run_id)
+            .filter(|stored| stored.head.version == run.version.wrapping_sub(1))
+            .ok_or_else(|| StoreError::Conflict(format!("run {} changed", run.run_id)))?;
         for r in records {
-            history.insert(r.seq, r.clone());
+            stored.history.insert(r.seq, r);
         }
+        stored.head = run.clone();
+        stored.outbox_acked = false;
         if run.status.is_terminal() {
-            for key in run.route_keys() {
-                if let Some(routes) = inner.routes.get_mut(&(run.tenant.clone(), key)) {
-                    routes.remove(&run.run_id);
-                }
-            }
-            let ekey = (
-                run.tenant.clone(),
-                run.automation_id.clone(),
-                run.enrollment_key.clone(),
-            );
-            if let Some(e) = inner.enrollments.get_mut(&ekey) {
-                e.active_runs.retain(|id| id != &run.run_id);
-                e.version += 1;
-            }
+            inner.release(&run);
         }
-        inner.runs.insert(run_key, run.clone());
         Ok(())
     }
 
     async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
-        if let Some(run) = inner.runs.get_mut(&(tenant.to_string(), run_id.to_string()))
-            && run.version == version
+        if let Some(stored) = inner.runs.get_mut(tenant, run_id)
+            && stored.head.version == version
         {
-            run.outbox.clear();
+            stored.outbox_acked = true;
         }
         Ok(())
     }
 
     async fn history(&self, tenant: &str, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
         let inner = lock(&self.inner);
-        let key = (tenant.to_string(), run_id.to_string());
-        let len = inner.runs.get(&key).map(|r| r.history_len).unwrap_or(0);
         Ok(inner
-            .history
-            .get(&key)
-            .map(|h| h.values().filter(|r| r.seq < len).cloned().collect())
+            .runs
+            .get(tenant, run_id)
+            .map(|r| r.history().cloned().collect())
             .unwrap_or_default())
     }
 
@@ -289,7 +434,7 @@ impl RunStore for MemoryRunStore {
         // A run routed by both its record and its contact is listed once.
         let mut out: Vec<Route> = Vec::new();
         for key in keys {
-            if let Some(routes) = inner.routes.get(&(tenant.to_string(), key.clone())) {
+            if let Some(routes) = inner.routes.get(tenant, key) {
                 for (run_id, automation_id) in routes {
                     if !out.iter().any(|r| &r.run_id == run_id) {
                         out.push(Route {
@@ -304,15 +449,11 @@ impl RunStore for MemoryRunStore {
     }
 
     async fn mark_event_processed(&self, tenant: &str, event_id: &str, _now: Timestamp) -> Result<bool, StoreError> {
-        Ok(lock(&self.inner)
-            .events
-            .insert((tenant.to_string(), event_id.to_string())))
+        Ok(lock(&self.inner).events.insert(tenant, event_id, ()).is_none())
     }
 
     async fn event_processed(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError> {
-        Ok(lock(&self.inner)
-            .events
-            .contains(&(tenant.to_string(), event_id.to_string())))
+        Ok(lock(&self.inner).events.get(tenant, event_id).is_some())
     }
 }
 
@@ -355,6 +496,23 @@ pub enum Queued {
     Action(ActionMessage),
 }
 
+impl Queued {
+    /// The run the message is for.
+    pub fn run_id(&self) -> &str {
+        match self {
+            Queued::Step(m) => &m.run_id,
+            Queued::Action(m) => &m.action.run_id,
+        }
+    }
+
+    pub fn tenant(&self) -> &str {
+        match self {
+            Queued::Step(m) => &m.tenant,
+            Queued::Action(m) => &m.action.tenant,
+        }
+    }
+}
+
 /// Step and action queues in memory, with delays against the engine's clock.
 pub struct MemoryQueue {
     clock: Arc<dyn Clock>,
@@ -366,6 +524,8 @@ struct QueueInner {
     next_seq: u64,
     /// (visible_at, seq) → message
     messages: BTreeMap<(Timestamp, u64), Queued>,
+    /// Run id → how many of the messages are for it (runs with none are absent).
+    per_run: HashMap<String, u32>,
 }
 
 impl MemoryQueue {
@@ -385,17 +545,25 @@ impl MemoryQueue {
         let mut inner = lock(&self.inner);
         let seq = inner.next_seq;
         inner.next_seq += 1;
+        count_in(&mut inner.per_run, message.run_id());
         inner.messages.insert((visible_at, seq), message);
     }
 
     /// The oldest message visible at `now`, removed from the queue.
     pub fn pop_visible(&self, now: Timestamp) -> Option<Queued> {
         let mut inner = lock(&self.inner);
-        let key = *inner.messages.keys().next()?;
-        if key.0 > now {
+        let entry = inner.messages.first_entry()?;
+        if entry.key().0 > now {
             return None;
         }
-        inner.messages.remove(&key)
+        let message = entry.remove();
+        count_out(&mut inner.per_run, message.run_id());
+        Some(message)
+    }
+
+    /// Whether a message for this run is queued (visible or not).
+    pub fn has_messages_for(&self, run_id: &str) -> bool {
+        lock(&self.inner).per_run.contains_key(run_id)
     }
 
     /// When the next message becomes visible.
@@ -428,6 +596,26 @@ impl ActionQueue for MemoryQueue {
     }
 }
 
+/// Counts one more item for `run_id`.
+fn count_in(per_run: &mut HashMap<String, u32>, run_id: &str) {
+    match per_run.get_mut(run_id) {
+        Some(n) => *n += 1,
+        None => {
+            per_run.insert(run_id.to_string(), 1);
+        }
+    }
+}
+
+/// Counts one item less for `run_id`, forgetting the run at zero.
+fn count_out(per_run: &mut HashMap<String, u32>, run_id: &str) {
+    if let Some(n) = per_run.get_mut(run_id) {
+        *n -= 1;
+        if *n == 0 {
+            per_run.remove(run_id);
+        }
+    }
+}
+
 /// Timers in memory, indexed by due time; `sweep` moves due ones onto a [`MemoryQueue`].
 pub struct MemoryTimers {
     queue: Arc<MemoryQueue>,
@@ -438,19 +626,35 @@ pub struct MemoryTimers {
 struct TimerIndex {
     by_due: BTreeMap<(Timestamp, String), Timer>,
     due_of: HashMap<String, Timestamp>,
+    /// Run id → how many pending timers it has (runs with none are absent).
+    per_run: HashMap<String, u32>,
 }
 
 impl TimerIndex {
     fn insert(&mut self, timer: Timer) {
         self.remove(&timer.timer_id);
         self.due_of.insert(timer.timer_id.clone(), timer.due_at);
+        count_in(&mut self.per_run, &timer.run_id);
         self.by_due.insert((timer.due_at, timer.timer_id.clone()), timer);
     }
 
-    fn remove(&mut self, timer_id: &str) {
-        if let Some(due) = self.due_of.remove(timer_id) {
-            self.by_due.remove(&(due, timer_id.to_string()));
+    fn remove(&mut self, timer_id: &str) -> Option<Timer> {
+        let due = self.due_of.remove(timer_id)?;
+        let timer = self.by_due.remove(&(due, timer_id.to_string()))?;
+        count_out(&mut self.per_run, &timer.run_id);
+        Some(timer)
+    }
+
+    /// The earliest timer if it is due by `limit`, removed.
+    fn pop_due(&mut self, limit: Timestamp) -> Option<Timer> {
+        let entry = self.by_due.first_entry()?;
+        if entry.key().0 > limit {
+            return None;
         }
+        let timer = entry.remove();
+        self.due_of.remove(&timer.timer_id);
+        count_out(&mut self.per_run, &timer.run_id);
+        Some(timer)
     }
 }
 
@@ -469,6 +673,11 @@ impl MemoryTimers {
 
     pub fn pending(&self) -> Vec<Timer> {
         lock(&self.timers).by_due.values().cloned().collect()
+    }
+
+    /// Whether this run has a pending timer.
+    pub fn has_timers_for(&self, run_id: &str) -> bool {
+        lock(&self.timers).per_run.contains_key(run_id)
     }
 }
 
@@ -491,12 +700,7 @@ impl TimerService for MemoryTimers {
         let due: Vec<Timer> = {
             let mut index = lock(&self.timers);
             let mut due = Vec::new();
-            while let Some(entry) = index.by_due.first_entry() {
-                if entry.key().0 > limit {
-                    break;
-                }
-                let timer = entry.remove();
-                index.due_of.remove(&timer.timer_id);
+            while let Some(timer) = index.pop_due(limit) {
                 due.push(timer);
             }
             due
@@ -516,60 +720,192 @@ impl TimerService for MemoryTimers {
     }
 }
 
-/// Records emails instead of sending them.
-#[derive(Default)]
+/// Records emails instead of sending them: each email is kept by its idempotency key (the
+/// latest one per key) until [`RecordingEmail::take`] hands it over, and, when logging, in
+/// [`RecordingEmail::sent`] too.
 pub struct RecordingEmail {
+    /// Every email in send order with its idempotency key; empty unless logging.
     pub sent: Mutex<Vec<(String, EmailMessage)>>,
+    log: bool,
+    /// Emails by idempotency key, until taken, and how many were sent in all.
+    by_key: Mutex<(HashMap<String, EmailMessage>, u64)>,
+}
+
+impl RecordingEmail {
+    /// `log`: also keep every email in [`RecordingEmail::sent`] (grows with every email).
+    pub fn new(log: bool) -> Self {
+        RecordingEmail {
+            sent: Mutex::new(Vec::new()),
+            log,
+            by_key: Mutex::new((HashMap::new(), 0)),
+        }
+    }
+
+    /// The latest email sent with this idempotency key, if it has not been taken.
+    pub fn get(&self, idempotency_key: &str) -> Option<EmailMessage> {
+        lock(&self.by_key).0.get(idempotency_key).cloned()
+    }
+
+    /// Removes and returns the latest email sent with this idempotency key.
+    pub fn take(&self, idempotency_key: &str) -> Option<EmailMessage> {
+        lock(&self.by_key).0.remove(idempotency_key)
+    }
+}
+
+/// Logging (every email stays in `sent`).
+impl Default for RecordingEmail {
+    fn default() -> Self {
+        RecordingEmail::new(true)
+    }
 }
 
 #[async_trait]
 impl EmailSender for RecordingEmail {
     async fn send(&self, email: &EmailMessage, idempotency_key: &str) -> Result<String, EffectError> {
-        let mut sent = lock(&self.sent);
-        sent.push((idempotency_key.to_string(), email.clone()));
-        Ok(format!("simulated-{}", sent.len()))
+        if self.log {
+            lock(&self.sent).push((idempotency_key.to_string(), email.clone()));
+        }
+        let mut by_key = lock(&self.by_key);
+        by_key.0.insert(idempotency_key.to_string(), email.clone());
+        by_key.1 += 1;
+        Ok(format!("simulated-{}", by_key.1))
     }
 }
 
-/// Records CRM commands instead of publishing them.
-#[derive(Default)]
+/// Records CRM commands instead of publishing them (in [`RecordingCrm::sent`], when logging).
 pub struct RecordingCrm {
+    /// Every command in send order; empty unless logging.
     pub sent: Mutex<Vec<OutboundCrmCommand>>,
+    log: bool,
+}
+
+impl RecordingCrm {
+    /// `log`: keep every command in [`RecordingCrm::sent`] (grows with every command).
+    pub fn new(log: bool) -> Self {
+        RecordingCrm {
+            sent: Mutex::new(Vec::new()),
+            log,
+        }
+    }
+}
+
+/// Logging.
+impl Default for RecordingCrm {
+    fn default() -> Self {
+        RecordingCrm::new(true)
+    }
 }
 
 #[async_trait]
 impl CrmCommandSink for RecordingCrm {
     async fn send(&self, command: &OutboundCrmCommand) -> Result<(), EffectError> {
-        lock(&self.sent).push(command.clone());
+        if self.log {
+            lock(&self.sent).push(command.clone());
+        }
         Ok(())
     }
 }
 
-/// Records HTTP requests and answers each with a configurable status (200 by default).
+/// Records HTTP requests (in [`RecordingHttp::sent`], when logging) and answers each with a
+/// configurable status (200 by default).
 pub struct RecordingHttp {
+    /// Every request in send order with its idempotency key; empty unless logging.
     pub sent: Mutex<Vec<(String, HttpRequest)>>,
     /// Statuses to answer with, in order; when empty, 200.
     pub script: Mutex<Vec<u16>>,
+    log: bool,
 }
 
-impl Default for RecordingHttp {
-    fn default() -> Self {
+impl RecordingHttp {
+    /// `log`: keep every request in [`RecordingHttp::sent`] (grows with every request).
+    pub fn new(log: bool) -> Self {
         RecordingHttp {
             sent: Mutex::new(Vec::new()),
             script: Mutex::new(Vec::new()),
+            log,
         }
+    }
+}
+
+/// Logging.
+impl Default for RecordingHttp {
+    fn default() -> Self {
+        RecordingHttp::new(true)
     }
 }
 
 #[async_trait]
 impl HttpClient for RecordingHttp {
     async fn send(&self, request: &HttpRequest, idempotency_key: &str) -> Result<HttpResponse, EffectError> {
-        lock(&self.sent).push((idempotency_key.to_string(), request.clone()));
+        if self.log {
+            lock(&self.sent).push((idempotency_key.to_string(), request.clone()));
+        }
         let mut script = lock(&self.script);
         let status = if script.is_empty() { 200 } else { script.remove(0) };
         Ok(HttpResponse {
             status,
             body: String::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+    use crate::definition::{Program, parse_automation};
+
+    fn run() -> Run {
+        let yaml = "id: a\nname: a\nstatus: active\ntrigger: {event: lead.created}\nsteps: [{id: e, end: {}}]\n";
+        let program = Program::new(parse_automation(yaml).expect("parses")).expect("compiles");
+        let (event, _) = crate::event::parse_event(&serde_json::json!({
+            "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": "L1"}
+        }))
+        .expect("event");
+        Run::new("R1".to_string(), &program, &event, Default::default(), event.time)
+    }
+
+    #[tokio::test]
+    async fn an_acknowledged_outbox_is_gone_from_later_loads_only() {
+        let store = MemoryRunStore::new();
+        let first = run();
+        let enrollment = crate::enrollment::enrolled(&EnrollmentState::default(), &first.run_id, first.started_at);
+        store.create_run(&first, &enrollment).await.expect("created");
+        let mut next = first.clone();
+        next.version = 1;
+        next.outbox = vec![Command::Continue];
+        let next = Arc::new(next);
+        store.save_run_shared(next.clone(), Vec::new()).await.expect("saved");
+        let load = || async {
+            store
+                .load_run_shared("default", "R1")
+                .await
+                .expect("load")
+                .expect("run")
+        };
+        assert_eq!(load().await.outbox, vec![Command::Continue], "not acknowledged yet");
+        store.ack_outbox("default", "R1", 0).await.expect("ack");
+        assert_eq!(
+            load().await.outbox,
+            vec![Command::Continue],
+            "an ack of an older head does nothing"
+        );
+        store.ack_outbox("default", "R1", 1).await.expect("ack");
+        assert!(load().await.outbox.is_empty(), "acknowledged");
+        assert_eq!(
+            next.outbox,
+            vec![Command::Continue],
+            "a head handed out earlier is not changed"
+        );
+        assert_eq!(
+            store.load_run("default", "R1").await.expect("load").map(|r| r.version),
+            Some(1)
+        );
+        let stale = Arc::new(first);
+        assert!(matches!(
+            store.save_run_shared(stale, Vec::new()).await,
+            Err(StoreError::Conflict(_))
+        ));
     }
 }

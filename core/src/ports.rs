@@ -75,10 +75,29 @@ pub trait RunStore: Send + Sync {
     /// Atomically: creates the run (if no run has its id), registers its routes, and writes
     /// `enrollment` if the stored enrollment state still has version `enrollment.version - 1`.
     async fn create_run(&self, run: &Run, enrollment: &EnrollmentState) -> Result<CreateOutcome, StoreError>;
+    /// [`RunStore::create_run`], handing the new head over: a store that keeps heads in memory
+    /// keeps this one instead of a copy.
+    async fn create_run_shared(
+        &self,
+        run: Arc<Run>,
+        enrollment: &EnrollmentState,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.create_run(&run, enrollment).await
+    }
     async fn load_run(&self, tenant: &str, run_id: &str) -> Result<Option<Run>, StoreError>;
     /// Saves a new head if the stored head has version `run.version - 1`, and upserts `records`
     /// by seq. When the run became terminal, its routes go and its enrollment slot is released.
     async fn save_run(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError>;
+    /// [`RunStore::load_run`], shared: a store that keeps heads in memory hands out its own
+    /// (the handlers only read a loaded head), where the default wraps an owned one.
+    async fn load_run_shared(&self, tenant: &str, run_id: &str) -> Result<Option<Arc<Run>>, StoreError> {
+        Ok(self.load_run(tenant, run_id).await?.map(Arc::new))
+    }
+    /// [`RunStore::save_run`], handing the head and the records over: a store that keeps them in
+    /// memory keeps these instead of copies.
+    async fn save_run_shared(&self, run: Arc<Run>, records: Vec<StepRecord>) -> Result<(), StoreError> {
+        self.save_run(&run, &records).await
+    }
     /// Marks the outbox saved with head `version` as dispatched (a later load returns the run
     /// with an empty outbox). Does nothing if the head has moved past `version`.
     async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError>;

@@ -9,6 +9,39 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// A JSON value that copies of a run share because it never changes once the run exists (the
+/// triggering event): the decider copies the run on every decision, and this part costs nothing
+/// to copy. Serializes, deserializes and compares as the value itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(transparent)]
+pub struct SharedValue(Arc<Value>);
+
+impl SharedValue {
+    pub fn new(value: Value) -> Self {
+        SharedValue(Arc::new(value))
+    }
+}
+
+impl std::ops::Deref for SharedValue {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl Serialize for SharedValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(SharedValue::new)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -138,7 +171,7 @@ pub struct Cursor {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunData {
     /// The triggering event, as conditions see it (`trigger.*`).
-    pub trigger: Value,
+    pub trigger: SharedValue,
     /// The most recent event delivered to the run (`event.*`); the trigger at first.
     pub event: Value,
     /// The record's fields, updated by later events of the same record and by record actions.
@@ -219,7 +252,20 @@ impl Run {
         contact: Map<String, Value>,
         now: Timestamp,
     ) -> Run {
-        let trigger_value = trigger.to_scope_value();
+        let trigger_value = SharedValue::new(trigger.to_scope_value());
+        Run::with_trigger(run_id, program, trigger, trigger_value, contact, now)
+    }
+
+    /// [`Run::new`] with the trigger as conditions see it (`trigger.to_scope_value()`) already
+    /// built, so that the runs one event starts share it.
+    pub fn with_trigger(
+        run_id: String,
+        program: &crate::definition::Program,
+        trigger: &crate::event::Event,
+        trigger_value: SharedValue,
+        contact: Map<String, Value>,
+        now: Timestamp,
+    ) -> Run {
         let mut contact_snapshot = contact;
         if let Some(c) = &trigger.contact {
             for (k, v) in c {
@@ -241,8 +287,8 @@ impl Run {
             status: RunStatus::Running,
             cursor: None,
             data: RunData {
-                trigger: trigger_value.clone(),
-                event: trigger_value,
+                event: Value::clone(&trigger_value),
+                trigger: trigger_value,
                 record: trigger.data.clone(),
                 previous: trigger.previous.clone().unwrap_or_default(),
                 contact: contact_snapshot,
@@ -289,5 +335,37 @@ impl Run {
             status: self.status,
             started_at: self.started_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::{Program, parse_automation};
+
+    #[test]
+    fn a_run_round_trips_through_json_with_its_shared_trigger() {
+        let yaml = "id: a\nname: a\nstatus: active\ntrigger: {event: lead.created}\nsteps: [{id: e, end: {}}]\n";
+        let program = Program::new(parse_automation(yaml).expect("parses")).expect("compiles");
+        let (event, _) = crate::event::parse_event(&serde_json::json!({
+            "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": "L1"}, "data": {"score": 7}
+        }))
+        .expect("event");
+        let run = Run::new("R1".to_string(), &program, &event, Map::new(), event.time);
+        let json = serde_json::to_value(&run).expect("serializes");
+        assert_eq!(
+            json["data"]["trigger"],
+            event.to_scope_value(),
+            "the trigger, as a plain value"
+        );
+        assert_eq!(json["data"]["trigger"], json["data"]["event"]);
+        let back: Run = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, run);
+        let copy = run.clone();
+        assert!(
+            Arc::ptr_eq(&copy.data.trigger.0, &run.data.trigger.0),
+            "copies share the trigger"
+        );
     }
 }

@@ -3,21 +3,32 @@
 //! Side effects are recorded, not performed: emails are rendered, webhooks described.
 //!
 //! This is `crmflow simulate` and the test mode for automation authors.
+//!
+//! The simulation streams: a run that has ended (completed, failed or cancelled) and has nothing
+//! left queued for it (no message, no timer) is reported to the caller's sink and removed, with
+//! its history, its emails and its idempotency records. Memory follows the runs still active
+//! (plus the enrollment state per automation and record that re-enrollment rules need), not
+//! the number of runs.
+//!
+//! Reports come in the order runs end, which is deterministic: one thread handles messages in
+//! virtual-clock order (then queue order), so the same input always gives the same order. Runs
+//! still active when the simulation stops (waiting past the horizon) come last, in start order.
 
 use crate::definition::Program;
+use crate::definition::Reenroll;
 use crate::engine::{Engine, EngineConfig, EnginePorts};
 use crate::event::Event;
 use crate::memory::{
     ManualClock, MemoryCatalog, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm, RecordingEmail,
     RecordingHttp,
 };
-use crate::ports::{RunStore, TimerService};
+use crate::ports::{AutomationCatalog, RunStore, TimerService};
 use crate::run::{Run, RunStatus, StepRecord};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 /// Options of a simulation.
 #[derive(Debug, Clone)]
@@ -29,6 +40,10 @@ pub struct SimulationOptions {
     pub max_messages: u64,
     /// Record effects as skipped instead of performing them on the recording adapters.
     pub dry_run: bool,
+    /// Keep every email, CRM command and HTTP request in the recording adapters' `sent` lists
+    /// (for tests that inspect them). Off by default: those lists grow with every action of
+    /// every run. The reports carry each run's rendered emails either way.
+    pub log_effects: bool,
 }
 
 impl Default for SimulationOptions {
@@ -37,6 +52,7 @@ impl Default for SimulationOptions {
             horizon: SignedDuration::from_hours(24 * 365),
             max_messages: 50_000_000,
             dry_run: false,
+            log_effects: false,
         }
     }
 }
@@ -74,9 +90,9 @@ impl Simulator {
         let store = Arc::new(MemoryRunStore::new());
         let queue = Arc::new(MemoryQueue::new(clock.clone()));
         let timers = Arc::new(MemoryTimers::new(queue.clone()));
-        let email = Arc::new(RecordingEmail::default());
-        let crm = Arc::new(RecordingCrm::default());
-        let http = Arc::new(RecordingHttp::default());
+        let email = Arc::new(RecordingEmail::new(options.log_effects));
+        let crm = Arc::new(RecordingCrm::new(options.log_effects));
+        let http = Arc::new(RecordingHttp::new(options.log_effects));
         let config = EngineConfig {
             dry_run: options.dry_run,
             ..EngineConfig::default()
@@ -112,8 +128,26 @@ impl Simulator {
     }
 
     /// Feeds the events in time order and fast-forwards until nothing is left to do (or the
-    /// horizon passes).
-    pub async fn run(&mut self, mut events: Vec<Event>) {
+    /// horizon passes), and returns every run's report: see [`Simulator::run_with`] for the
+    /// order. Convenient for tests; [`Simulator::run_with`] does not hold the reports.
+    pub async fn run(&mut self, events: Vec<Event>) -> Vec<RunReport> {
+        let mut reports = Vec::new();
+        self.run_with(events, |report| reports.push(report)).await;
+        reports
+    }
+
+    /// Feeds the events in time order and fast-forwards until nothing is left to do (or the
+    /// horizon passes). Each run is handed to `sink` once: when it has ended and nothing is left
+    /// queued for it, and it is then dropped from memory; the runs still active at the end
+    /// follow in start order, and stay in the store (see [`Simulator::reports`]).
+    pub async fn run_with(&mut self, events: Vec<Event>, mut sink: impl FnMut(RunReport)) {
+        self.advance(events, &mut sink).await;
+        for report in self.reports().await {
+            sink(report);
+        }
+    }
+
+    async fn advance(&mut self, mut events: Vec<Event>, sink: &mut dyn FnMut(RunReport)) {
         events.sort_by_key(|e| e.time);
         let Some(first) = events.first().map(|e| e.time) else {
             return;
@@ -121,25 +155,16 @@ impl Simulator {
         let last = events.last().map(|e| e.time).unwrap_or(first);
         let end = last.checked_add(self.options.horizon).unwrap_or(last);
         self.clock.set(first);
-        let mut next_event = 0;
+        // Each event is dropped once intake has handled it (runs keep what they need of it).
+        let mut events = events.into_iter().peekable();
         loop {
             let now = crate::ports::Clock::now(self.clock.as_ref());
-            while next_event < events.len() && events[next_event].time <= now {
-                let event = &events[next_event];
-                next_event += 1;
-                let contact = event
-                    .subject
-                    .contact_id
-                    .as_ref()
-                    .and_then(|c| self.contacts.get(c))
-                    .cloned()
-                    .unwrap_or_default();
-                if let Err(e) = self.engine.intake.handle(event, contact).await {
-                    self.errors.push(format!("event {}: {e}", event.id));
-                }
-                self.drain(now).await;
+            while let Some(event) = events.next_if(|e| e.time <= now) {
+                self.intake(&event).await;
+                drop(event);
+                self.drain(now, sink).await;
             }
-            self.drain(now).await;
+            self.drain(now, sink).await;
             match self.timers.sweep(now, 0).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
@@ -153,7 +178,7 @@ impl Simulator {
                 return;
             }
             let candidates = [
-                events.get(next_event).map(|e| e.time),
+                events.peek().map(|e| e.time),
                 self.queue.next_visible_at(),
                 self.timers.next_due(),
             ];
@@ -167,7 +192,20 @@ impl Simulator {
         }
     }
 
-    async fn drain(&mut self, now: Timestamp) {
+    async fn intake(&mut self, event: &Event) {
+        let contact = event
+            .subject
+            .contact_id
+            .as_ref()
+            .and_then(|c| self.contacts.get(c))
+            .cloned()
+            .unwrap_or_default();
+        if let Err(e) = self.engine.intake.handle(event, contact).await {
+            self.errors.push(format!("event {}: {e}", event.id));
+        }
+    }
+
+    async fn drain(&mut self, now: Timestamp, sink: &mut dyn FnMut(RunReport)) {
         while let Some(message) = self.queue.pop_visible(now) {
             self.messages_handled += 1;
             let result = match &message {
@@ -177,28 +215,41 @@ impl Simulator {
             if let Err(e) = result {
                 self.errors.push(format!("{}: {e}", describe_message(&message)));
             }
+            self.retire(message.tenant(), message.run_id(), sink).await;
             if self.messages_handled >= self.options.max_messages {
                 return;
             }
         }
     }
 
-    /// Every run with its history, in start order.
+    /// Reports and drops a run that has ended, once no message or timer for it is left (a
+    /// run's messages are the only thing that can end it or use it).
+    async fn retire(&self, tenant: &str, run_id: &str, sink: &mut dyn FnMut(RunReport)) {
+        if self.queue.has_messages_for(run_id) || self.timers.has_timers_for(run_id) {
+            return;
+        }
+        let Some((run, history)) = self.store.take_finished(tenant, run_id) else {
+            return;
+        };
+        // With `reenroll: always`, the enrollment state only matters while a run is active.
+        if let Ok(Some(program)) = self.catalog.latest(&run.tenant, &run.automation_id).await
+            && program.automation.enrollment.reenroll == Reenroll::Always
+        {
+            self.store
+                .forget_idle_enrollment(&run.tenant, &run.automation_id, &run.enrollment_key);
+        }
+        sink(RunReport::with_emails(&run, &history, |key| self.email.take(key)));
+    }
+
+    /// The runs still in the store (those not yet reported by [`Simulator::run_with`], or every
+    /// run the engine's handlers made when driven by hand), with their history, in start order.
     pub async fn reports(&self) -> Vec<RunReport> {
         let mut runs = self.store.all_runs();
         runs.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
-        let emails: HashMap<String, crate::command::EmailMessage> = self
-            .email
-            .sent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect();
         let mut out = Vec::with_capacity(runs.len());
         for run in runs {
             let history = self.store.history(&run.tenant, &run.run_id).await.unwrap_or_default();
-            out.push(RunReport::new(&run, &history, &emails));
+            out.push(RunReport::with_emails(&run, &history, |key| self.email.get(key)));
         }
         out
     }
@@ -255,7 +306,19 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl RunReport {
+    /// The report of `run` with its `history`; `emails` holds the emails sent, by idempotency
+    /// key (`{run_id}.{seq}`).
     pub fn new(run: &Run, history: &[StepRecord], emails: &HashMap<String, crate::command::EmailMessage>) -> Self {
+        RunReport::with_emails(run, history, |key| emails.get(key).cloned())
+    }
+
+    /// The report of `run` with its `history`; `email` gives the email sent with an idempotency
+    /// key (`{run_id}.{seq}`), if any.
+    pub fn with_emails(
+        run: &Run,
+        history: &[StepRecord],
+        mut email: impl FnMut(&str) -> Option<crate::command::EmailMessage>,
+    ) -> Self {
         RunReport {
             run_id: run.run_id.clone(),
             automation_id: run.automation_id.clone(),
@@ -277,7 +340,7 @@ impl RunReport {
                     error: r.error.clone(),
                     skip_reason: r.skip_reason.clone(),
                     attempt: r.attempt,
-                    email: emails.get(&format!("{}.{}", run.run_id, r.seq)).cloned(),
+                    email: email(&format!("{}.{}", run.run_id, r.seq)),
                     output: r.output.clone(),
                 })
                 .collect(),

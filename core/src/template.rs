@@ -47,7 +47,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use minijinja::value::{Rest, Value};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
@@ -81,9 +81,31 @@ pub enum TemplateError {
 /// A template source string, compiled (validated) when parsed.
 ///
 /// Serializes as its source; deserializes from a string and fails with the
-/// syntax error. Two templates are equal when their sources are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template(String);
+/// syntax error. Two templates are equal when their sources are. Rendering
+/// compiles a source once and keeps it (a bounded cache shared by all
+/// templates), except for templates that `include` or `extend` others.
+#[derive(Clone)]
+pub struct Template {
+    source: String,
+    /// The variables the template looks up (every name it reads, a superset of the scope keys
+    /// it needs), or `None` when it may see the whole context (`debug()`, `include`,
+    /// `extends`). Rendering passes only these scope keys to minijinja.
+    names: Option<Arc<[String]>>,
+}
+
+impl fmt::Debug for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Template").field(&self.source).finish()
+    }
+}
+
+impl PartialEq for Template {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Template {}
 
 /// The minijinja `default` filter, extended so that `null` also counts as
 /// missing (see the module docs).
@@ -138,6 +160,55 @@ fn html_env() -> &'static Environment<'static> {
     ENV.get_or_init(|| build_env(AutoEscape::Html))
 }
 
+/// Templates compiled by the renderer, by source, per escaping mode, so that a template is
+/// compiled once rather than on every render. Bounded: past [`MAX_COMPILED`] templates the
+/// cache starts again empty.
+struct Compiled {
+    env: RwLock<(Environment<'static>, usize)>,
+}
+
+/// How many compiled templates [`Compiled`] keeps at most, per escaping mode.
+const MAX_COMPILED: usize = 4096;
+
+impl Compiled {
+    fn text() -> &'static Compiled {
+        static CACHE: OnceLock<Compiled> = OnceLock::new();
+        CACHE.get_or_init(|| Compiled::new(AutoEscape::None))
+    }
+
+    fn html() -> &'static Compiled {
+        static CACHE: OnceLock<Compiled> = OnceLock::new();
+        CACHE.get_or_init(|| Compiled::new(AutoEscape::Html))
+    }
+
+    fn new(escape: AutoEscape) -> Compiled {
+        Compiled {
+            env: RwLock::new((build_env(escape), 0)),
+        }
+    }
+
+    /// Renders `source` as `env.render_str(source, ctx)` would (same environment settings),
+    /// compiling it on its first render only.
+    fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+        {
+            let env = self.env.read().unwrap_or_else(PoisonError::into_inner);
+            if let Ok(template) = env.0.get_template(source) {
+                return template.render(ctx);
+            }
+        }
+        let mut env = self.env.write().unwrap_or_else(PoisonError::into_inner);
+        if env.1 >= MAX_COMPILED {
+            env.0.clear_templates();
+            env.1 = 0;
+        }
+        if env.0.get_template(source).is_err() {
+            env.0.add_template_owned(source.to_string(), source.to_string())?;
+            env.1 += 1;
+        }
+        env.0.get_template(source)?.render(ctx)
+    }
+}
+
 /// One-line description of a minijinja error: detail, the failing expression
 /// when known, and the line.
 fn describe_error(err: &minijinja::Error, source: &str) -> String {
@@ -165,13 +236,14 @@ fn describe_error(err: &minijinja::Error, source: &str) -> String {
 
 /// Compiles `source` with the renderer's (default) syntax and whitespace
 /// settings, then fails on the first filter or test that the renderer does
-/// not have, in source order.
+/// not have, in source order. Returns the names the template looks up (see
+/// [`Template`]'s `names`).
 ///
 /// minijinja looks filters and tests up only when an instruction runs, so
 /// this walks the compiled instructions of the whole template (every branch,
 /// block and macro). It uses minijinja's `unstable_machinery` API, which may
 /// change in a minor release; the exact version is pinned in `Cargo.lock`.
-fn compile_and_check_names(source: &str) -> Result<(), TemplateError> {
+fn compile_and_check_names(source: &str) -> Result<Option<Arc<[String]>>, TemplateError> {
     use minijinja::machinery::{CodeGenerator, Instruction, Instructions, WhitespaceConfig, parse};
     const NAME: &str = "<template>";
     let ast =
@@ -199,7 +271,43 @@ fn compile_and_check_names(source: &str) -> Result<(), TemplateError> {
         Ok(())
     };
     check(&root)?;
-    blocks.values().try_for_each(check)
+    blocks.values().try_for_each(check)?;
+    let mut names = std::collections::BTreeSet::new();
+    for instructions in std::iter::once(&root).chain(blocks.values()) {
+        for index in 0..instructions.len() as u32 {
+            match instructions.get(index) {
+                Some(Instruction::Lookup(name) | Instruction::Enclose(name) | Instruction::CallFunction(name, _)) => {
+                    if *name == "debug" {
+                        return Ok(None);
+                    }
+                    names.insert(name.to_string());
+                }
+                Some(Instruction::Include(_) | Instruction::LoadBlocks | Instruction::FastSuper) => return Ok(None),
+                _ => {}
+            }
+        }
+    }
+    Ok(Some(names.into_iter().collect()))
+}
+
+/// The part of a scope object a template looks up, as minijinja's context (serialized like
+/// the whole scope, entry by entry).
+struct Context<'a> {
+    scope: &'a serde_json::Map<String, serde_json::Value>,
+    names: &'a [String],
+}
+
+impl Serialize for Context<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for name in self.names {
+            if let Some((key, value)) = self.scope.get_key_value(name) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// `true` when the renderer has a filter called `name`. minijinja has no
@@ -225,42 +333,59 @@ impl Template {
     /// Compiles `source`, failing with [`TemplateError::Syntax`], or with
     /// [`TemplateError::UnknownName`] for a filter or test that does not exist.
     pub fn parse(source: &str) -> Result<Self, TemplateError> {
-        compile_and_check_names(source)?;
-        Ok(Template(source.to_string()))
+        let names = compile_and_check_names(source)?;
+        Ok(Template {
+            source: source.to_string(),
+            names,
+        })
     }
 
     /// The source text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.source
     }
 
     /// `true` when the source has no `{{`, `{%` or `{#` (renders as itself).
     pub fn is_literal(&self) -> bool {
-        !(self.0.contains("{{") || self.0.contains("{%") || self.0.contains("{#"))
+        !(self.source.contains("{{") || self.source.contains("{%") || self.source.contains("{#"))
     }
 
     /// Renders as plain text (nothing is escaped). `scope` must be a JSON
     /// object (its keys become variables) or `null` (no variables).
     pub fn render_text(&self, scope: &serde_json::Value) -> Result<String, TemplateError> {
-        self.render(text_env(), scope)
+        self.render(text_env(), Compiled::text(), scope)
     }
 
     /// Renders as HTML: every interpolated value is HTML-escaped unless
     /// marked `| safe`. The template's own text is not touched.
     pub fn render_html(&self, scope: &serde_json::Value) -> Result<String, TemplateError> {
-        self.render(html_env(), scope)
+        self.render(html_env(), Compiled::html(), scope)
     }
 
-    fn render(&self, env: &Environment<'static>, scope: &serde_json::Value) -> Result<String, TemplateError> {
-        let ctx = match scope {
-            serde_json::Value::Object(_) => Value::from_serialize(scope),
-            serde_json::Value::Null => Value::from_serialize(serde_json::Map::new()),
-            other => {
+    /// Renders with `env`'s settings; through `compiled` unless the template may reach beyond
+    /// itself (`include`, `extends`: the compiled templates must not be found by name).
+    fn render(
+        &self,
+        env: &Environment<'static>,
+        compiled: &Compiled,
+        scope: &serde_json::Value,
+    ) -> Result<String, TemplateError> {
+        let ctx = match (scope, &self.names) {
+            // Only what the template looks up: converting the whole scope would cost more
+            // than rendering.
+            (serde_json::Value::Object(scope), Some(names)) => Value::from_serialize(Context { scope, names }),
+            (serde_json::Value::Object(_), None) => Value::from_serialize(scope),
+            (serde_json::Value::Null, _) => Value::from_serialize(serde_json::Map::new()),
+            (other, _) => {
                 return Err(TemplateError::InvalidScope { got: json_kind(other) });
             }
         };
-        env.render_str(&self.0, ctx).map_err(|e| TemplateError::Render {
-            message: describe_error(&e, &self.0),
+        let rendered = match self.names {
+            Some(_) => compiled.render(&self.source, &ctx),
+            None => env.render_str(&self.source, ctx),
+        };
+        rendered.map_err(|e| TemplateError::Render {
+            message: describe_error(&e, &self.source),
         })
     }
 }
@@ -278,7 +403,7 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 
 impl fmt::Display for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.source)
     }
 }
 
@@ -291,7 +416,7 @@ impl std::str::FromStr for Template {
 
 impl Serialize for Template {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(&self.source)
     }
 }
 
@@ -466,5 +591,48 @@ mod tests {
         let t = Template::parse("x").unwrap();
         let e = t.render_text(&json!([1])).unwrap_err();
         assert_eq!(e.to_string(), "template scope must be a JSON object, got an array");
+    }
+
+    #[test]
+    fn renders_as_with_the_whole_scope() {
+        // Rendering passes only the names a template looks up; the output, and the error when
+        // there is one, is what the whole scope gives.
+        for source in [
+            "Hi {{ contact.first_name }} {{ record.amount }} {{ now }}",
+            "{% set who = contact %}{{ who.first_name }}",
+            "{% macro m() %}{{ record.id }}{% endmacro %}{{ m() }}",
+            "{% for t in contact.tags %}{{ loop.index }}{{ t }}{% endfor %}",
+            "{{ contact.nickname | default(record.id) }}",
+            "{% if record is defined and steps is not defined %}{{ range(2) | list }}{% endif %}",
+            "{{ nowhere }}",
+            "{{ contact.frist_name }}",
+            "{{ debug() | length > 0 }}",
+            "plain",
+        ] {
+            let t = Template::parse(source).unwrap();
+            let whole = Template {
+                names: None,
+                ..t.clone()
+            };
+            assert_eq!(t.render_text(&scope()), whole.render_text(&scope()), "{source}");
+            assert_eq!(t.render_html(&scope()), whole.render_html(&scope()), "{source}");
+            // Again, now compiled.
+            assert_eq!(t.render_text(&scope()), whole.render_text(&scope()), "{source}");
+        }
+        // A compiled template is not a template `include` can find.
+        assert_eq!(
+            Template::parse("plain").unwrap().render_text(&scope()).unwrap(),
+            "plain"
+        );
+        let including = Template::parse("{% include 'plain' %}").unwrap();
+        assert!(including.names.is_none());
+        let e = including.render_text(&scope()).unwrap_err();
+        assert!(e.to_string().contains("not found"), "{e}");
+        let names = |source: &str| Template::parse(source).unwrap().names.map(|n| n.to_vec());
+        assert_eq!(
+            names("{{ contact.first_name | default(record.id) }}"),
+            Some(vec!["contact".to_string(), "record".to_string()])
+        );
+        assert_eq!(names("{{ debug() }}"), None, "debug() shows the whole context");
     }
 }

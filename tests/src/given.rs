@@ -328,18 +328,24 @@ pub fn contacts(list: Value) -> HashMap<String, Map<String, Value>> {
         .collect()
 }
 
-/// A simulator over these definitions and contacts.
+/// A simulator over these definitions and contacts that logs every effect (`sim.email.sent`,
+/// `sim.crm.sent`, `sim.http.sent`).
 pub fn simulator(defs: &[&str], contact_list: Value) -> Simulator {
     let programs = defs.iter().map(|d| program(d)).collect();
-    Simulator::new(programs, contacts(contact_list), SimulationOptions::default())
+    let options = SimulationOptions {
+        log_effects: true,
+        ..SimulationOptions::default()
+    };
+    Simulator::new(programs, contacts(contact_list), options)
 }
 
-/// Runs the events and returns the simulator and its reports; fails on engine errors.
+/// Runs the events and returns the simulator and every run's report, in the order the
+/// simulator streams them (runs as they end, then those still waiting, in start order); fails
+/// on engine errors.
 pub async fn simulate(defs: &[&str], contact_list: Value, events: Vec<Event>) -> (Simulator, Vec<RunReport>) {
     let mut sim = simulator(defs, contact_list);
-    sim.run(events).await;
+    let reports = sim.run(events).await;
     assert!(sim.errors.is_empty(), "simulation errors: {:?}", sim.errors);
-    let reports = sim.reports().await;
     (sim, reports)
 }
 

@@ -62,6 +62,9 @@ static TO_TIMESTAMP: LazyLock<Result<Program, cel::ParseErrors>> = LazyLock::new
 pub struct CelExpression {
     source: String,
     program: Arc<Program>,
+    /// The variables the expression names (comprehension variables included): only these are
+    /// bound when it is evaluated against a scope.
+    variables: Arc<[String]>,
 }
 
 impl CelExpression {
@@ -89,9 +92,17 @@ impl CelExpression {
                 truncate(&format!("invalid CEL expression: {}", messages.join("; ")), 500),
             )
         })?;
+        let mut variables: Vec<String> = program
+            .references()
+            .variables()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        variables.sort();
         Ok(CelExpression {
             source,
             program: Arc::new(program),
+            variables: variables.into(),
         })
     }
 
@@ -113,26 +124,27 @@ impl CelExpression {
 
     /// Evaluates the expression against `scope` (see the type docs for the variables) and
     /// returns whatever it computes.
+    ///
+    /// Only the variables the expression names are converted and bound (a variable it does not
+    /// name cannot change its result), so the cost follows the expression, not the scope.
     pub fn evaluate_value(&self, scope: &Scope) -> Result<CelValue, ConditionError> {
-        let mut bindings: Vec<(String, CelValue)> = Vec::with_capacity(SCOPE_ROOTS.len() + 1);
-        if let Value::Object(roots) = &scope.root {
-            for (name, value) in roots {
-                // `now` is the scope's instant; a null root is bound as an empty map below.
-                let empty_root = value.is_null() && SCOPE_ROOTS.contains(&name.as_str());
-                if name != "now" && !empty_root {
-                    bindings.push((name.clone(), json_to_cel(value)));
+        let mut bindings: Vec<(String, CelValue)> = Vec::with_capacity(self.variables.len());
+        for name in self.variables.iter() {
+            // `now` is the scope's instant, whatever the scope object holds under that key.
+            if name == "now" {
+                bindings.push((name.clone(), self.timestamp(scope.now)?));
+                continue;
+            }
+            let is_root = SCOPE_ROOTS.contains(&name.as_str());
+            match scope.root.get(name.as_str()) {
+                Some(value) if !(is_root && value.is_null()) => bindings.push((name.clone(), json_to_cel(value))),
+                // A missing or null root is an empty map, so that `has(record.x)` works.
+                _ if is_root => {
+                    bindings.push((name.clone(), CelValue::Map(Map::from(HashMap::<Key, CelValue>::new()))))
                 }
+                _ => {}
             }
         }
-        for root in SCOPE_ROOTS {
-            if !bindings.iter().any(|(name, _)| name == root) {
-                bindings.push((
-                    root.to_owned(),
-                    CelValue::Map(Map::from(HashMap::<Key, CelValue>::new())),
-                ));
-            }
-        }
-        bindings.push(("now".to_owned(), self.timestamp(scope.now)?));
         self.evaluate_with_bindings(bindings)
     }
 

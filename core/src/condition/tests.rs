@@ -712,6 +712,13 @@ fn cel_has_and_missing_roots() {
     ] {
         assert!(eval(json!({ "cel": source }), root.clone()), "{source}");
     }
+    // A comprehension variable may reuse a root's name; a name the scope lacks is undeclared.
+    assert!(eval(json!({"cel": "[1, 2].exists(record, record > 1)"}), root.clone()));
+    assert!(
+        parse(json!({"cel": "nowhere == 1"}))
+            .evaluate(&scope(root.clone()))
+            .is_err()
+    );
     assert!(eval(json!({"cel": "!has(record.x)"}), json!({})));
     assert!(eval(json!({"cel": "!has(record.x)"}), json!({"record": null})));
     // Other top-level keys are variables too; a null one is null.

@@ -8,12 +8,15 @@ use super::error::DefinitionError;
 use super::step::{Step, StepKind};
 use super::{Automation, validate};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use super::step::{nested_path_names, nested_paths};
 
 #[derive(Debug, Clone)]
 pub struct Node {
-    pub step: Step,
+    /// Shared, so that a copy of a node (the decider takes one per step it enters) does not
+    /// copy the step and the paths nested in it.
+    pub step: Arc<Step>,
     /// Where the run goes when this step finishes normally (`None`: the run is complete).
     pub next: Option<String>,
     /// Position in depth-first order; a goal "ahead" of the run has a larger order.
@@ -100,7 +103,7 @@ fn walk(
         nodes.insert(
             step.id.clone(),
             Node {
-                step: step.clone(),
+                step: Arc::new(step.clone()),
                 next: next.clone(),
                 order: *order,
             },

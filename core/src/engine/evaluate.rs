@@ -7,6 +7,7 @@ use crate::messages::{ActionMessage, StepMessage};
 use crate::ports::{Claim, OutboundCrmCommand, StoreError, Timer};
 use crate::run::Run;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Commands with an effect outside the run head (the others are only logged).
 fn needs_dispatch(command: &Command) -> bool {
@@ -17,22 +18,23 @@ fn needs_dispatch(command: &Command) -> bool {
 }
 
 impl Evaluate {
-    /// Handles one step message. Returns the saved run (None if the input changed nothing).
+    /// Handles one step message. Returns the saved head, its outbox as saved (None if the input
+    /// changed nothing).
     ///
     /// Crash safety (a transactional outbox): the commands of a decision are saved with the run
     /// head, dispatched, then acknowledged. A run loaded with an unacknowledged outbox had its
     /// dispatch interrupted, so the outbox is dispatched again first (every command is idempotent
     /// downstream) and acknowledged, whatever input comes next.
-    pub async fn handle(&self, message: &StepMessage) -> Result<Option<Run>, EngineError> {
+    pub async fn handle(&self, message: &StepMessage) -> Result<Option<Arc<Run>>, EngineError> {
         for _ in 0..self.config.max_conflict_retries {
-            let Some(mut run) = self.runs.load_run(&message.tenant, &message.run_id).await? else {
+            let Some(mut run) = self.runs.load_run_shared(&message.tenant, &message.run_id).await? else {
                 return Err(EngineError::Invalid(format!("run {} not found", message.run_id)));
             };
             if !run.outbox.is_empty() {
                 tracing::info!(run_id = %run.run_id, version = run.version, "dispatching an unacknowledged outbox");
                 self.dispatch(&run, &run.outbox).await?;
                 self.runs.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
-                run.outbox.clear();
+                Arc::make_mut(&mut run).outbox.clear();
             }
             let program = self
                 .catalog
@@ -54,13 +56,15 @@ impl Evaluate {
                 records,
                 commands,
             } = decision;
-            run.outbox = commands.iter().filter(|c| needs_dispatch(c)).cloned().collect();
-            match self.runs.save_run(&run, &records).await {
+            let (outbox, logged): (Vec<Command>, Vec<Command>) = commands.into_iter().partition(needs_dispatch);
+            run.outbox = outbox;
+            let run = Arc::new(run);
+            match self.runs.save_run_shared(run.clone(), records).await {
                 Ok(()) => {
-                    self.dispatch(&run, &commands).await?;
+                    self.dispatch(&run, &run.outbox).await?;
+                    self.dispatch(&run, &logged).await?;
                     if !run.outbox.is_empty() {
                         self.runs.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
-                        run.outbox.clear();
                     }
                     return Ok(Some(run));
                 }

@@ -199,8 +199,8 @@ impl Execute {
     }
 
     async fn subject_of(&self, action: &crate::command::PerformAction) -> crate::event::Subject {
-        match self.intake.runs.load_run(&action.tenant, &action.run_id).await {
-            Ok(Some(run)) => run.subject,
+        match self.intake.runs.load_run_shared(&action.tenant, &action.run_id).await {
+            Ok(Some(run)) => run.subject.clone(),
             _ => crate::event::Subject {
                 record_type: "run".to_string(),
                 id: action.run_id.clone(),
@@ -234,7 +234,7 @@ impl Execute {
         let parent = self
             .intake
             .runs
-            .load_run(&action.tenant, &action.run_id)
+            .load_run_shared(&action.tenant, &action.run_id)
             .await
             .map_err(store)?;
         let Some(parent) = parent else {
@@ -254,7 +254,7 @@ impl Execute {
                 reason: format!("automation \"{target}\" is not active"),
             });
         }
-        let trigger: crate::event::Event = match serde_json::from_value(parent.data.trigger.clone()) {
+        let trigger = match <crate::event::Event as serde::Deserialize>::deserialize(&*parent.data.trigger) {
             Ok(e) => e,
             Err(e) => {
                 return Err(EffectError::permanent(format!(
@@ -274,7 +274,7 @@ impl Execute {
         run.enroll_depth = parent.enroll_depth + 1;
         run.parent_run_id = Some(parent.run_id.clone());
         run.data.record = parent.data.record.clone();
-        match self.intake.create_run(&program, &mut run, now).await {
+        match self.intake.create_run(&program, run, now).await {
             Ok(Ok(())) => Ok(ActionOutcome::Succeeded {
                 output: json!({ "run_id": run_id, "automation_id": target }),
             }),
@@ -291,7 +291,7 @@ impl Execute {
         let Some(run) = self
             .intake
             .runs
-            .load_run(&action.tenant, &action.run_id)
+            .load_run_shared(&action.tenant, &action.run_id)
             .await
             .map_err(store)?
         else {

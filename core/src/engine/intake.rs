@@ -9,9 +9,10 @@ use crate::event::Event;
 use crate::ids::run_id_for;
 use crate::messages::StepMessage;
 use crate::ports::{CreateOutcome, StoreError};
-use crate::run::Run;
+use crate::run::{Run, SharedValue};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 /// The event type a CRM sends when a human task is done: `data.step_id` names the task step,
 /// `data.output` is the output object, and optionally `data.run_id` / `data.automation_id`
@@ -52,8 +53,9 @@ impl Intake {
         let now = self.clock.now();
         let programs = self.catalog.active_for_event(&event.tenant, &event.event_type).await?;
         let mut created = Vec::new();
+        let mut shared = EventShared::new(event, &contact, now);
         for program in programs {
-            let outcome = self.enroll_for_event(&program, event, &contact, now).await?;
+            let outcome = self.enroll_for_event(&program, &mut shared).await?;
             if let Some(id) = &outcome.run_id {
                 created.push(id.clone());
             }
@@ -98,10 +100,9 @@ impl Intake {
     async fn enroll_for_event(
         &self,
         program: &Program,
-        event: &Event,
-        contact: &Map<String, Value>,
-        now: jiff::Timestamp,
+        shared: &mut EventShared<'_>,
     ) -> Result<IntakeOutcome, EngineError> {
+        let (event, now) = (shared.event, shared.now);
         let automation = &program.automation;
         let outcome = |result: &str, run_id: Option<String>, reason: String| IntakeOutcome {
             automation_id: automation.id.clone(),
@@ -110,17 +111,12 @@ impl Intake {
             reason,
         };
         let run_id = run_id_for(&event.tenant, &event.id, &automation.id, event.time);
-        let mut run = Run::new(run_id.clone(), program, event, contact.clone(), now);
-        let scope = Scope {
-            root: crate::decider::scope_for(&run, now),
-            now,
-        };
         for (name, condition) in [
             ("trigger.conditions", &automation.trigger.conditions),
             ("conditions", &automation.conditions),
         ] {
             if let Some(c) = condition {
-                match c.explain(&scope) {
+                match c.explain(shared.conditions_scope(&run_id, program)) {
                     Ok((true, _)) => {}
                     Ok((false, why)) => return Ok(outcome("not_matched", None, format!("{name}: {why}"))),
                     Err(e) => {
@@ -130,7 +126,9 @@ impl Intake {
                 }
             }
         }
-        let created = self.create_run(program, &mut run, now).await?;
+        let created = self
+            .create_run(program, shared.run(run_id.clone(), program), now)
+            .await?;
         match created {
             Ok(()) => Ok(outcome("enrolled", Some(run_id), "enrolled".to_string())),
             Err(refused) => Ok(outcome("not_enrolled", None, refused.to_string())),
@@ -143,13 +141,14 @@ impl Intake {
     pub(crate) async fn create_run(
         &self,
         program: &Program,
-        run: &mut Run,
+        run: Run,
         now: jiff::Timestamp,
     ) -> Result<Result<(), EnrollmentRefused>, EngineError> {
         let policy = &program.automation.enrollment;
+        let run = Arc::new(run);
         for _ in 0..self.config.max_conflict_retries {
-            if self.runs.load_run(&run.tenant, &run.run_id).await?.is_some() {
-                self.send_start(run).await?;
+            if self.runs.load_run_shared(&run.tenant, &run.run_id).await?.is_some() {
+                self.send_start(&run).await?;
                 return Ok(Ok(()));
             }
             let state = self
@@ -160,10 +159,10 @@ impl Intake {
                 return Ok(Err(reason));
             }
             let next = enrollment::enrolled(&state, &run.run_id, now);
-            match self.runs.create_run(run, &next).await {
+            match self.runs.create_run_shared(run.clone(), &next).await {
                 Ok(CreateOutcome::Created | CreateOutcome::AlreadyExists) => {
                     tracing::info!(run_id = %run.run_id, automation_id = %run.automation_id, "run created");
-                    self.send_start(run).await?;
+                    self.send_start(&run).await?;
                     return Ok(Ok(()));
                 }
                 Err(StoreError::Conflict(_)) => continue,
@@ -187,6 +186,54 @@ impl Intake {
     }
 }
 
+/// What the runs one event may start have in common, built once per event.
+struct EventShared<'e> {
+    event: &'e Event,
+    contact: &'e Map<String, Value>,
+    now: jiff::Timestamp,
+    /// The event as `trigger.*`, shared by those runs.
+    trigger: SharedValue,
+    /// See [`EventShared::conditions_scope`].
+    conditions: Option<Scope>,
+}
+
+impl<'e> EventShared<'e> {
+    fn new(event: &'e Event, contact: &'e Map<String, Value>, now: jiff::Timestamp) -> Self {
+        EventShared {
+            event,
+            contact,
+            now,
+            trigger: SharedValue::new(event.to_scope_value()),
+            conditions: None,
+        }
+    }
+
+    /// The run `run_id` of `program` that the event starts.
+    fn run(&self, run_id: String, program: &Program) -> Run {
+        let (event, contact) = (self.event, self.contact.clone());
+        Run::with_trigger(run_id, program, event, self.trigger.clone(), contact, self.now)
+    }
+
+    /// The scope the conditions of `program` see for its run `run_id`: what
+    /// [`crate::decider::scope_for`] gives for that run. It is built for the first automation
+    /// that asks; between automations it differs only in `run.id`, `run.automation_id` and
+    /// `run.automation_version`, which are rewritten in place.
+    fn conditions_scope(&mut self, run_id: &str, program: &Program) -> &Scope {
+        if let Some(scope) = &mut self.conditions {
+            if let Some(Value::Object(run)) = scope.root.get_mut("run") {
+                run.insert("id".to_string(), Value::from(run_id));
+                run.insert("automation_id".to_string(), Value::from(program.id()));
+                run.insert("automation_version".to_string(), Value::from(program.version()));
+            }
+        } else {
+            let run = self.run(run_id.to_string(), program);
+            let root = crate::decider::scope_for(&run, self.now);
+            self.conditions = Some(Scope { root, now: self.now });
+        }
+        self.conditions.as_ref().expect("built above")
+    }
+}
+
 /// A `task.completed` event as a `TaskCompleted` input, if it names a step (and this run and
 /// automation, when it names them).
 fn task_completion(event: &Event, run_id: &str, automation_id: &str) -> Option<Input> {
@@ -203,4 +250,38 @@ fn task_completion(event: &Event, run_id: &str, automation_id: &str) -> Option<I
     }
     let output = event.data.get("output").cloned().unwrap_or_else(|| json!({}));
     Some(Input::TaskCompleted { step_id, output })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::parse_automation;
+
+    #[test]
+    fn runs_and_conditions_scope_built_once_per_event_are_those_of_each_automation() {
+        let program = |id: &str, version: u32| {
+            let yaml = format!(
+                "id: {id}\nname: {id}\nversion: {version}\nstatus: active\ntrigger: {{event: lead.created}}\nsteps: [{{id: e, end: {{}}}}]\n"
+            );
+            Program::new(parse_automation(&yaml).expect("parses")).expect("compiles")
+        };
+        let (event, _) = crate::event::parse_event(&json!({
+            "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": "L1", "contact_id": "C1"},
+            "data": {"score": 7}, "contact": {"email": "ada@example.com"}
+        }))
+        .expect("event");
+        let contact: Map<String, Value> = [("first_name".to_string(), json!("Ada"))].into_iter().collect();
+        let now = event.time;
+        let mut shared = EventShared::new(&event, &contact, now);
+        for p in [program("first", 1), program("second", 3)] {
+            let run_id = run_id_for(&event.tenant, &event.id, p.id(), event.time);
+            let run = Run::new(run_id.clone(), &p, &event, contact.clone(), now);
+            assert_eq!(shared.run(run_id.clone(), &p), run, "{}", p.id());
+            let expected = crate::decider::scope_for(&run, now);
+            let scope = shared.conditions_scope(&run_id, &p);
+            assert_eq!(scope.root, expected, "{}", p.id());
+            assert_eq!(scope.root.to_string(), expected.to_string(), "{}: key order", p.id());
+        }
+    }
 }

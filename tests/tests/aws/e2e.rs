@@ -14,7 +14,7 @@ use crmflow_aws::lambda::FunctionName;
 use crmflow_core::command::EmailMessage;
 use crmflow_core::ports::{OutboundCrmCommand, RunStore};
 use crmflow_core::run::{RunStatus, StepStatus};
-use crmflow_core::simulate::{SimulationOptions, Simulator};
+use crmflow_core::simulate::{RunReport, SimulationOptions, Simulator};
 use crmflow_tests::e2e::{self, Ctx};
 use crmflow_tests::harness::{CrashPoint, Duplicates, Harness, HarnessOptions, PumpReport};
 use crmflow_tests::setup_or_skip;
@@ -89,24 +89,27 @@ fn merge(into: &mut PumpReport, r: PumpReport) {
 }
 
 /// The embedded simulation of the same input (the events with their contact snapshots).
-async fn simulate_examples() -> Simulator {
+async fn simulate_examples() -> (Simulator, Vec<RunReport>) {
     let events = e2e::example_events().into_iter().map(|(_, e)| e).collect();
-    let mut sim = Simulator::new(e2e::example_programs(), HashMap::new(), SimulationOptions::default());
-    sim.run(events).await;
+    let options = SimulationOptions {
+        log_effects: true,
+        ..SimulationOptions::default()
+    };
+    let mut sim = Simulator::new(e2e::example_programs(), HashMap::new(), options);
+    let reports = sim.run(events).await;
     assert!(sim.errors.is_empty(), "simulation errors: {:?}", sim.errors);
-    sim
+    (sim, reports)
 }
 
 /// Runs, emails and CRM commands on AWS match the simulation; nothing was sent twice. With
 /// `read_moto`, the emails are also read back from moto's own record (`/moto-api/data.json`,
 /// which serialises the whole server: slow once it holds much, so only one test reads it).
-async fn assert_examples_match_simulation(ctx: &Ctx, sim: &Simulator, read_moto: bool) {
+async fn assert_examples_match_simulation(ctx: &Ctx, (sim, expected): &(Simulator, Vec<RunReport>), read_moto: bool) {
     let h = &ctx.h;
     let ids: Vec<String> = e2e::example_programs().iter().map(|p| p.id().to_string()).collect();
     let aws = e2e::aws_reports(h, "default", &ids).await;
-    let expected = sim.reports().await;
     assert!(expected.len() >= 10, "the examples make runs: {}", expected.len());
-    e2e::assert_same_runs(&aws, &expected);
+    e2e::assert_same_runs(&aws, expected);
 
     // Emails: exactly the simulated ones, each once.
     let mut simulated: Vec<(String, String)> = sim
@@ -200,8 +203,8 @@ async fn examples_run_on_aws_as_simulated() {
     );
     let report = drive_examples(&ctx.h, false).await;
     assert_no_failures(&report, "examples");
-    let sim = simulate_examples().await;
-    assert_examples_match_simulation(&ctx, &sim, true).await;
+    let simulated = simulate_examples().await;
+    assert_examples_match_simulation(&ctx, &simulated, true).await;
     assert_long_waits_were_swept(&ctx.h);
     e2e::assert_permissions(&ctx.h);
     e2e::print_overhead(&ctx.h);
@@ -226,8 +229,8 @@ async fn duplicate_deliveries_change_nothing() {
         report.handled[&FunctionName::Intake] >= 4 * events,
         "each event was handled four times: {report:?}"
     );
-    let sim = simulate_examples().await;
-    assert_examples_match_simulation(&ctx, &sim, false).await;
+    let simulated = simulate_examples().await;
+    assert_examples_match_simulation(&ctx, &simulated, false).await;
     e2e::assert_permissions(&ctx.h);
     e2e::print_overhead(&ctx.h);
 }

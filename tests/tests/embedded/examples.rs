@@ -27,10 +27,14 @@ async fn simulate_examples() -> (Vec<RunReport>, Simulator) {
         .into_iter()
         .map(|c| (c["id"].as_str().expect("contact id").to_string(), c))
         .collect();
-    let mut sim = Simulator::new(programs, contacts, SimulationOptions::default());
-    sim.run(events).await;
+    let options = SimulationOptions {
+        log_effects: true,
+        ..SimulationOptions::default()
+    };
+    let mut sim = Simulator::new(programs, contacts, options);
+    let reports = sim.run(events).await;
     assert!(sim.errors.is_empty(), "engine errors: {:?}", sim.errors);
-    (sim.reports().await, sim)
+    (reports, sim)
 }
 
 fn runs_of<'a>(reports: &'a [RunReport], automation: &str) -> Vec<&'a RunReport> {

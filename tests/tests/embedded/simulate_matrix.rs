@@ -1088,21 +1088,21 @@ async fn sim_failed_uncertain_and_duplicate_results() {
     let mut sim = simulator(&[&strict, &tolerant], people());
     // Both webhooks answer 400 (permanent: not retried).
     sim.http.script.lock().unwrap().extend([400, 400]);
-    sim.run(vec![
-        lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({})),
-        event_on(
-            "e2",
-            "lead.updated",
-            "2026-03-02T10:00:00Z",
-            "lead",
-            "L2",
-            Some("C1"),
-            json!({}),
-        ),
-    ])
-    .await;
+    let reports = sim
+        .run(vec![
+            lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({})),
+            event_on(
+                "e2",
+                "lead.updated",
+                "2026-03-02T10:00:00Z",
+                "lead",
+                "L2",
+                Some("C1"),
+                json!({}),
+            ),
+        ])
+        .await;
     assert!(sim.errors.is_empty(), "{:?}", sim.errors);
-    let reports = sim.reports().await;
     let r = only_report("failed", &reports, "strict");
     assert_report("failed", r, RunStatus::Failed, &[("hook", "failed")]);
     assert!(
@@ -1131,13 +1131,17 @@ async fn sim_failed_uncertain_and_duplicate_results() {
         "",
         "- id: mail\n  action: {type: send_email, params: {subject: S, text: T}}\n- id: after\n  action: {type: add_tag, params: {tag: after-mail}}\n",
     );
-    let mut sim = simulator(&[&d], people());
+    let sim = simulator(&[&d], people());
     let trigger = lead("e1", "2026-03-02T09:00:00Z", "L1", "C1", json!({}));
     let run_id = run_id_for("default", "e1", "mailer", trigger.time);
     sim.store
         .force_in_progress(&format!("{run_id}.0"), ts("2026-03-02T08:59:00Z"));
-    sim.run(vec![trigger]).await;
-    assert!(sim.errors.is_empty(), "{:?}", sim.errors);
+    // Driven by hand rather than by `sim.run`, which drops a run with its idempotency records
+    // once it has ended and nothing is queued for it: the duplicates below need them.
+    sim.clock.set(trigger.time);
+    let ada = contacts(people())["C1"].clone();
+    sim.engine.intake.handle(&trigger, ada).await.expect("intake");
+    drain(&sim).await;
     let reports = sim.reports().await;
     let r = only_report("uncertain", &reports, "mailer");
     assert_eq!(r.run_id, run_id);
@@ -1888,5 +1892,129 @@ async fn contact_routing_a_reply_on_a_message_record_reaches_the_leads_run() {
         r,
         RunStatus::Completed,
         &[("await", "completed"), ("replied", "completed"), ("done", "completed")],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 6. streaming
+// ---------------------------------------------------------------------------
+
+/// The simulator streams: a run is reported once it has ended and nothing is left queued for it,
+/// then dropped with its history, its emails and its idempotency records (its enrollment state
+/// stays, unless the automation re-enrolls always and no run of it is active). A run cancelled
+/// while its email is out is reported after the email's result, with the email. Runs still
+/// waiting come last and stay in the store.
+#[tokio::test]
+async fn sim_streams_reports_as_runs_end_and_drops_them() {
+    let definitions = streaming_definitions();
+    let mut sim = simulator(&definitions.each_ref().map(String::as_str), people());
+    let store = sim.store.clone();
+    let on = |id: &str, ty: &str, time: &str, lead: &str, contact: &str| {
+        event_on(id, ty, time, "lead", lead, Some(contact), json!({}))
+    };
+    let events = vec![
+        on("e1", "lead.created", "2026-03-02T09:00:00Z", "L1", "C1"),
+        on("e2", "lead.updated", "2026-03-02T10:00:00Z", "L1", "C1"),
+        on("e3", "lead.converted", "2026-03-03T09:00:00Z", "L2", "C2"),
+    ];
+    let mut streamed = Vec::new();
+    sim.run_with(events, |r| {
+        let still_stored = store.all_runs().iter().any(|run| run.run_id == r.run_id);
+        streamed.push((r, still_stored));
+    })
+    .await;
+    assert!(sim.errors.is_empty(), "{:?}", sim.errors);
+    let order: Vec<(&str, RunStatus, bool)> = streamed
+        .iter()
+        .map(|(r, stored)| (r.automation_id.as_str(), r.status, *stored))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("quick", RunStatus::Completed, false),
+            ("closer", RunStatus::Completed, false),
+            ("mailer", RunStatus::Cancelled, false),
+            ("slow", RunStatus::Completed, false),
+            ("waiting", RunStatus::Waiting, true),
+        ],
+        "runs as they end, dropped; the waiting run last, kept"
+    );
+    let reports: Vec<RunReport> = streamed.into_iter().map(|(r, _)| r).collect();
+    let m = only_report("cancelled mid-email", &reports, "mailer");
+    assert_report("cancelled mid-email", m, RunStatus::Cancelled, &[("mail", "cancelled")]);
+    assert_eq!(step(m, "mail").email.as_ref().map(|e| e.subject.as_str()), Some("Bye"));
+    let q = only_report("quick", &reports, "quick");
+    assert_eq!(step(q, "mail").email.as_ref().map(|e| e.subject.as_str()), Some("Hi"));
+    assert_dropped_with_what_it_left(&sim, q).await;
+}
+
+/// Runs for [`sim_streams_reports_as_runs_end_and_drops_them`]: one ends after a wait, one waits
+/// for ever, one sends an email, and one is cancelled by another while its email is out.
+fn streaming_definitions() -> [String; 5] {
+    [
+        def(
+            "slow",
+            "lead.created",
+            "enrollment: {reenroll: always}",
+            "- id: w\n  wait: {duration: 3d}\n- id: done\n  end: {}\n",
+        ),
+        def(
+            "waiting",
+            "lead.created",
+            "",
+            "- id: reply\n  wait_for_event: {event: message.received}\n",
+        ),
+        def(
+            "quick",
+            "lead.updated",
+            "",
+            "- id: mail\n  action: {type: send_email, params: {subject: Hi, text: T}}\n",
+        ),
+        def(
+            "mailer",
+            "lead.converted",
+            "",
+            "- id: mail\n  action: {type: send_email, params: {subject: Bye, text: T}}\n",
+        ),
+        def(
+            "closer",
+            "lead.converted",
+            "",
+            "- id: stop\n  action: {type: cancel_automations, params: {automation_ids: [mailer]}}\n",
+        ),
+    ]
+}
+
+/// After streaming: only the waiting run stays; the finished `quick` run took its email and its
+/// idempotency record with it, and left its enrollment state (reenroll: once); `slow`
+/// (reenroll: always) left none.
+async fn assert_dropped_with_what_it_left(sim: &crmflow_core::simulate::Simulator, quick: &RunReport) {
+    use crmflow_core::ports::{Claim, Clock, IdempotencyStore, RunStore};
+    let left: Vec<String> = sim.store.all_runs().into_iter().map(|r| r.automation_id).collect();
+    assert_eq!(left, vec!["waiting"], "only the waiting run stays");
+    assert_eq!(sim.reports().await.len(), 1, "reports(): the runs still stored");
+    let key = format!("{}.0", quick.run_id);
+    assert_eq!(sim.email.get(&key), None, "the report took the email");
+    let claim = sim.store.claim(&key, sim.clock.now(), 60).await.expect("claim");
+    assert_eq!(claim, Claim::Acquired, "the idempotency record is gone");
+    let enrollment = sim
+        .store
+        .enrollment("default", "quick", "lead/L1")
+        .await
+        .expect("enrollment");
+    assert_eq!(
+        (enrollment.total_enrollments, enrollment.active_runs.len()),
+        (1, 0),
+        "the enrollment state stays"
+    );
+    let enrollment = sim
+        .store
+        .enrollment("default", "slow", "lead/L1")
+        .await
+        .expect("enrollment");
+    assert_eq!(
+        enrollment,
+        Default::default(),
+        "reenroll: always, idle: nothing to keep"
     );
 }
