@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README "First steps"; CI runs it through .ci/run):
-# formatting, lints, API docs, every test (unit, integration, CEL conformance, and end-to-end against a
+# formatting, the core's dependency boundary, lints, function length, API docs, every test (unit, integration, CEL conformance, and end-to-end against a
 # local AWS-protocol server that this script starts and stops), the IaC checks, and the
 # deployable build (`cargo lambda build --release`, then `sam build`, no Docker needed).
 # It installs what it needs itself (Python tools into the project-local .venv/).
@@ -16,6 +16,9 @@ scripts/check-core-deps.sh
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "no production function over 80 lines (clippy too_many_lines; the five longest)"
+scripts/check-function-length.sh
 
 step "cargo doc (broken intra-doc links are errors)"
 # Reuses most of what clippy just built: about 35 s after a cold clippy, 10 s when warm.

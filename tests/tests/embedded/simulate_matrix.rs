@@ -1952,31 +1952,31 @@ async fn sim_streams_reports_as_runs_end_and_drops_them() {
 /// for ever, one sends an email, and one is cancelled by another while its email is out.
 fn streaming_definitions() -> [String; 5] {
     [
-        def(
+        definition(
             "slow",
             "lead.created",
             "enrollment: {reenroll: always}",
             "- id: w\n  wait: {duration: 3d}\n- id: done\n  end: {}\n",
         ),
-        def(
+        definition(
             "waiting",
             "lead.created",
             "",
             "- id: reply\n  wait_for_event: {event: message.received}\n",
         ),
-        def(
+        definition(
             "quick",
             "lead.updated",
             "",
             "- id: mail\n  action: {type: send_email, params: {subject: Hi, text: T}}\n",
         ),
-        def(
+        definition(
             "mailer",
             "lead.converted",
             "",
             "- id: mail\n  action: {type: send_email, params: {subject: Bye, text: T}}\n",
         ),
-        def(
+        definition(
             "closer",
             "lead.converted",
             "",
