@@ -130,12 +130,32 @@ impl Machine<'_> {
     }
 
     /// After a record action succeeded, later conditions see its change (a tag just added).
+    /// Only the actions whose effect `apply_to_snapshot` applies are rendered again; for the
+    /// others (email, notify, webhook, enroll, ...) the snapshot would not change.
     fn reflect_in_snapshot(&mut self, action: &Action) {
+        if !changes_snapshot(action) {
+            return;
+        }
         let scope = scope_for(&self.run, self.now);
         if let Ok(effect) = render_action(action, &scope, &self.run.subject) {
             apply_to_snapshot(&effect, &mut self.run.data.contact, &mut self.run.data.record);
         }
     }
+}
+
+/// True for the actions whose CRM command [`apply_to_snapshot`] reflects in the run's contact or
+/// record (`update_contact`, the tag and segment edits, `update_lead_status`, `assign`).
+fn changes_snapshot(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::UpdateContact(_)
+            | Action::AddTag(_)
+            | Action::RemoveTag(_)
+            | Action::AddToSegment(_)
+            | Action::RemoveFromSegment(_)
+            | Action::UpdateLeadStatus(_)
+            | Action::Assign(_)
+    )
 }
 
 /// A short description of an effect for history.

@@ -43,7 +43,7 @@ use crate::ports::Clock;
 use crate::run::{Run, StepRecord};
 use jiff::Timestamp;
 use lifecycle::Ending;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Steps one decision may enter before it yields (keeps one save within DynamoDB's
 /// 100-item transaction limit and one Lambda invocation short).
@@ -117,23 +117,31 @@ pub fn decide(program: &Program, run: &Run, input: &Input, clock: &dyn Clock) ->
 }
 
 /// The scope conditions and templates see for a run (and, optionally, an arriving event).
+///
+/// Built by cloning the run's values (not by re-serializing them with `json!`): the same tree,
+/// in the same key order, for a fraction of the cost.
 pub fn scope_for(run: &Run, now: Timestamp) -> Value {
+    let mut root = Map::with_capacity(8);
+    root.insert("trigger".into(), Value::clone(&run.data.trigger));
+    root.insert("event".into(), run.data.event.clone());
+    root.insert("record".into(), Value::Object(run.data.record.clone()));
+    root.insert("previous".into(), Value::Object(run.data.previous.clone()));
+    root.insert("contact".into(), Value::Object(run.data.contact.clone()));
+    root.insert("steps".into(), Value::Object(run.data.steps.clone()));
+    root.insert("run".into(), run_scope(run));
+    root.insert("now".into(), Value::String(now.to_string()));
+    Value::Object(root)
+}
+
+/// `run.*` in the scope.
+fn run_scope(run: &Run) -> Value {
     json!({
-        "trigger": run.data.trigger,
-        "event": run.data.event,
-        "record": run.data.record,
-        "previous": run.data.previous,
-        "contact": run.data.contact,
-        "steps": run.data.steps,
-        "run": {
-            "id": run.run_id,
-            "automation_id": run.automation_id,
-            "automation_version": run.automation_version,
-            "tenant": run.tenant,
-            "started_at": run.started_at.to_string(),
-            "subject": run.subject,
-        },
-        "now": now.to_string(),
+        "id": run.run_id,
+        "automation_id": run.automation_id,
+        "automation_version": run.automation_version,
+        "tenant": run.tenant,
+        "started_at": run.started_at.to_string(),
+        "subject": run.subject,
     })
 }
 
@@ -183,5 +191,55 @@ impl<'a> Machine<'a> {
             root: scope_for(&self.run, self.now),
             now: self.now,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::parse_automation;
+
+    /// The scope as it was built before: every part re-serialized with `json!`.
+    fn scope_by_serializing(run: &Run, now: Timestamp) -> Value {
+        json!({
+            "trigger": run.data.trigger,
+            "event": run.data.event,
+            "record": run.data.record,
+            "previous": run.data.previous,
+            "contact": run.data.contact,
+            "steps": run.data.steps,
+            "run": {
+                "id": run.run_id,
+                "automation_id": run.automation_id,
+                "automation_version": run.automation_version,
+                "tenant": run.tenant,
+                "started_at": run.started_at.to_string(),
+                "subject": run.subject,
+            },
+            "now": now.to_string(),
+        })
+    }
+
+    #[test]
+    fn scope_by_cloning_is_the_serialized_scope_in_the_same_key_order() {
+        let yaml =
+            "id: a\nname: a\nversion: 2\nstatus: active\ntrigger: {event: lead.created}\nsteps: [{id: e, end: {}}]\n";
+        let program = Program::new(parse_automation(yaml).expect("parses")).expect("compiles");
+        let (event, _) = crate::event::parse_event(&json!({
+            "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": "L1", "contact_id": "C1"},
+            "data": {"score": 7, "z": [1, {"b": 2, "a": 1.5}], "a": null}, "contact": {"email": "ada@example.com"}
+        }))
+        .expect("event");
+        let contact: Map<String, Value> = [("first_name".to_string(), json!("Ada"))].into_iter().collect();
+        let mut run = Run::new("r1".to_string(), &program, &event, contact, event.time);
+        run.data.previous.insert("score".to_string(), json!(3));
+        run.data
+            .steps
+            .insert("s".to_string(), json!({"status": "completed", "output": {"x": 1}}));
+        let now = event.time;
+        let (cloned, serialized) = (scope_for(&run, now), scope_by_serializing(&run, now));
+        assert_eq!(cloned, serialized);
+        assert_eq!(cloned.to_string(), serialized.to_string(), "key order");
     }
 }

@@ -8,7 +8,12 @@ use crate::wait::{WaitSpec, describe, due_at};
 impl Machine<'_> {
     pub(super) fn enter_wait(&mut self, node: &Node, spec: &WaitSpec) -> Result<Flow, StepError> {
         let zone = self.zone();
-        let due = due_at(spec, self.now, &zone, &scope_for(&self.run, self.now))?;
+        // Only an `until_field` wait reads the scope; the others are given an empty one.
+        let scope = match spec.until_field {
+            Some(_) => scope_for(&self.run, self.now),
+            None => serde_json::Value::Null,
+        };
+        let due = due_at(spec, self.now, &zone, &scope)?;
         let detail = describe(spec, due, &zone);
         if due <= self.now {
             self.instant(&node.step, StepStatus::Completed, format!("{detail} (already due)"));
