@@ -6,18 +6,55 @@
 //! they are built from the [`SdkConfig`]), which is how tests and local runs point at a local
 //! AWS emulator. The `*_client` functions build service clients with an optional
 //! [`RequestCounter`] attached.
+//!
+//! Every client speaks HTTPS through [`https_client`]: rustls with the *ring* crypto provider,
+//! trusting the Mozilla root certificates compiled into the binary ([`TRUSTED_ROOTS_PEM`]), not
+//! the machine's certificate files. Plain `http://` endpoints (a local emulator) work as before.
 
 use super::request_counter::RequestCounter;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-/// The shared SDK configuration from the environment (region, credentials, endpoint URLs).
+/// The shared SDK configuration from the environment (region, credentials, endpoint URLs), with
+/// [`https_client`] as the HTTP client of every client built from it (and of the credential
+/// and region providers that make requests).
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
 }
+
+/// The SDK's HTTP client: hyper and rustls with the *ring* crypto provider, trusting the roots of
+/// [`TRUSTED_ROOTS_PEM`] and nothing else.
+///
+/// The SDK's default client (its `default-https-client` feature) links aws-lc and reads the
+/// system's trust store through rustls-native-certs, file by file (about 150 files under
+/// `/etc/ssl/certs`). Compiled-in roots cost no file reads and do not depend on the image's store.
+pub fn https_client() -> SharedHttpClient {
+    let trust_store = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(TRUSTED_ROOTS_PEM);
+    let context = TlsContext::builder()
+        .with_trust_store(trust_store)
+        .build()
+        .expect("a TLS context with a trust store is valid");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::rustls(CryptoMode::Ring))
+        .tls_context(context)
+        .build_https()
+}
+
+/// The Mozilla root certificates of the webpki-root-certs crate (what browsers trust for TLS
+/// servers, the Amazon Trust Services roots of the AWS endpoints among them) as one PEM bundle,
+/// the form the SDK's trust store takes. Written when the crate is built (`build.rs`).
+pub const TRUSTED_ROOTS_PEM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trusted-roots.pem"));
 
 /// A DynamoDB client, counting its requests when a counter is given.
 pub fn dynamodb_client(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> aws_sdk_dynamodb::Client {
@@ -95,4 +132,23 @@ pub fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> Optio
 /// The error with its whole source chain, for messages.
 pub fn describe<E: std::error::Error + 'static>(err: &SdkError<E, Response>) -> String {
     DisplayErrorContext(err).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    #[test]
+    fn the_pem_bundle_holds_every_root_of_webpki_root_certs() {
+        let certs = CertificateDer::pem_slice_iter(TRUSTED_ROOTS_PEM)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(certs, webpki_root_certs::TLS_SERVER_ROOT_CERTS);
+        let mut roots = rustls::RootCertStore::empty();
+        let (valid, invalid) = roots.add_parsable_certificates(certs);
+        assert!(valid > 100, "{valid} roots");
+        assert_eq!(invalid, 0);
+    }
 }
