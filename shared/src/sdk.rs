@@ -15,8 +15,10 @@ use super::request_counter::RequestCounter;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -37,6 +39,11 @@ pub async fn load_sdk_config() -> SdkConfig {
 /// The SDK's default client (its `default-https-client` feature) links aws-lc and reads the
 /// system's trust store through rustls-native-certs, file by file (about 150 files under
 /// `/etc/ssl/certs`). Compiled-in roots cost no file reads and do not depend on the image's store.
+///
+/// The client builds its connector (the TLS configuration, every root parsed) when the first
+/// request needs it, once per set of timeout settings. The hyper client alone also builds one,
+/// and drops it, whenever an SDK client is constructed (to load the system's certificates
+/// early): in a function's start, once per client and per credential provider that has one.
 pub fn https_client() -> SharedHttpClient {
     let trust_store = TrustStore::empty()
         .with_native_roots(false)
@@ -45,10 +52,26 @@ pub fn https_client() -> SharedHttpClient {
         .with_trust_store(trust_store)
         .build()
         .expect("a TLS context with a trust store is valid");
-    aws_smithy_http_client::Builder::new()
+    let hyper = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::rustls(CryptoMode::Ring))
         .tls_context(context)
-        .build_https()
+        .build_https();
+    SharedHttpClient::new(ConnectorOnFirstUse(hyper))
+}
+
+/// An HTTP client whose connectors are only built for requests: it leaves out the wrapped
+/// client's `validate_base_client_config`, where the hyper client builds a connector early.
+#[derive(Debug)]
+struct ConnectorOnFirstUse(SharedHttpClient);
+
+impl HttpClient for ConnectorOnFirstUse {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// The Mozilla root certificates of the webpki-root-certs crate (what browsers trust for TLS
