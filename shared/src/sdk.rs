@@ -12,7 +12,10 @@
 //! the machine's certificate files. Plain `http://` endpoints (a local emulator) work as before.
 
 use super::request_counter::RequestCounter;
+use aws_config::environment::{EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider};
+use aws_config::meta::region::ProvideRegion;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
@@ -26,11 +29,21 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 /// The shared SDK configuration from the environment (region, credentials, endpoint URLs), with
 /// [`https_client`] as the HTTP client of every client built from it (and of the credential
 /// and region providers that make requests).
+///
+/// When environment variables hold both the region and the credentials (in Lambda, which sets
+/// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, and under
+/// `scripts/moto.sh`), those are what the default chains would answer with, as they look at the
+/// environment first: the environment providers are then used directly, and the rest of the
+/// chains (profile files, web identity through STS, container and instance metadata) is not
+/// built. That saves about 0.2 ms of a function's start (README, "Figures").
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
-        .load()
-        .await
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
+    let region = EnvironmentVariableRegionProvider::new();
+    let credentials = EnvironmentVariableCredentialsProvider::new();
+    if region.region().await.is_some() && credentials.provide_credentials().await.is_ok() {
+        loader = loader.region(region).credentials_provider(credentials);
+    }
+    loader.load().await
 }
 
 /// The SDK's HTTP client: hyper and rustls with the *ring* crypto provider, trusting the roots of
