@@ -22,7 +22,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The whole request, connection included, must finish within this.
@@ -31,30 +31,40 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_RESPONSE_BODY: usize = 4096;
 
 /// [`HttpClient`] on reqwest.
+///
+/// The reqwest client (its TLS configuration with every root parsed, its connection pool) is
+/// built by the first request, not with this value: an execute function that sends no webhook
+/// never builds it.
 #[derive(Debug, Clone)]
 pub struct ReqwestHttpClient {
-    client: reqwest::Client,
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
     allow_private_networks: bool,
 }
 
 impl ReqwestHttpClient {
     /// A client that only reaches public internet addresses.
     pub fn new() -> Result<Self, EffectError> {
-        Self::build(false)
+        Ok(Self::with(false))
     }
 
     /// A client that also reaches loopback and private addresses (local development, tests).
     pub fn allowing_private_networks() -> Result<Self, EffectError> {
-        Self::build(true)
+        Ok(Self::with(true))
     }
 
-    fn build(allow_private_networks: bool) -> Result<Self, EffectError> {
-        let client = build_client(allow_private_networks)
-            .map_err(|e| EffectError::permanent(format!("building the HTTP client: {e}")))?;
-        Ok(ReqwestHttpClient {
-            client,
+    fn with(allow_private_networks: bool) -> Self {
+        ReqwestHttpClient {
+            client: Arc::new(OnceLock::new()),
             allow_private_networks,
-        })
+        }
+    }
+
+    /// The reqwest client, built on first use.
+    fn client(&self) -> Result<&reqwest::Client, EffectError> {
+        self.client
+            .get_or_init(|| build_client(self.allow_private_networks).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| EffectError::permanent(format!("building the HTTP client: {e}")))
     }
 }
 
@@ -131,7 +141,7 @@ impl HttpClient for ReqwestHttpClient {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
 
-        let mut builder = self.client.request(method, url).headers(headers);
+        let mut builder = self.client()?.request(method, url).headers(headers);
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
