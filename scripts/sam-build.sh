@@ -8,7 +8,7 @@
 # 2. `sam build --beta-features` (rust-cargolambda is a beta build method) runs, per function,
 #    `cargo lambda build --release [--arm64] --bin <Binary>` from the workspace root into the same
 #    target directory, with the same flags, so cargo finds every unit fresh and SAM only copies
-#    the bootstraps. Built one function at a time from cold, the four thin-LTO links run one
+#    the bootstraps. Built one function at a time from cold, the four fat-LTO links run one
 #    after another; step 1 runs them side by side instead.
 # 3. Checks what SAM wrote: .aws-sam/build/template.yaml points each function at its own
 #    directory, and each directory's `bootstrap` is a Linux ELF executable for the architecture,

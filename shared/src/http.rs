@@ -1,4 +1,7 @@
-//! Outbound HTTP (webhooks, notifications) with reqwest over rustls.
+//! Outbound HTTP (webhooks, notifications) with reqwest over rustls (the *ring* crypto provider),
+//! trusting the Mozilla root certificates compiled into the binary ([`TRUSTED_ROOTS_PEM`]), as
+//! the SDK clients do (see [`crate::sdk::https_client`]); the machine's certificate files are not
+//! read.
 //!
 //! Every request carries `Idempotency-Key` (stable across attempts of one step entry, so the
 //! receiver can ignore repeats) and, when it has a body and names no content type,
@@ -11,12 +14,15 @@
 //! such as the instance metadata address, ...), both as literal IPs and after DNS resolution.
 //! [`ReqwestHttpClient::allowing_private_networks`] lifts that for local development and tests.
 
+use crate::sdk::TRUSTED_ROOTS_PEM;
 use async_trait::async_trait;
 use crmflow_core::command::HttpRequest;
 use crmflow_core::ports::{EffectError, HttpClient, HttpResponse};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The whole request, connection included, must finish within this.
@@ -25,40 +31,75 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_RESPONSE_BODY: usize = 4096;
 
 /// [`HttpClient`] on reqwest.
+///
+/// The reqwest client (its TLS configuration with every root parsed, its connection pool) is
+/// built by the first request, not with this value: an execute function that sends no webhook
+/// never builds it.
 #[derive(Debug, Clone)]
 pub struct ReqwestHttpClient {
-    client: reqwest::Client,
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
     allow_private_networks: bool,
 }
 
 impl ReqwestHttpClient {
     /// A client that only reaches public internet addresses.
     pub fn new() -> Result<Self, EffectError> {
-        Self::build(false)
+        Ok(Self::with(false))
     }
 
     /// A client that also reaches loopback and private addresses (local development, tests).
     pub fn allowing_private_networks() -> Result<Self, EffectError> {
-        Self::build(true)
+        Ok(Self::with(true))
     }
 
-    fn build(allow_private_networks: bool) -> Result<Self, EffectError> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("crmflow/", env!("CARGO_PKG_VERSION")));
-        if !allow_private_networks {
-            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
-        }
-        let client = builder
-            .build()
-            .map_err(|e| EffectError::permanent(format!("building the HTTP client: {e}")))?;
-        Ok(ReqwestHttpClient {
-            client,
+    fn with(allow_private_networks: bool) -> Self {
+        ReqwestHttpClient {
+            client: Arc::new(OnceLock::new()),
             allow_private_networks,
-        })
+        }
     }
+
+    /// The reqwest client, built on first use.
+    fn client(&self) -> Result<&reqwest::Client, EffectError> {
+        self.client
+            .get_or_init(|| build_client(self.allow_private_networks).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| EffectError::permanent(format!("building the HTTP client: {e}")))
+    }
+}
+
+fn build_client(allow_private_networks: bool) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = client_builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(REQUEST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("crmflow/", env!("CARGO_PKG_VERSION")));
+    if !allow_private_networks {
+        builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+    }
+    builder.build()
+}
+
+/// A reqwest client builder with this crate's TLS configuration: rustls on *ring*, trusting
+/// [`TRUSTED_ROOTS_PEM`]. reqwest is built without a crypto provider of its own (no aws-lc), so
+/// a client built from `reqwest::Client::builder()` alone would panic; every reqwest client of
+/// the workspace starts here.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().tls_backend_preconfigured(tls_config())
+}
+
+/// The rustls configuration of [`client_builder`]. reqwest takes it as it is; the `Any` it
+/// accepts must be this rustls version's `ClientConfig`, or building the client fails ("unknown
+/// TLS backend"), which the tests would show.
+fn tls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(CertificateDer::pem_slice_iter(TRUSTED_ROOTS_PEM).filter_map(Result::ok));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 #[async_trait]
@@ -100,7 +141,7 @@ impl HttpClient for ReqwestHttpClient {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
 
-        let mut builder = self.client.request(method, url).headers(headers);
+        let mut builder = self.client()?.request(method, url).headers(headers);
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }

@@ -236,7 +236,11 @@ pub struct SentEmail {
 
 /// The emails sent from `sender` (moto keeps them in `/moto-api/data.json` under `ses`).
 pub async fn ses_emails(endpoint: &str, sender: &str) -> Vec<SentEmail> {
-    let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+    let data: Value = crmflow_aws::http::client_builder()
+        .build()
+        .unwrap()
+        .get(format!("{endpoint}/moto-api/data.json"))
+        .send()
         .await
         .expect("moto data")
         .json()

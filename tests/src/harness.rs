@@ -220,10 +220,10 @@ impl Default for Wire {
 impl Wire {
     /// A wire sending through `gate` (shared by the wires whose requests must not overlap).
     pub fn new(gate: Arc<tokio::sync::Mutex<()>>) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crmflow_aws::http::client_builder()
             .timeout(Duration::from_secs(60))
             .build()
-            .unwrap_or_default();
+            .expect("the wire's HTTP client");
         Wire {
             state: Arc::default(),
             http,

@@ -715,7 +715,11 @@ async fn ses_send_is_recorded_by_the_emulator() {
     assert!(!message_id.is_empty());
     assert_eq!(env.counter.get("SESv2", "SendEmail"), 1);
 
-    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", env.endpoint))
+    let data: serde_json::Value = crmflow_aws::http::client_builder()
+        .build()
+        .unwrap()
+        .get(format!("{}/moto-api/data.json", env.endpoint))
+        .send()
         .await
         .unwrap()
         .json()

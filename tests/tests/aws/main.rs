@@ -1,6 +1,6 @@
 //! Against a local AWS-protocol server (moto, started by `scripts/test.sh`): the AWS adapters,
 //! the four functions end to end through the SQS event-source harness, the CLI's deployment
-//! commands, endpoint configuration, the webhook client and the template's IAM permissions.
+//! commands, endpoint configuration, the webhook client, TLS and the template's IAM permissions.
 
 mod adapters;
 mod cli_commands;
@@ -8,3 +8,4 @@ mod e2e;
 mod endpoint_env;
 mod http_client;
 mod infra_permissions;
+mod tls;
