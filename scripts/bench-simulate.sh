@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Throughput and memory of `crmflow simulate` (release build) on generated input, default
+# Throughput and memory of `crmflow simulate` (the `cli` profile) on generated input, default
 # 100,000 events against 100 automations. Prints the simulator's summary line, then events/s,
 # wall time, peak resident memory and CPU time as measured by /usr/bin/time -v (CPU below
 # 100% of a core means the machine was busy with other work).
@@ -59,9 +59,9 @@ with open(f"{out}/events.jsonl", "w") as f:
         f.write(json.dumps(ev) + "\n")
 PY
 if [[ -z ${CRMFLOW_BIN:-} ]]; then
-    cargo build --release -q -p crmflow-cli --no-default-features
+    cargo build --profile cli -q -p crmflow-cli --no-default-features
 fi
-bin=${CRMFLOW_BIN:-${CARGO_TARGET_DIR:-target}/release/crmflow}
+bin=${CRMFLOW_BIN:-${CARGO_TARGET_DIR:-target}/cli/crmflow}
 status=0
 /usr/bin/time -v "$bin" simulate --automations "$out/automations" --events "$out/events.jsonl" --summary-only \
     > "$out/summary.txt" 2> "$out/time.txt" || status=$?
