@@ -1,5 +1,6 @@
 //! The part of [chrono-tz](https://crates.io/crates/chrono-tz)'s API that the `cel` crate calls,
-//! answered from [jiff]'s time-zone database.
+//! answered from [jiff]'s time-zone database (the system's, `/usr/share/zoneinfo` or `TZDIR`, when
+//! there is one, else the copy compiled into jiff).
 //!
 //! The `cel` crate converts a timestamp to a named zone (`getHours("Europe/Berlin")` and the other
 //! accessors that take a zone) with chrono-tz: `chrono_tz::UTC`, `name.parse::<chrono_tz::Tz>()`
