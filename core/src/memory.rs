@@ -3,13 +3,13 @@
 //! recorded instead of performed ([`RecordingEmail`], [`RecordingCrm`], [`RecordingHttp`]).
 
 use crate::command::{EmailMessage, HttpRequest};
-use crate::definition::{Automation, Program};
+use crate::definition::{Automation, AutomationStatus, Program};
 use crate::enrollment::EnrollmentState;
 use crate::messages::{ActionMessage, StepMessage};
 use crate::ports::{
-    ActionQueue, AutomationCatalog, Claim, Clock, CreateOutcome, CrmCommandSink, EffectError, EmailSender, HttpClient,
-    HttpResponse, IdempotencyStore, OutboundCrmCommand, QueueError, Route, RunStore, StepQueue, StoreError, Timer,
-    TimerService,
+    ActionQueue, AutomationCatalog, AutomationDirectory, AutomationVersion, Claim, Clock, CreateOutcome,
+    CrmCommandSink, EffectError, EmailSender, HttpClient, HttpResponse, IdempotencyStore, OutboundCrmCommand,
+    QueueError, Route, RunStore, StepQueue, StoreError, Timer, TimerService,
 };
 use crate::run::{Run, StepRecord};
 use async_trait::async_trait;
@@ -57,11 +57,52 @@ struct CatalogInner {
     versions: Keyed<BTreeMap<u32, Arc<Program>>>,
     /// (tenant, trigger pattern) → automation ids whose latest version is active.
     by_trigger: Keyed<BTreeSet<String>>,
+    /// (tenant, automation id) → version → when it was stored, for the versions stored through
+    /// [`AutomationDirectory`].
+    created_at: Keyed<BTreeMap<u32, Timestamp>>,
 }
 
 impl CatalogInner {
     fn latest(&self, tenant: &str, automation_id: &str) -> Option<&Arc<Program>> {
         self.versions.get(tenant, automation_id)?.values().next_back()
+    }
+
+    fn insert(&mut self, program: Program) {
+        let a = &program.automation;
+        let latest = self.latest(&a.tenant, &a.id).map(|p| p.version()).unwrap_or(0);
+        if a.version >= latest {
+            for set in self.by_trigger.values_mut() {
+                set.remove(&a.id);
+            }
+            if a.is_active() {
+                for p in a.trigger.event.patterns() {
+                    self.by_trigger.get_or_default(&a.tenant, p).insert(a.id.clone());
+                }
+            }
+        }
+        let (tenant, id, version) = (a.tenant.clone(), a.id.clone(), a.version);
+        self.versions
+            .get_or_default(&tenant, &id)
+            .insert(version, Arc::new(program));
+    }
+
+    fn version_of(&self, program: &Arc<Program>) -> AutomationVersion {
+        let a = &program.automation;
+        let created_at = self
+            .created_at
+            .get(&a.tenant, &a.id)
+            .and_then(|times| times.get(&a.version))
+            .copied();
+        AutomationVersion {
+            program: Arc::clone(program),
+            created_at,
+        }
+    }
+
+    fn stamp(&mut self, automation: &Automation, now: Timestamp) {
+        self.created_at
+            .get_or_default(&automation.tenant, &automation.id)
+            .insert(automation.version, now);
     }
 }
 
@@ -72,34 +113,100 @@ impl MemoryCatalog {
 
     /// Adds a compiled program directly.
     pub fn insert(&self, program: Program) {
+        lock(&self.inner).insert(program);
+    }
+}
+
+fn compile(automation: Automation) -> Result<Program, StoreError> {
+    Program::new(automation)
+        .map_err(|errors| StoreError::Other(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
+}
+
+#[async_trait]
+impl AutomationDirectory for MemoryCatalog {
+    async fn create(&self, automation: Automation, now: Timestamp) -> Result<CreateOutcome, StoreError> {
+        let program = compile(automation)?;
+        let mut inner = lock(&self.inner);
+        let a = &program.automation;
+        if inner.versions.get(&a.tenant, &a.id).is_some() {
+            return Ok(CreateOutcome::AlreadyExists);
+        }
+        inner.stamp(a, now);
+        inner.insert(program);
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn add_version(&self, automation: Automation, now: Timestamp) -> Result<(), StoreError> {
+        let program = compile(automation)?;
         let mut inner = lock(&self.inner);
         let a = &program.automation;
         let latest = inner.latest(&a.tenant, &a.id).map(|p| p.version()).unwrap_or(0);
-        if a.version >= latest {
-            for set in inner.by_trigger.values_mut() {
-                set.remove(&a.id);
-            }
-            if a.is_active() {
-                for p in a.trigger.event.patterns() {
-                    inner.by_trigger.get_or_default(&a.tenant, p).insert(a.id.clone());
-                }
-            }
+        if a.version != latest + 1 {
+            return Err(StoreError::Conflict(format!(
+                "automation {} is at version {latest}, not {}",
+                a.id,
+                a.version.saturating_sub(1)
+            )));
         }
-        let (tenant, id, version) = (a.tenant.clone(), a.id.clone(), a.version);
-        inner
+        inner.stamp(a, now);
+        inner.insert(program);
+        Ok(())
+    }
+
+    async fn replace_latest(&self, automation: Automation) -> Result<(), StoreError> {
+        let program = compile(automation)?;
+        let mut inner = lock(&self.inner);
+        let a = &program.automation;
+        let latest = inner.latest(&a.tenant, &a.id).map(|p| p.version());
+        if latest != Some(a.version) {
+            return Err(StoreError::Conflict(format!(
+                "automation {} version {} is not the newest",
+                a.id, a.version
+            )));
+        }
+        inner.insert(program);
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        tenant: &str,
+        status: Option<AutomationStatus>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AutomationVersion>, StoreError> {
+        let inner = lock(&self.inner);
+        let Some(automations) = inner.versions.0.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        let mut ids: Vec<&String> = automations
+            .keys()
+            .filter(|id| after.is_none_or(|after| id.as_str() > after))
+            .collect();
+        ids.sort();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| inner.latest(tenant, id))
+            .filter(|p| status.is_none_or(|s| p.automation.status == s))
+            .take(limit)
+            .map(|p| inner.version_of(p))
+            .collect())
+    }
+
+    async fn versions(&self, tenant: &str, automation_id: &str) -> Result<Vec<AutomationVersion>, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner
             .versions
-            .get_or_default(&tenant, &id)
-            .insert(version, Arc::new(program));
+            .get(tenant, automation_id)
+            .map(|versions| versions.values().map(|p| inner.version_of(p)).collect())
+            .unwrap_or_default())
     }
 }
 
 #[async_trait]
 impl AutomationCatalog for MemoryCatalog {
     async fn put(&self, automation: Automation) -> Result<(), StoreError> {
-        let program = Program::new(automation).map_err(|errors| {
-            StoreError::Other(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
-        })?;
-        self.insert(program);
+        self.insert(compile(automation)?);
         Ok(())
     }
 

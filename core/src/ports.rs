@@ -3,7 +3,7 @@
 //! (`dynamodb`, `sqs`, `ses`, `http`).
 
 use crate::command::{CrmCommand, EmailMessage, HttpRequest};
-use crate::definition::{Automation, Program};
+use crate::definition::{Automation, AutomationStatus, Program};
 use crate::enrollment::EnrollmentState;
 use crate::messages::{ActionMessage, StepMessage};
 use crate::run::{Run, StepRecord};
@@ -65,6 +65,42 @@ pub trait AutomationCatalog: Send + Sync {
     async fn get(&self, tenant: &str, automation_id: &str, version: u32) -> Result<Option<Arc<Program>>, StoreError>;
     /// The newest version.
     async fn latest(&self, tenant: &str, automation_id: &str) -> Result<Option<Arc<Program>>, StoreError>;
+}
+
+/// One stored version of an automation, as the management API shows it.
+#[derive(Debug, Clone)]
+pub struct AutomationVersion {
+    pub program: Arc<Program>,
+    /// When this version was stored (UTC); `None` for versions stored without a time (loaded
+    /// through [`AutomationCatalog::put`]).
+    pub created_at: Option<Timestamp>,
+}
+
+/// What the management API needs of the catalog beyond what the engine reads: creating an
+/// automation only when its id is free, adding versions, changing the status of the newest
+/// version, and listing.
+#[async_trait]
+pub trait AutomationDirectory: Send + Sync {
+    /// Stores `automation` (its version must be 1) unless its id exists in its tenant:
+    /// [`CreateOutcome::AlreadyExists`] then, and nothing is written.
+    async fn create(&self, automation: Automation, now: Timestamp) -> Result<CreateOutcome, StoreError>;
+    /// Stores `automation` as a new version. Its `version` must be one more than the newest
+    /// stored; [`StoreError::Conflict`] when another write got there first.
+    async fn add_version(&self, automation: Automation, now: Timestamp) -> Result<(), StoreError>;
+    /// Replaces the newest version with `automation`, the same version with another status;
+    /// [`StoreError::Conflict`] when a newer version exists.
+    async fn replace_latest(&self, automation: Automation) -> Result<(), StoreError>;
+    /// The newest version of each automation of `tenant`, by id, starting after the id
+    /// `after`, at most `limit`, keeping those with the given status when one is given.
+    async fn list(
+        &self,
+        tenant: &str,
+        status: Option<AutomationStatus>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AutomationVersion>, StoreError>;
+    /// Every version of one automation, oldest first (empty when it does not exist).
+    async fn versions(&self, tenant: &str, automation_id: &str) -> Result<Vec<AutomationVersion>, StoreError>;
 }
 
 /// Runs, their history, enrollment state and event routes.
