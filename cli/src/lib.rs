@@ -1,10 +1,13 @@
 //! `crmflow`: validate automation definitions, simulate them against sample events, print the
 //! definition schema; load definitions into a deployment and read its runs (see `aws.rs`, with
-//! the default `aws` feature). The binary (`main.rs`) calls [`run`] with the process's arguments,
+//! the default `aws` feature); serve the management API locally (`serve.rs`, with the default
+//! `serve` feature). The binary (`main.rs`) calls [`run`] with the process's arguments,
 //! standard output and standard error; tests call it with buffers.
 
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "serve")]
+mod serve;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -57,6 +60,10 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    #[cfg(feature = "serve")]
+    /// Serve the management API on 127.0.0.1 on the embedded store (no AWS): prints the URL and
+    /// an API key for the tenant, then serves until interrupted.
+    Serve(serve::ServeArgs),
     #[cfg(feature = "aws")]
     /// Read runs from a deployment's DynamoDB table.
     Runs {
@@ -115,6 +122,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> u8 {
         Command::DeployAutomations { table, paths } => aws::deploy_automations(io, &table, &paths),
         #[cfg(feature = "aws")]
         Command::Runs { command } => aws::runs(io, command),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::serve(io, &args),
     };
     match result {
         Ok(true) => 0,

@@ -1,0 +1,71 @@
+//! The crmflow management API: one [axum] router, on the core's ports, served by the api Lambda
+//! function (behind an API Gateway HTTP API) and by `crmflow serve` (on the embedded store).
+//!
+//! Every route needs an API key ([`auth`]) and takes its tenant from it. Errors are RFC 9457
+//! problem documents ([`problem`]). [`routes`] is the route table the router is built from,
+//! so tests can walk every route.
+
+pub mod auth;
+pub mod automations;
+pub mod problem;
+
+use auth::ApiKeyStore;
+use axum::Router;
+use axum::extract::FromRef;
+use axum::http::Method;
+use axum::routing::{MethodRouter, get, patch, post, put};
+use crmflow_core::ports::{AutomationDirectory, Clock};
+use problem::Problem;
+use std::sync::Arc;
+
+/// What the handlers use.
+#[derive(Clone)]
+pub struct ApiState {
+    pub automations: Arc<dyn AutomationDirectory>,
+    pub keys: Arc<dyn ApiKeyStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl FromRef<ApiState> for Arc<dyn ApiKeyStore> {
+    fn from_ref(state: &ApiState) -> Self {
+        Arc::clone(&state.keys)
+    }
+}
+
+/// One route: method, path (axum's syntax, `{id}` for a parameter) and handler.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub handler: MethodRouter<ApiState>,
+}
+
+fn route(method: Method, path: &'static str, handler: MethodRouter<ApiState>) -> Route {
+    Route { method, path, handler }
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<Route> {
+    use automations as a;
+    vec![
+        route(Method::POST, "/api/v1/automations", post(a::create)),
+        route(Method::GET, "/api/v1/automations", get(a::list)),
+        route(Method::GET, "/api/v1/automations/{id}", get(a::get)),
+        route(Method::PUT, "/api/v1/automations/{id}", put(a::replace)),
+        route(Method::PATCH, "/api/v1/automations/{id}", patch(a::change_status)),
+        route(Method::GET, "/api/v1/automations/{id}/versions", get(a::list_versions)),
+        route(
+            Method::GET,
+            "/api/v1/automations/{id}/versions/{version}",
+            get(a::get_version),
+        ),
+    ]
+}
+
+/// The router: [`routes`], and a problem document for any other path.
+pub fn router(state: ApiState) -> Router {
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+        .fallback(|| async { Problem::not_found("no such route") })
+        .with_state(state)
+}

@@ -1,0 +1,102 @@
+//! `crmflow serve`: the management API of `crmflow-api` on 127.0.0.1, on the embedded store.
+
+use crate::Io;
+use anyhow::{Context, Result};
+use clap::Args;
+use crmflow_api::auth::MemoryApiKeys;
+use crmflow_api::{ApiState, router};
+use crmflow_core::definition::load_automations;
+use crmflow_core::memory::MemoryCatalog;
+use crmflow_core::ports::{AutomationDirectory, Clock, CreateOutcome, SystemClock};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The options of `crmflow serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Definition files, or a folder of them, stored at start (in the served tenant).
+    #[arg(long)]
+    automations: Option<PathBuf>,
+    /// The tenant of the printed API key.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+}
+
+/// Serves until interrupted (Ctrl-C). Definitions that fail to load are reported and skipped.
+pub fn serve(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(io, args))
+}
+
+async fn run(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
+    let catalog = Arc::new(MemoryCatalog::new());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ok = match &args.automations {
+        Some(path) => load(io, catalog.as_ref(), path, &args.tenant, clock.now()).await?,
+        None => true,
+    };
+    let keys = MemoryApiKeys::new();
+    let (key, _) = keys.create(&args.tenant);
+    let state = ApiState {
+        automations: catalog,
+        keys: Arc::new(keys),
+        clock,
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("listening on 127.0.0.1:{}", args.port))?;
+    let address = listener.local_addr()?;
+    writeln!(
+        io.out,
+        "crmflow API on http://{address}/api/v1 (tenant {:?}, embedded store)\n\
+         API key: {key}\n\
+         try:     curl -H 'Authorization: Bearer {key}' http://{address}/api/v1/automations",
+        args.tenant
+    )?;
+    io.out.flush()?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving")?;
+    Ok(ok)
+}
+
+async fn load(
+    io: &mut Io<'_>,
+    catalog: &dyn AutomationDirectory,
+    path: &Path,
+    tenant: &str,
+    now: jiff::Timestamp,
+) -> Result<bool> {
+    let mut ok = true;
+    for (file, result) in load_automations(path).with_context(|| format!("reading {}", path.display()))? {
+        match result {
+            Ok(mut automation) => {
+                automation.tenant = tenant.to_owned();
+                let id = automation.id.clone();
+                match catalog.create(automation, now).await? {
+                    CreateOutcome::Created => writeln!(io.err, "loaded {} ({id})", file.display())?,
+                    CreateOutcome::AlreadyExists => {
+                        ok = false;
+                        writeln!(io.err, "{}: id {id:?} is loaded already", file.display())?;
+                    }
+                }
+            }
+            Err(errors) => {
+                ok = false;
+                for e in errors {
+                    writeln!(io.err, "{}: {e}", file.display())?;
+                }
+            }
+        }
+    }
+    Ok(ok)
+}

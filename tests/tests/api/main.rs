@@ -1,0 +1,5 @@
+//! The management API on the embedded store: every route's success and error statuses, the
+//! seed's bodies sent verbatim, and tenant isolation over the whole route table.
+
+mod automations;
+mod support;

@@ -1,0 +1,141 @@
+//! An API on the in-memory adapters, two tenants' keys, and a way to call it.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use crmflow_api::auth::MemoryApiKeys;
+use crmflow_api::{ApiState, router};
+use crmflow_core::memory::{ManualClock, MemoryCatalog};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub struct Api {
+    pub router: axum::Router,
+    /// Tenant `acme`'s key.
+    pub acme: String,
+    /// Tenant `globex`'s key.
+    pub globex: String,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub location: Option<String>,
+    pub body: Value,
+}
+
+impl Api {
+    pub fn new() -> Api {
+        let keys = MemoryApiKeys::new();
+        let (acme, _) = keys.create("acme");
+        let (globex, _) = keys.create("globex");
+        let state = ApiState {
+            automations: Arc::new(MemoryCatalog::new()),
+            keys: Arc::new(keys),
+            clock: Arc::new(ManualClock::new("2026-03-02T14:00:00Z".parse().unwrap())),
+        };
+        Api {
+            router: router(state),
+            acme,
+            globex,
+        }
+    }
+
+    /// Calls the API with `key` (none when `None`) and a JSON (or raw) body.
+    pub async fn call(&self, key: Option<&str>, method: Method, uri: &str, body: Option<&str>) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(key) = key {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(body.map(|b| Body::from(b.to_owned())).unwrap_or_else(Body::empty))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let header_text = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|v: &header::HeaderValue| v.to_str().unwrap().to_owned())
+        };
+        let content_type = header_text(header::CONTENT_TYPE).unwrap_or_default();
+        let location = header_text(header::LOCATION);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {bytes:?}"))
+        };
+        Reply {
+            status,
+            content_type,
+            location,
+            body,
+        }
+    }
+
+    pub async fn as_acme(&self, method: Method, uri: &str, body: Option<&str>) -> Reply {
+        self.call(Some(&self.acme.clone()), method, uri, body).await
+    }
+}
+
+impl Reply {
+    /// Asserts a problem document with this status, and returns its `errors` as (path, message).
+    pub fn problem(&self, status: StatusCode) -> Vec<(String, String)> {
+        assert_eq!(self.status, status, "{:#}", self.body);
+        assert_eq!(self.content_type, "application/problem+json");
+        assert_eq!(self.body["status"], status.as_u16());
+        assert!(
+            self.body["title"].is_string() && self.body["detail"].is_string(),
+            "{:#}",
+            self.body
+        );
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["path"].as_str().unwrap().to_owned(),
+                            e["message"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The seed's `POST /api/v1/automations` body, verbatim.
+pub const SEED_BODY: &str = r#"{
+"name": "Auto-assign high-priority cases",
+"trigger": {
+"event": "case.created",
+"conditions": { "priority": "critical" }
+},
+"actions": [
+{
+"type": "assign_to_queue",
+"params": { "queue_id": "..." }
+},
+{
+"type": "send_notification",
+"params": { "channel": "slack", "message": "Critical case created" }
+}
+],
+"status": "active"
+}"#;
+
+/// A small valid definition with a given id (or none) and status.
+pub fn body(id: Option<&str>, status: &str) -> String {
+    let id = id.map(|id| format!(r#""id": "{id}", "#)).unwrap_or_default();
+    format!(
+        r#"{{{id}"name": "Welcome", "status": "{status}", "trigger": {{"event": "contact.created"}},
+            "actions": [{{"type": "send_email", "params": {{"subject": "Hi", "text": "Welcome"}}}}]}}"#
+    )
+}
