@@ -6,6 +6,7 @@
 #   scripts/python-tools.sh checkov   # checkov
 #   scripts/python-tools.sh lambda    # cargo-lambda (+ ziglang, its cross linker)
 #   scripts/python-tools.sh sam       # aws-sam-cli (`sam build` / `sam deploy`)
+#   scripts/python-tools.sh schema    # jsonschema + PyYAML (scripts/check-schema.sh)
 #   scripts/python-tools.sh all       # every group above
 #   scripts/python-tools.sh path lambda   # prints the bin directory to put first on PATH for
 #                                         # cargo-lambda (its python3 finds zig, see below)
@@ -35,6 +36,7 @@ lint_spec=("cfn-lint>=1.58,<1.59" "cfn-lint-serverless==0.3.6")
 checkov_spec=("checkov==3.3.30")
 lambda_spec=("cargo-lambda==1.9.2")
 sam_spec=("aws-sam-cli==1.170.0")
+schema_spec=("jsonschema>=4.23,<5" "PyYAML>=6,<7")
 
 log() { printf 'python-tools.sh: %s\n' "$*" >&2; }
 
@@ -115,12 +117,13 @@ install_group() {
             ;;
         checkov) isolated checkov "$tools/checkov" checkov "${checkov_spec[@]}" ;;
         sam) isolated sam "$tools/sam" sam "${sam_spec[@]}" ;;
+        schema) shared schema "${schema_spec[@]}" ;;
         all)
             local g
-            for g in lint lambda checkov sam; do install_group "$g"; done
+            for g in lint lambda checkov sam schema; do install_group "$g"; done
             ;;
         *)
-            echo "usage: $0 lint|checkov|lambda|sam|all..." >&2
+            echo "usage: $0 lint|checkov|lambda|sam|schema|all..." >&2
             exit 2
             ;;
     esac

@@ -35,6 +35,9 @@ trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
 step "cargo test"
 cargo test --workspace
 
+step "the definition schema accepts what the loader accepts (jsonschema)"
+scripts/check-schema.sh
+
 if [ -x scripts/validate-infra.sh ]; then
     step "infrastructure template"
     scripts/validate-infra.sh

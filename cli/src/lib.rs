@@ -11,7 +11,7 @@ mod serve;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use crmflow_core::definition::{Automation, AutomationStatus, Program, load_automations};
+use crmflow_core::definition::{AutomationStatus, Program, load_automations};
 use crmflow_core::event::{Event, parse_events_text};
 use crmflow_core::simulate::{SimulationOptions, Simulator};
 use serde_json::{Map, Value};
@@ -166,7 +166,7 @@ fn validate(files: &[PathBuf], io: &mut Io<'_>) -> Result<bool> {
 }
 
 fn schema(io: &mut Io<'_>) -> Result<bool> {
-    let schema = schemars::schema_for!(Automation);
+    let schema = crmflow_core::definition::automation_schema();
     writeln!(io.out, "{}", serde_json::to_string_pretty(&schema)?)?;
     Ok(true)
 }

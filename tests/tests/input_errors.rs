@@ -358,3 +358,17 @@ proptest! {
         let _ = parse_automation(&text);
     }
 }
+
+/// The fixtures scripts/check-schema.sh validates against the published schema: the loader
+/// accepts the valid ones and rejects the invalid ones, so schema and loader agree on them.
+#[test]
+fn definition_fixtures() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/definitions");
+    for (folder, valid) in [("valid", true), ("invalid", false)] {
+        let loaded = crmflow_core::definition::load_automations(&dir.join(folder)).unwrap();
+        assert!(!loaded.is_empty(), "no fixtures in {folder}");
+        for (file, result) in loaded {
+            assert_eq!(result.is_ok(), valid, "{}: {result:?}", file.display());
+        }
+    }
+}

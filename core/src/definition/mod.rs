@@ -16,6 +16,7 @@ pub mod action;
 pub mod error;
 pub mod load;
 pub mod program;
+pub mod schema;
 pub mod step;
 pub mod validate;
 
@@ -23,6 +24,7 @@ pub use action::Action;
 pub use error::DefinitionError;
 pub use load::{LoadError, load_automation_file, load_automations, load_programs, parse_automation};
 pub use program::Program;
+pub use schema::automation_schema;
 pub use step::{
     BranchCase, BranchSpec, EndSpec, GoalSpec, HumanTaskSpec, SplitPath, SplitSpec, Step, StepKind, WaitForEventSpec,
 };
