@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod automations;
+pub mod idempotency;
 pub mod problem;
 
 use auth::ApiKeyStore;
@@ -14,7 +15,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::http::Method;
 use axum::routing::{MethodRouter, get, patch, post, put};
-use crmflow_core::ports::{AutomationDirectory, Clock};
+use crmflow_core::ports::{AutomationDirectory, Clock, IdempotencyStore};
 use problem::Problem;
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ use std::sync::Arc;
 pub struct ApiState {
     pub automations: Arc<dyn AutomationDirectory>,
     pub keys: Arc<dyn ApiKeyStore>,
+    /// Where responses to requests with an `Idempotency-Key` are kept ([`idempotency`]).
+    pub idempotency: Arc<dyn IdempotencyStore>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -61,11 +64,22 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// The router: [`routes`], and a problem document for any other path.
+/// The router: [`routes`] (POST routes honour `Idempotency-Key`), and a problem document for
+/// any other path.
 pub fn router(state: ApiState) -> Router {
     routes()
         .into_iter()
-        .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+        .fold(Router::new(), |router, r| {
+            let handler = if r.method == Method::POST {
+                r.handler.layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    idempotency::idempotent,
+                ))
+            } else {
+                r.handler
+            };
+            router.route(r.path, handler)
+        })
         .fallback(|| async { Problem::not_found("no such route") })
         .with_state(state)
 }

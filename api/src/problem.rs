@@ -94,6 +94,36 @@ impl Problem {
         Problem::new(StatusCode::CONFLICT, "about:blank", "Conflict", detail)
     }
 
+    /// 413: the body is larger than `limit` bytes.
+    pub fn too_large(limit: usize) -> Problem {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "about:blank",
+            "Content Too Large",
+            format!("the body must be at most {limit} bytes"),
+        )
+    }
+
+    /// 422: well-formed, but not something the API can do.
+    pub fn unprocessable(detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "about:blank",
+            "Unprocessable Content",
+            detail,
+        )
+    }
+
+    /// 500.
+    pub fn internal(detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "about:blank",
+            "Internal Server Error",
+            detail,
+        )
+    }
+
     /// 503 for a store that may answer later; 500 otherwise.
     pub fn store(error: &StoreError) -> Problem {
         match error {
@@ -104,12 +134,7 @@ impl Problem {
                 "the store is busy; try again",
             ),
             StoreError::Conflict(message) => Problem::conflict(message.clone()),
-            StoreError::Other(_) => Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "about:blank",
-                "Internal Server Error",
-                "the store failed",
-            ),
+            StoreError::Other(_) => Problem::internal("the store failed"),
         }
     }
 }

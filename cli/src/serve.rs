@@ -6,7 +6,7 @@ use clap::Args;
 use crmflow_api::auth::MemoryApiKeys;
 use crmflow_api::{ApiState, router};
 use crmflow_core::definition::load_automations;
-use crmflow_core::memory::MemoryCatalog;
+use crmflow_core::memory::{MemoryCatalog, MemoryRunStore};
 use crmflow_core::ports::{AutomationDirectory, Clock, CreateOutcome, SystemClock};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,6 +46,7 @@ async fn run(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
     let state = ApiState {
         automations: catalog,
         keys: Arc::new(keys),
+        idempotency: Arc::new(MemoryRunStore::new()),
         clock,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))

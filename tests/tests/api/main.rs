@@ -2,4 +2,5 @@
 //! seed's bodies sent verbatim, and tenant isolation over the whole route table.
 
 mod automations;
+mod idempotency;
 mod support;

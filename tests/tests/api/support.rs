@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use crmflow_api::auth::MemoryApiKeys;
 use crmflow_api::{ApiState, router};
-use crmflow_core::memory::{ManualClock, MemoryCatalog};
+use crmflow_core::memory::{ManualClock, MemoryCatalog, MemoryRunStore};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ pub struct Api {
 
 pub struct Reply {
     pub status: StatusCode,
+    pub replayed: bool,
     pub content_type: String,
     pub location: Option<String>,
     pub body: Value,
@@ -33,6 +34,7 @@ impl Api {
         let state = ApiState {
             automations: Arc::new(MemoryCatalog::new()),
             keys: Arc::new(keys),
+            idempotency: Arc::new(MemoryRunStore::new()),
             clock: Arc::new(ManualClock::new("2026-03-02T14:00:00Z".parse().unwrap())),
         };
         Api {
@@ -44,7 +46,22 @@ impl Api {
 
     /// Calls the API with `key` (none when `None`) and a JSON (or raw) body.
     pub async fn call(&self, key: Option<&str>, method: Method, uri: &str, body: Option<&str>) -> Reply {
+        self.call_with(key, method, uri, body, &[]).await
+    }
+
+    /// [`Api::call`] with extra headers.
+    pub async fn call_with(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        uri: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(key) = key {
             request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
         }
@@ -64,6 +81,7 @@ impl Api {
         };
         let content_type = header_text(header::CONTENT_TYPE).unwrap_or_default();
         let location = header_text(header::LOCATION);
+        let replayed = header_text(header::HeaderName::from_static("idempotent-replayed")).is_some();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
@@ -72,6 +90,7 @@ impl Api {
         };
         Reply {
             status,
+            replayed,
             content_type,
             location,
             body,
