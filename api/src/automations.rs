@@ -166,7 +166,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, location(&id), Json(AutomationView::from(&view))))
 }
 
-async fn versions(state: &ApiState, caller: &Caller, id: &str) -> Result<Vec<AutomationVersion>, Problem> {
+/// Every version of the caller's automation `id`; 404 when it has none.
+pub(crate) async fn versions(state: &ApiState, caller: &Caller, id: &str) -> Result<Vec<AutomationVersion>, Problem> {
     let versions = state
         .automations
         .versions(&caller.0.tenant, id)

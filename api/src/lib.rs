@@ -9,13 +9,14 @@ pub mod auth;
 pub mod automations;
 pub mod idempotency;
 pub mod problem;
+pub mod runs;
 
 use auth::ApiKeyStore;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::Method;
 use axum::routing::{MethodRouter, get, patch, post, put};
-use crmflow_core::ports::{AutomationDirectory, Clock, IdempotencyStore};
+use crmflow_core::ports::{AutomationDirectory, Clock, IdempotencyStore, RunDirectory, RunStore};
 use problem::Problem;
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct ApiState {
     pub automations: Arc<dyn AutomationDirectory>,
+    pub run_store: Arc<dyn RunStore>,
+    pub run_directory: Arc<dyn RunDirectory>,
     pub keys: Arc<dyn ApiKeyStore>,
     /// Where responses to requests with an `Idempotency-Key` are kept ([`idempotency`]).
     pub idempotency: Arc<dyn IdempotencyStore>,
@@ -61,6 +64,8 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/automations/{id}/versions/{version}",
             get(a::get_version),
         ),
+        route(Method::GET, "/api/v1/automations/{id}/runs", get(runs::list)),
+        route(Method::GET, "/api/v1/automations/{id}/runs/{run_id}", get(runs::get)),
     ]
 }
 

@@ -43,10 +43,13 @@ async fn run(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
     };
     let keys = MemoryApiKeys::new();
     let (key, _) = keys.create(&args.tenant);
+    let runs = Arc::new(MemoryRunStore::new());
     let state = ApiState {
         automations: catalog,
+        run_store: runs.clone(),
+        run_directory: runs.clone(),
         keys: Arc::new(keys),
-        idempotency: Arc::new(MemoryRunStore::new()),
+        idempotency: runs,
         clock,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))

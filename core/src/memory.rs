@@ -9,7 +9,7 @@ use crate::messages::{ActionMessage, StepMessage};
 use crate::ports::{
     ActionQueue, AutomationCatalog, AutomationDirectory, AutomationVersion, Claim, Clock, CreateOutcome,
     CrmCommandSink, EffectError, EmailSender, HttpClient, HttpResponse, IdempotencyStore, OutboundCrmCommand,
-    QueueError, Route, RunStore, StepQueue, StoreError, Timer, TimerService,
+    QueueError, Route, RunDirectory, RunFilter, RunStore, StepQueue, StoreError, Timer, TimerService,
 };
 use crate::run::{Run, StepRecord};
 use async_trait::async_trait;
@@ -593,6 +593,31 @@ impl IdempotencyStore for MemoryRunStore {
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         lock(&self.inner).claims.remove(key);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl RunDirectory for MemoryRunStore {
+    async fn list_runs(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        filter: &RunFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Run>>, StoreError> {
+        let inner = lock(&self.inner);
+        let Some(runs) = inner.runs.0.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        let mut kept: Vec<&Arc<Run>> = runs
+            .values()
+            .map(|stored| &stored.head)
+            .filter(|run| run.automation_id == automation_id && filter.keeps(run))
+            .filter(|run| after.is_none_or(|after| run.run_id.as_str() < after))
+            .collect();
+        kept.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+        Ok(kept.into_iter().take(limit).cloned().collect())
     }
 }
 

@@ -6,7 +6,7 @@ use crate::command::{CrmCommand, EmailMessage, HttpRequest};
 use crate::definition::{Automation, AutomationStatus, Program};
 use crate::enrollment::EnrollmentState;
 use crate::messages::{ActionMessage, StepMessage};
-use crate::run::{Run, StepRecord};
+use crate::run::{Run, RunStatus, StepRecord};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use std::sync::Arc;
@@ -101,6 +101,41 @@ pub trait AutomationDirectory: Send + Sync {
     ) -> Result<Vec<AutomationVersion>, StoreError>;
     /// Every version of one automation, oldest first (empty when it does not exist).
     async fn versions(&self, tenant: &str, automation_id: &str) -> Result<Vec<AutomationVersion>, StoreError>;
+}
+
+/// Which runs a listing keeps: all when every field is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    /// Started at or after this instant (UTC).
+    pub started_from: Option<Timestamp>,
+    /// Started before this instant (UTC).
+    pub started_before: Option<Timestamp>,
+}
+
+impl RunFilter {
+    /// Whether `run` is kept.
+    pub fn keeps(&self, run: &Run) -> bool {
+        self.status.is_none_or(|s| run.status == s)
+            && self.started_from.is_none_or(|t| run.started_at >= t)
+            && self.started_before.is_none_or(|t| run.started_at < t)
+    }
+}
+
+/// Runs as the management API lists them.
+#[async_trait]
+pub trait RunDirectory: Send + Sync {
+    /// The runs of one automation (every version) that `filter` keeps, newest first by run id (a
+    /// UUID v7 whose time is the trigger event's), starting after the run id `after` (the
+    /// previous page's last), at most `limit`.
+    async fn list_runs(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        filter: &RunFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Run>>, StoreError>;
 }
 
 /// Runs, their history, enrollment state and event routes.

@@ -231,7 +231,11 @@ async fn the_list_pages_with_a_cursor_and_filters_by_status() {
 async fn every_route_needs_a_key_and_unknown_routes_are_problems() {
     let api = Api::new();
     for route in routes() {
-        let uri = route.path.replace("{id}", "a").replace("{version}", "1");
+        let uri = route
+            .path
+            .replace("{id}", "a")
+            .replace("{version}", "1")
+            .replace("{run_id}", "r");
         let reply = api.call(None, route.method.clone(), &uri, Some("{}")).await;
         reply.problem(StatusCode::UNAUTHORIZED);
         let reply = api
@@ -255,9 +259,21 @@ async fn tenants_are_isolated_on_every_route() {
         Some(&body(Some("secret"), "active")),
     )
     .await;
+    let run = api
+        .enroll(
+            serde_json::json!({"id": "e1", "type": "contact.created", "tenant": "acme",
+                                  "time": "2026-03-02T14:00:00Z", "subject": {"type": "contact", "id": "C1"}}),
+        )
+        .await
+        .pop()
+        .expect("acme's automation enrolls the contact");
     let globex = api.globex.clone();
     for route in routes() {
-        let uri = route.path.replace("{id}", "secret").replace("{version}", "1");
+        let uri = route
+            .path
+            .replace("{id}", "secret")
+            .replace("{version}", "1")
+            .replace("{run_id}", &run);
         let payload = match route.method {
             Method::PATCH => r#"{"status": "paused"}"#.to_owned(),
             Method::POST => body(None, "active"),

@@ -3,4 +3,5 @@
 
 mod automations;
 mod idempotency;
+mod runs;
 mod support;

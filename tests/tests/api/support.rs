@@ -12,6 +12,8 @@ use tower::ServiceExt;
 
 pub struct Api {
     pub router: axum::Router,
+    pub catalog: Arc<MemoryCatalog>,
+    pub runs: Arc<MemoryRunStore>,
     /// Tenant `acme`'s key.
     pub acme: String,
     /// Tenant `globex`'s key.
@@ -31,14 +33,20 @@ impl Api {
         let keys = MemoryApiKeys::new();
         let (acme, _) = keys.create("acme");
         let (globex, _) = keys.create("globex");
+        let catalog = Arc::new(MemoryCatalog::new());
+        let runs = Arc::new(MemoryRunStore::new());
         let state = ApiState {
-            automations: Arc::new(MemoryCatalog::new()),
+            automations: catalog.clone(),
+            run_store: runs.clone(),
+            run_directory: runs.clone(),
             keys: Arc::new(keys),
-            idempotency: Arc::new(MemoryRunStore::new()),
+            idempotency: runs.clone(),
             clock: Arc::new(ManualClock::new("2026-03-02T14:00:00Z".parse().unwrap())),
         };
         Api {
             router: router(state),
+            catalog,
+            runs,
             acme,
             globex,
         }
@@ -95,6 +103,22 @@ impl Api {
             location,
             body,
         }
+    }
+
+    /// Runs `event` (native envelope JSON) through intake on the API's catalog and run store:
+    /// the runs it starts, as intake reports them.
+    pub async fn enroll(&self, event: serde_json::Value) -> Vec<String> {
+        let (event, _) = crmflow_core::event::parse_event(&event).unwrap();
+        let clock = Arc::new(ManualClock::new(event.time));
+        let intake = crmflow_core::engine::Intake {
+            catalog: self.catalog.clone(),
+            runs: self.runs.clone(),
+            steps: Arc::new(crmflow_core::memory::MemoryQueue::new(clock.clone())),
+            clock,
+            config: crmflow_core::engine::EngineConfig::default(),
+        };
+        let report = intake.handle(&event, serde_json::Map::new()).await.unwrap();
+        report.outcomes.into_iter().filter_map(|o| o.run_id).collect()
     }
 
     pub async fn as_acme(&self, method: Method, uri: &str, body: Option<&str>) -> Reply {
