@@ -36,7 +36,7 @@
 //! | `IdempotencyStore::claim` | `PutItem`, `GetItem` (only when the put lost and no item came back) |
 //! | `IdempotencyStore::complete` | `UpdateItem` |
 //! | `IdempotencyStore::release` | `DeleteItem` |
-//! | `DynamoStore::list_runs` | `Query` (on `GSI1`), `BatchGetItem` |
+//! | `DynamoStore::list_runs`, `RunDirectory::list_runs` | `Query` (on `GSI1`), `BatchGetItem` |
 //! | `DynamoStore::put_timer` | `PutItem` |
 //! | `DynamoStore::delete_timer` | `DeleteItem` |
 //! | `DynamoStore::delete_timers` | `BatchWriteItem` |

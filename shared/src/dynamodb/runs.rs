@@ -9,10 +9,11 @@ use super::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use crmflow_core::enrollment::EnrollmentState;
-use crmflow_core::ports::{CreateOutcome, Route, RunStore, StoreError};
+use crmflow_core::ports::{CreateOutcome, Route, RunDirectory, RunFilter, RunStore, StoreError};
 use crmflow_core::run::{Run, StepRecord};
 use jiff::Timestamp;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 const RUN_SK: &str = "RUN";
 const STEP_PREFIX: &str = "STEP#";
@@ -119,6 +120,27 @@ impl DynamoStore {
     /// The newest runs of an automation (at most `limit`), newest first. Reads `GSI1`, which is
     /// eventually consistent: a run created a moment ago may be missing.
     pub async fn list_runs(&self, tenant: &str, automation_id: &str, limit: i32) -> Result<Vec<Run>, StoreError> {
+        let limit = usize::try_from(limit.max(1)).unwrap_or(1);
+        let (keys, _) = self.run_keys(tenant, automation_id, None, limit).await?;
+        Ok(self.heads(&keys).await?.into_iter().map(|(_, run)| run).collect())
+    }
+
+    /// One page of an automation's run keys from `GSI1`, newest first, after the run id `after`;
+    /// the second value says whether the index holds more.
+    async fn run_keys(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let gsi_pk = runs_of_automation_pk(tenant, automation_id);
+        let start = after.map(|run_id| {
+            let mut start = key(run_pk(tenant, run_id), RUN_SK);
+            start.insert(GSI1PK.into(), s(&gsi_pk));
+            start.insert(GSI1SK.into(), s(route_sk(run_id)));
+            start
+        });
         let out = self
             .client
             .query()
@@ -126,18 +148,25 @@ impl DynamoStore {
             .index_name(GSI1)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", GSI1PK)
-            .expression_attribute_values(":pk", s(runs_of_automation_pk(tenant, automation_id)))
+            .expression_attribute_values(":pk", s(gsi_pk))
             .scan_index_forward(false)
-            .limit(limit.max(1))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
             .send()
             .await
             .map_err(|e| store_error("Query", e))?;
-        let keys: Vec<Item> = out
+        let keys = out
             .items
             .unwrap_or_default()
             .into_iter()
             .filter_map(|item| Some(key(get_s(&item, PK).ok()?, get_s(&item, SK).ok()?)))
             .collect();
+        Ok((keys, out.last_evaluated_key.is_some()))
+    }
+
+    /// The run heads of `keys` (read consistently), in the order of `keys`, each with its
+    /// partition key; heads that expired meanwhile are skipped.
+    async fn heads(&self, keys: &[Item]) -> Result<Vec<(String, Run)>, StoreError> {
         let mut heads: HashMap<String, Run> = HashMap::new();
         for chunk in keys.chunks(100) {
             let mut pending = chunk.to_vec();
@@ -146,31 +175,7 @@ impl DynamoStore {
                 if pending.is_empty() {
                     break;
                 }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(pending.clone()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(super::build_error)?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| store_error("BatchGetItem", e))?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    heads.insert(get_s(&item, PK)?.to_string(), parse_run(&item)?);
-                }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
+                pending = self.batch_get(pending, &mut heads).await?;
             }
             if !pending.is_empty() {
                 return Err(StoreError::Transient(
@@ -178,8 +183,79 @@ impl DynamoStore {
                 ));
             }
         }
-        // Back into the index's order (newest first); heads that expired meanwhile are skipped.
-        Ok(keys.iter().filter_map(|k| heads.remove(get_s(k, PK).ok()?)).collect())
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
+                let pk = get_s(k, PK).ok()?;
+                Some((pk.to_owned(), heads.remove(pk)?))
+            })
+            .collect())
+    }
+
+    /// One `BatchGetItem` of run heads into `heads`; returns the keys left unprocessed.
+    async fn batch_get(&self, keys: Vec<Item>, heads: &mut HashMap<String, Run>) -> Result<Vec<Item>, StoreError> {
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(super::build_error)?;
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, request)
+            .send()
+            .await
+            .map_err(|e| store_error("BatchGetItem", e))?;
+        for item in out
+            .responses
+            .unwrap_or_default()
+            .remove(&self.table)
+            .unwrap_or_default()
+        {
+            heads.insert(get_s(&item, PK)?.to_string(), parse_run(&item)?);
+        }
+        Ok(out
+            .unprocessed_keys
+            .and_then(|mut u| u.remove(&self.table))
+            .map(|k| k.keys)
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl RunDirectory for DynamoStore {
+    /// Pages through `GSI1` (newest first) and keeps the heads `filter` keeps, until `limit` are
+    /// kept or the automation has no more runs.
+    async fn list_runs(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        filter: &RunFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Run>>, StoreError> {
+        let mut kept = Vec::new();
+        let mut after = after.map(str::to_owned);
+        loop {
+            let page = (limit - kept.len()).max(25);
+            let (keys, more) = self.run_keys(tenant, automation_id, after.as_deref(), page).await?;
+            let Some(last) = keys.last() else {
+                return Ok(kept);
+            };
+            let last_pk = get_s(last, PK)?.to_owned();
+            after = last_pk.rsplit_once("RUN#").map(|(_, id)| id.to_owned());
+            for (_, run) in self.heads(&keys).await? {
+                if filter.keeps(&run) {
+                    kept.push(Arc::new(run));
+                    if kept.len() == limit {
+                        return Ok(kept);
+                    }
+                }
+            }
+            if !more || after.is_none() {
+                return Ok(kept);
+            }
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use crmflow_core::event::{Event, Subject};
 use crmflow_core::messages::{ActionMessage, StepMessage};
 use crmflow_core::ports::{
     ActionQueue, AutomationCatalog, Claim, CreateOutcome, CrmCommandSink, EmailSender, ErrorKind, IdempotencyStore,
-    OutboundCrmCommand, RunStore, StepQueue, StoreError, Timer, TimerService,
+    OutboundCrmCommand, RunDirectory, RunFilter, RunStore, StepQueue, StoreError, Timer, TimerService,
 };
 use crmflow_core::run::{Run, RunStatus, StepRecord, StepStatus};
 use crmflow_tests::local_aws::{LocalDeployment, LocalResources};
@@ -392,6 +392,60 @@ async fn list_runs_newest_first() {
     assert_eq!(
         runs.iter().map(|r| r.run_id.clone()).collect::<Vec<_>>(),
         vec![ids[2].clone(), ids[1].clone()]
+    );
+}
+
+/// The management API's listing: pages with a cursor across index pages, and filters on the
+/// heads (here by status and start time) without losing runs between pages.
+#[tokio::test]
+async fn run_directory_pages_and_filters() {
+    let env = env_or_skip!("run_directory");
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut run = new_run(&id);
+        run.enrollment_key = format!("lead/L{i}");
+        run.started_at = ts("2026-03-02T09:00:00Z") + jiff::SignedDuration::from_hours(i);
+        if i % 2 == 0 {
+            run.status = RunStatus::Waiting;
+        }
+        create(&env, &run).await;
+        ids.push(id);
+    }
+    let directory: &dyn RunDirectory = &env.store;
+    let waiting = RunFilter {
+        status: Some(RunStatus::Waiting),
+        ..RunFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = directory
+            .list_runs("t1", "welcome", &waiting, after.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.run_id.clone());
+        seen.extend(page.iter().map(|r| r.run_id.clone()));
+    }
+    let expected: Vec<String> = [6, 4, 2, 0].iter().map(|&i| ids[i].clone()).collect();
+    assert_eq!(seen, expected, "the waiting runs, newest first, each once");
+
+    let window = RunFilter {
+        started_from: Some(ts("2026-03-02T10:00:00Z")),
+        started_before: Some(ts("2026-03-02T12:00:00Z")),
+        ..RunFilter::default()
+    };
+    let runs = directory.list_runs("t1", "welcome", &window, None, 10).await.unwrap();
+    let got: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
+    assert_eq!(got, vec![ids[2].clone(), ids[1].clone()]);
+    assert!(
+        directory
+            .list_runs("t2", "welcome", &RunFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 
