@@ -1,5 +1,7 @@
 //! DynamoDB adapter: [`DynamoStore`] implements [`crmflow_core::ports::RunStore`],
-//! [`crmflow_core::ports::IdempotencyStore`] and [`crmflow_core::ports::AutomationCatalog`], and keeps the long
+//! [`crmflow_core::ports::IdempotencyStore`], [`crmflow_core::ports::AutomationCatalog`] and, for the
+//! management API, [`crmflow_core::ports::AutomationDirectory`] and
+//! [`crmflow_core::ports::RunDirectory`], and keeps the long
 //! timers that [`crate::timers::AwsTimerService`] schedules and sweeps.
 //!
 //! One table: `PK` (S) / `SK` (S), one GSI `GSI1` (`GSI1PK` / `GSI1SK`, keys only) and TTL on
@@ -8,8 +10,8 @@
 //!
 //! | item | PK | SK | attributes |
 //! |---|---|---|---|
-//! | automation version | `TENANT#t#AUTO#id` | `V#0000000007` | `definition`, `version`, `status` |
-//! | latest pointer | `TENANT#t#AUTO#id` | `LATEST` | `definition`, `version`, `rev`, `triggers` (SS) |
+//! | automation version | `TENANT#t#AUTO#id` | `V#0000000007` | `definition`, `version`, `status`, `created_at` (RFC 3339, when stored through the API) |
+//! | latest pointer | `TENANT#t#AUTO#id` | `LATEST` | the newest version's attributes, `rev`, `triggers` (SS), `GSI1PK`=`TENANT#t#AUTOS`, `GSI1SK`=`AUTO#id` |
 //! | trigger index | `TENANT#t#TRIGGER#<pattern>` | `AUTO#id` | `definition`, `version` (latest version, only while active) |
 //! | run head | `TENANT#t#RUN#id` | `RUN` | `run`, `version`, `status`, `automation_id`, `automation_version`, `GSI1PK`=`TENANT#t#AUTO#id#RUNS`, `GSI1SK`=`RUN#id`, `expires_at` once terminal |
 //! | step record | `TENANT#t#RUN#id` | `STEP#000012` | `record`, `seq`, `expires_at` |
@@ -20,13 +22,16 @@
 //! | long timer | `DUE#yyyymmddHHMM` | `RUN#run_id#T#timer_id` | `tenant`, `run_id`, `timer_id`, `due_at` |
 //! | sweep cursor | `SWEEP` | `CURSOR` | `minute` (epoch minutes of the next bucket to sweep), `bucket` |
 //!
-//! IAM actions per method (on the table, and `table/index/GSI1` for `list_runs`):
+//! IAM actions per method (on the table, and `table/index/GSI1` for the listings):
 //!
 //! | method | actions |
 //! |---|---|
 //! | `AutomationCatalog::put` | `GetItem`, `TransactWriteItems` (→ `PutItem`, `DeleteItem`) |
 //! | `AutomationCatalog::active_for_event` | `Query` |
 //! | `AutomationCatalog::get`, `latest` | `GetItem` |
+//! | `AutomationDirectory::create`, `add_version`, `replace_latest` | as `put` |
+//! | `AutomationDirectory::list` | `Query` (on `GSI1`), `BatchGetItem` |
+//! | `AutomationDirectory::versions` | `Query` |
 //! | `RunStore::enrollment`, `load_run` | `GetItem` |
 //! | `RunStore::create_run` | `TransactWriteItems` (→ `PutItem`) |
 //! | `RunStore::save_run` | `TransactWriteItems` (→ `PutItem`, `DeleteItem`, `UpdateItem`) |
@@ -54,7 +59,7 @@ use super::request_counter::RequestCounter;
 use super::sdk::{describe, dynamodb_client, is_transient};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -174,6 +179,91 @@ impl DynamoStore {
                 _ => return Ok(items),
             }
         }
+    }
+
+    /// One page of `GSI1` partition `gsi_pk` (keys only: each item's `PK` and `SK`), in index
+    /// order (`forward`) or reversed, starting after the item whose table key is `after` (`PK`,
+    /// `SK`, with its `GSI1SK` as `after_gsi_sk`); the second value says whether the index
+    /// holds more.
+    async fn gsi1_page(
+        &self,
+        gsi_pk: &str,
+        after: Option<(Item, String)>,
+        forward: bool,
+        limit: usize,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let start = after.map(|(mut start, gsi_sk)| {
+            start.insert(GSI1PK.into(), s(gsi_pk));
+            start.insert(GSI1SK.into(), s(gsi_sk));
+            start
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", GSI1PK)
+            .expression_attribute_values(":pk", s(gsi_pk))
+            .scan_index_forward(forward)
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(|e| store_error("Query", e))?;
+        let keys = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|item| Some(key(get_s(&item, PK).ok()?, get_s(&item, SK).ok()?)))
+            .collect();
+        Ok((keys, out.last_evaluated_key.is_some()))
+    }
+
+    /// The items at `keys` (read consistently), by partition key, with `BatchGetItem` in chunks
+    /// of 100, asking again for keys DynamoDB leaves unprocessed under load. Missing items are
+    /// absent from the map.
+    async fn batch_items(&self, keys: &[Item]) -> Result<HashMap<String, Item>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = chunk.to_vec();
+            for _ in 0..5 {
+                if pending.is_empty() {
+                    break;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build_error)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("BatchGetItem", e))?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    found.insert(get_s(&item, PK)?.to_string(), item);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Transient(
+                    "BatchGetItem kept leaving keys unprocessed".into(),
+                ));
+            }
+        }
+        Ok(found)
     }
 
     /// Runs one transaction. `Err(Cancelled(codes))` when it was cancelled: one code per item,

@@ -3,16 +3,16 @@
 //! and event-dedupe items.
 
 use super::{
-    DynamoStore, EXPIRES_AT, Expr, GSI1, GSI1PK, GSI1SK, Item, PK, SK, done_unless_other_error, get_n, get_s, get_ss,
+    DynamoStore, EXPIRES_AT, Expr, GSI1PK, GSI1SK, Item, PK, SK, done_unless_other_error, get_n, get_s, get_ss,
     json_error, key, n, s, store_error, tenant_prefix,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use crmflow_core::enrollment::EnrollmentState;
 use crmflow_core::ports::{CreateOutcome, Route, RunDirectory, RunFilter, RunStore, StoreError};
 use crmflow_core::run::{Run, StepRecord};
 use jiff::Timestamp;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 const RUN_SK: &str = "RUN";
@@ -134,91 +134,22 @@ impl DynamoStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<Item>, bool), StoreError> {
-        let gsi_pk = runs_of_automation_pk(tenant, automation_id);
-        let start = after.map(|run_id| {
-            let mut start = key(run_pk(tenant, run_id), RUN_SK);
-            start.insert(GSI1PK.into(), s(&gsi_pk));
-            start.insert(GSI1SK.into(), s(route_sk(run_id)));
-            start
-        });
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI1PK)
-            .expression_attribute_values(":pk", s(gsi_pk))
-            .scan_index_forward(false)
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
-            .send()
+        let after = after.map(|run_id| (key(run_pk(tenant, run_id), RUN_SK), route_sk(run_id)));
+        self.gsi1_page(&runs_of_automation_pk(tenant, automation_id), after, false, limit)
             .await
-            .map_err(|e| store_error("Query", e))?;
-        let keys = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|item| Some(key(get_s(&item, PK).ok()?, get_s(&item, SK).ok()?)))
-            .collect();
-        Ok((keys, out.last_evaluated_key.is_some()))
     }
 
     /// The run heads of `keys` (read consistently), in the order of `keys`, each with its
     /// partition key; heads that expired meanwhile are skipped.
     async fn heads(&self, keys: &[Item]) -> Result<Vec<(String, Run)>, StoreError> {
-        let mut heads: HashMap<String, Run> = HashMap::new();
-        for chunk in keys.chunks(100) {
-            let mut pending = chunk.to_vec();
-            // BatchGetItem may leave keys unprocessed under load: ask again for those.
-            for _ in 0..5 {
-                if pending.is_empty() {
-                    break;
-                }
-                pending = self.batch_get(pending, &mut heads).await?;
-            }
-            if !pending.is_empty() {
-                return Err(StoreError::Transient(
-                    "BatchGetItem kept leaving keys unprocessed".into(),
-                ));
-            }
-        }
-        Ok(keys
-            .iter()
+        let mut items = self.batch_items(keys).await?;
+        keys.iter()
             .filter_map(|k| {
                 let pk = get_s(k, PK).ok()?;
-                Some((pk.to_owned(), heads.remove(pk)?))
+                Some((pk.to_owned(), items.remove(pk)?))
             })
-            .collect())
-    }
-
-    /// One `BatchGetItem` of run heads into `heads`; returns the keys left unprocessed.
-    async fn batch_get(&self, keys: Vec<Item>, heads: &mut HashMap<String, Run>) -> Result<Vec<Item>, StoreError> {
-        let request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(true)
-            .build()
-            .map_err(super::build_error)?;
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, request)
-            .send()
-            .await
-            .map_err(|e| store_error("BatchGetItem", e))?;
-        for item in out
-            .responses
-            .unwrap_or_default()
-            .remove(&self.table)
-            .unwrap_or_default()
-        {
-            heads.insert(get_s(&item, PK)?.to_string(), parse_run(&item)?);
-        }
-        Ok(out
-            .unprocessed_keys
-            .and_then(|mut u| u.remove(&self.table))
-            .map(|k| k.keys)
-            .unwrap_or_default())
+            .map(|(pk, item)| Ok((pk, parse_run(&item)?)))
+            .collect()
     }
 }
 

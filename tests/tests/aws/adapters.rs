@@ -24,8 +24,9 @@ use crmflow_core::enrollment::{EnrollmentState, enrolled};
 use crmflow_core::event::{Event, Subject};
 use crmflow_core::messages::{ActionMessage, StepMessage};
 use crmflow_core::ports::{
-    ActionQueue, AutomationCatalog, Claim, CreateOutcome, CrmCommandSink, EmailSender, ErrorKind, IdempotencyStore,
-    OutboundCrmCommand, RunDirectory, RunFilter, RunStore, StepQueue, StoreError, Timer, TimerService,
+    ActionQueue, AutomationCatalog, AutomationDirectory, Claim, CreateOutcome, CrmCommandSink, EmailSender, ErrorKind,
+    IdempotencyStore, OutboundCrmCommand, RunDirectory, RunFilter, RunStore, StepQueue, StoreError, Timer,
+    TimerService,
 };
 use crmflow_core::run::{Run, RunStatus, StepRecord, StepStatus};
 use crmflow_tests::local_aws::{LocalDeployment, LocalResources};
@@ -447,6 +448,79 @@ async fn run_directory_pages_and_filters() {
             .unwrap()
             .is_empty()
     );
+}
+
+fn automation(id: &str, tenant: &str, version: u32, status: &str) -> crmflow_core::definition::Automation {
+    crmflow_core::definition::parse_automation(&format!(
+        "id: {id}\nname: {id}\ntenant: {tenant}\nversion: {version}\nstatus: {status}\n\
+         trigger: {{ event: lead.created }}\nactions: [{{ type: add_tag, params: {{ tag: t }} }}]\n"
+    ))
+    .unwrap()
+}
+
+/// The management API's catalog: create only when the id is free, the next version only after
+/// the newest, a status change only on the newest; listing by tenant with a cursor and a status
+/// filter; versions with when they were stored; the trigger index follows the status.
+#[tokio::test]
+async fn automation_directory_on_dynamodb() {
+    let env = env_or_skip!("automation_directory");
+    let dir: &dyn AutomationDirectory = &env.store;
+    let at = ts("2026-03-02T09:00:00Z");
+    for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+        let status = if i == 1 { "draft" } else { "active" };
+        assert_eq!(
+            dir.create(automation(id, "dt", 1, status), at).await.unwrap(),
+            CreateOutcome::Created
+        );
+    }
+    assert_eq!(
+        dir.create(automation("a", "dt", 1, "draft"), at).await.unwrap(),
+        CreateOutcome::AlreadyExists
+    );
+    let later = ts("2026-03-03T09:00:00Z");
+    dir.add_version(automation("a", "dt", 2, "active"), later)
+        .await
+        .unwrap();
+    assert!(matches!(
+        dir.add_version(automation("a", "dt", 2, "active"), later).await,
+        Err(StoreError::Conflict(_))
+    ));
+    dir.replace_latest(automation("c", "dt", 1, "paused")).await.unwrap();
+    assert!(matches!(
+        dir.replace_latest(automation("a", "dt", 1, "paused")).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = dir
+            .list("dt", Some(AutomationStatus::Active), after.as_deref(), 1)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.program.automation.id.clone());
+        seen.extend(
+            page.iter()
+                .map(|v| (v.program.automation.id.clone(), v.program.version())),
+        );
+    }
+    assert_eq!(seen, vec![("a".to_owned(), 2), ("d".to_owned(), 1)]);
+    assert_eq!(dir.list("dt", None, None, 10).await.unwrap().len(), 4);
+    assert!(dir.list("other", None, None, 10).await.unwrap().is_empty());
+
+    let versions = dir.versions("dt", "a").await.unwrap();
+    let stored: Vec<_> = versions.iter().map(|v| (v.program.version(), v.created_at)).collect();
+    assert_eq!(stored, vec![(1, Some(at)), (2, Some(later))]);
+    let c = dir.versions("dt", "c").await.unwrap();
+    assert_eq!(
+        c[0].created_at,
+        Some(at),
+        "a status change keeps when the version was stored"
+    );
+    let active = env.store.active_for_event("dt", "lead.created").await.unwrap();
+    let ids: Vec<_> = active.iter().map(|p| p.id().to_owned()).collect();
+    assert_eq!(ids, ["a", "d"], "paused c and draft b leave the trigger index");
 }
 
 #[tokio::test]
