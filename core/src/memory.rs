@@ -14,7 +14,10 @@ use crate::ports::{
 use crate::run::{Run, StepRecord};
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+// The stores look runs, routes and counters up by string keys on every message: foldhash
+// (hashbrown's default hasher) rather than SipHash. Nothing depends on the maps' order.
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -185,7 +188,11 @@ impl<V> Keyed<V> {
         match self.0.get_mut(a) {
             Some(inner) => inner.insert(b.to_string(), value),
             None => {
-                self.0.insert(a.to_string(), HashMap::from([(b.to_string(), value)]));
+                self.0.insert(a.to_string(), {
+                    let mut inner = HashMap::new();
+                    inner.insert(b.to_string(), value);
+                    inner
+                });
                 None
             }
         }

@@ -1,6 +1,6 @@
 //! `action` steps: render the effect, hand it to execute, and go on when its result arrives.
 
-use super::{Flow, Machine, StepError, scope_for};
+use super::{Flow, Machine, StepError};
 use crate::command::{ActionOutcome, Command, Effect, PerformAction};
 use crate::definition::Action;
 use crate::definition::Step;
@@ -39,9 +39,8 @@ impl Machine<'_> {
         }
     }
 
-    fn prepare(&self, action: &Action) -> Result<Effect, StepError> {
-        let scope = scope_for(&self.run, self.now);
-        let effect = render_action(action, &scope, &self.run.subject)?;
+    fn prepare(&mut self, action: &Action) -> Result<Effect, StepError> {
+        let effect = self.with_scope(|run, scope| render_action(action, &scope.root, &run.subject))?;
         self.check_effect(&effect)?;
         Ok(effect)
     }
@@ -136,8 +135,8 @@ impl Machine<'_> {
         if !changes_snapshot(action) {
             return;
         }
-        let scope = scope_for(&self.run, self.now);
-        if let Ok(effect) = render_action(action, &scope, &self.run.subject) {
+        let rendered = self.with_scope(|run, scope| render_action(action, &scope.root, &run.subject));
+        if let Ok(effect) = rendered {
             apply_to_snapshot(&effect, &mut self.run.data.contact, &mut self.run.data.record);
         }
     }

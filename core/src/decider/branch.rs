@@ -6,20 +6,28 @@ use crate::run::StepStatus;
 
 impl Machine<'_> {
     pub(super) fn enter_branch(&mut self, step: &Step, branch: &BranchSpec) -> Result<Flow, StepError> {
-        let scope = self.scope();
-        let mut explanations = Vec::new();
-        for (label, condition, path) in branch.cases() {
-            match condition.explain(&scope) {
-                Ok((true, why)) => {
-                    self.instant(step, StepStatus::Completed, format!("took {label}: {why}"));
-                    return Ok(Flow::Next(self.program.path_entry(&step.id, path)));
+        let cases = branch.cases();
+        let taken = self.with_scope(|_, scope| {
+            let mut explanations = Vec::new();
+            for (label, condition, path) in cases {
+                match condition.explain(scope) {
+                    Ok((true, why)) => return Ok(Ok((label, why, path))),
+                    Ok((false, why)) => explanations.push(format!("{label}: {why}")),
+                    Err(error) => return Err(StepError::Branch { label, error }),
                 }
-                Ok((false, why)) => explanations.push(format!("{label}: {why}")),
-                Err(error) => return Err(StepError::Branch { label, error }),
+            }
+            Ok(Err(explanations))
+        })?;
+        match taken {
+            Ok((label, why, path)) => {
+                self.instant(step, StepStatus::Completed, format!("took {label}: {why}"));
+                Ok(Flow::Next(self.program.path_entry(&step.id, path)))
+            }
+            Err(explanations) => {
+                let detail = format!("took else: {}", explanations.join("; "));
+                self.instant(step, StepStatus::Completed, detail);
+                Ok(Flow::Next(self.program.path_entry(&step.id, &branch.otherwise)))
             }
         }
-        let detail = format!("took else: {}", explanations.join("; "));
-        self.instant(step, StepStatus::Completed, detail);
-        Ok(Flow::Next(self.program.path_entry(&step.id, &branch.otherwise)))
     }
 }

@@ -89,7 +89,8 @@ impl Machine<'_> {
             return;
         }
         self.absorb(event);
-        match match_event(self.program, &self.run, event, &self.scope()) {
+        let program = self.program;
+        match self.with_scope(|run, scope| match_event(program, run, event, scope)) {
             Ok(None) => {}
             Ok(Some(found)) => self.act_on(found, event),
             Err(error) => self.end(Ending::Failed, error.to_string()),

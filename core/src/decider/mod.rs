@@ -104,7 +104,8 @@ pub fn decide(program: &Program, run: &Run, input: &Input, clock: &dyn Clock) ->
     if !run.status.is_terminal() {
         m.handle(input);
     }
-    let changed = m.run != *run || !m.records.is_empty() || !m.commands.is_empty();
+    // The cheap tests first: comparing the runs walks all their data.
+    let changed = !m.records.is_empty() || !m.commands.is_empty() || m.run != *run;
     if changed {
         m.run.version = run.version + 1;
         m.run.updated_at = m.now;
@@ -186,10 +187,43 @@ impl<'a> Machine<'a> {
         self.program.node(id)
     }
 
-    fn scope(&self) -> Scope {
-        Scope {
-            root: scope_for(&self.run, self.now),
+    /// Calls `f` with the run and its scope (what [`scope_for`] gives). The scope is built by
+    /// moving the run's data into it, not by copying it, and the data goes back into the run
+    /// afterwards: while `f` runs, the run it is given has empty data (`f` reads the data
+    /// through the scope). Only the trigger, shared with other copies of the run, is copied.
+    fn with_scope<R>(&mut self, f: impl FnOnce(&Run, &Scope) -> R) -> R {
+        let data = &mut self.run.data;
+        let mut root = Map::with_capacity(8);
+        root.insert("trigger".into(), Value::clone(&data.trigger));
+        root.insert("event".into(), std::mem::take(&mut data.event));
+        root.insert("record".into(), Value::Object(std::mem::take(&mut data.record)));
+        root.insert("previous".into(), Value::Object(std::mem::take(&mut data.previous)));
+        root.insert("contact".into(), Value::Object(std::mem::take(&mut data.contact)));
+        root.insert("steps".into(), Value::Object(std::mem::take(&mut data.steps)));
+        root.insert("run".into(), run_scope(&self.run));
+        root.insert("now".into(), Value::String(self.now.to_string()));
+        let scope = Scope {
+            root: Value::Object(root),
             now: self.now,
+        };
+        let result = f(&self.run, &scope);
+        self.restore_data(scope.root);
+        result
+    }
+
+    /// Moves the data of a scope made by [`Machine::with_scope`] back into the run.
+    fn restore_data(&mut self, root: Value) {
+        let Value::Object(root) = root else { return };
+        let data = &mut self.run.data;
+        for (key, value) in root {
+            match (key.as_str(), value) {
+                ("event", value) => data.event = value,
+                ("record", Value::Object(map)) => data.record = map,
+                ("previous", Value::Object(map)) => data.previous = map,
+                ("contact", Value::Object(map)) => data.contact = map,
+                ("steps", Value::Object(map)) => data.steps = map,
+                _ => {}
+            }
         }
     }
 }
@@ -241,5 +275,21 @@ mod tests {
         let (cloned, serialized) = (scope_for(&run, now), scope_by_serializing(&run, now));
         assert_eq!(cloned, serialized);
         assert_eq!(cloned.to_string(), serialized.to_string(), "key order");
+
+        let mut m = Machine {
+            program: &program,
+            run: run.clone(),
+            records: Vec::new(),
+            commands: Vec::new(),
+            now,
+            entered_this_decision: 0,
+        };
+        let moved = m.with_scope(|inside, scope| {
+            assert_eq!(inside.data.record, Map::new(), "the data is in the scope");
+            scope.root.clone()
+        });
+        assert_eq!(moved, serialized, "the scope with the data moved in");
+        assert_eq!(moved.to_string(), serialized.to_string(), "key order");
+        assert_eq!(m.run, run, "the data is back in the run");
     }
 }
