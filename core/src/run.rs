@@ -172,8 +172,9 @@ pub struct Cursor {
 pub struct RunData {
     /// The triggering event, as conditions see it (`trigger.*`).
     pub trigger: SharedValue,
-    /// The most recent event delivered to the run (`event.*`); the trigger at first.
-    pub event: Value,
+    /// The most recent event delivered to the run (`event.*`); the trigger at first (shared
+    /// with it). Copies of the run share it too.
+    pub event: SharedValue,
     /// The record's fields, updated by later events of the same record and by record actions.
     pub record: Map<String, Value>,
     /// Previous values of the fields the latest event changed.
@@ -287,7 +288,7 @@ impl Run {
             status: RunStatus::Running,
             cursor: None,
             data: RunData {
-                event: Value::clone(&trigger_value),
+                event: trigger_value.clone(),
                 trigger: trigger_value,
                 record: trigger.data.clone(),
                 previous: trigger.previous.clone().unwrap_or_default(),

@@ -7,7 +7,14 @@ use crate::run::StepStatus;
 impl Machine<'_> {
     pub(super) fn enter_branch(&mut self, step: &Step, branch: &BranchSpec) -> Result<Flow, StepError> {
         let cases = branch.cases();
-        let taken = self.with_scope(|_, scope| {
+        let conditions = || {
+            branch
+                .condition
+                .iter()
+                .chain(branch.cases.iter().map(|case| &case.when))
+        };
+        let reads = |root: &str| conditions().any(|condition| condition.reads(root));
+        let taken = self.with_scope(reads, |_, scope| {
             let mut explanations = Vec::new();
             for (label, condition, path) in cases {
                 match condition.explain(scope) {

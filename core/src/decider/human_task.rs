@@ -10,7 +10,8 @@ use serde_json::Value;
 
 impl Machine<'_> {
     pub(super) fn enter_human_task(&mut self, step: &Step, task: &HumanTaskSpec) -> Result<Flow, StepError> {
-        let (title, description) = self.with_scope(|_, scope| {
+        let reads = |root: &str| task.title.reads(root) || task.description.as_ref().is_some_and(|d| d.reads(root));
+        let (title, description) = self.with_scope(reads, |_, scope| {
             let title = task.title.render_text(&scope.root)?;
             let description = task
                 .description

@@ -124,7 +124,7 @@ pub fn decide(program: &Program, run: &Run, input: &Input, clock: &dyn Clock) ->
 pub fn scope_for(run: &Run, now: Timestamp) -> Value {
     let mut root = Map::with_capacity(8);
     root.insert("trigger".into(), Value::clone(&run.data.trigger));
-    root.insert("event".into(), run.data.event.clone());
+    root.insert("event".into(), Value::clone(&run.data.event));
     root.insert("record".into(), Value::Object(run.data.record.clone()));
     root.insert("previous".into(), Value::Object(run.data.previous.clone()));
     root.insert("contact".into(), Value::Object(run.data.contact.clone()));
@@ -187,21 +187,31 @@ impl<'a> Machine<'a> {
         self.program.node(id)
     }
 
-    /// Calls `f` with the run and its scope (what [`scope_for`] gives). The scope is built by
-    /// moving the run's data into it, not by copying it, and the data goes back into the run
-    /// afterwards: while `f` runs, the run it is given has empty data (`f` reads the data
-    /// through the scope). Only the trigger, shared with other copies of the run, is copied.
-    fn with_scope<R>(&mut self, f: impl FnOnce(&Run, &Scope) -> R) -> R {
+    /// Calls `f` with the run and its scope: what [`scope_for`] gives, without the top-level
+    /// values `reads` says `f` does not look up among `trigger`, `event`, `run` and `now`. The
+    /// scope is built by moving the run's data into it, not by copying it, and the data goes
+    /// back into the run afterwards: while `f` runs, the run it is given has empty record,
+    /// previous, contact and steps (`f` reads them through the scope). Only the trigger and the
+    /// event, shared with other copies of the run, are copied, and only when read.
+    fn with_scope<R>(&mut self, reads: impl Fn(&str) -> bool, f: impl FnOnce(&Run, &Scope) -> R) -> R {
         let data = &mut self.run.data;
         let mut root = Map::with_capacity(8);
-        root.insert("trigger".into(), Value::clone(&data.trigger));
-        root.insert("event".into(), std::mem::take(&mut data.event));
+        if reads("trigger") {
+            root.insert("trigger".into(), Value::clone(&data.trigger));
+        }
+        if reads("event") {
+            root.insert("event".into(), Value::clone(&data.event));
+        }
         root.insert("record".into(), Value::Object(std::mem::take(&mut data.record)));
         root.insert("previous".into(), Value::Object(std::mem::take(&mut data.previous)));
         root.insert("contact".into(), Value::Object(std::mem::take(&mut data.contact)));
         root.insert("steps".into(), Value::Object(std::mem::take(&mut data.steps)));
-        root.insert("run".into(), run_scope(&self.run));
-        root.insert("now".into(), Value::String(self.now.to_string()));
+        if reads("run") {
+            root.insert("run".into(), run_scope(&self.run));
+        }
+        if reads("now") {
+            root.insert("now".into(), Value::String(self.now.to_string()));
+        }
         let scope = Scope {
             root: Value::Object(root),
             now: self.now,
@@ -217,7 +227,6 @@ impl<'a> Machine<'a> {
         let data = &mut self.run.data;
         for (key, value) in root {
             match (key.as_str(), value) {
-                ("event", value) => data.event = value,
                 ("record", Value::Object(map)) => data.record = map,
                 ("previous", Value::Object(map)) => data.previous = map,
                 ("contact", Value::Object(map)) => data.contact = map,
@@ -284,12 +293,26 @@ mod tests {
             now,
             entered_this_decision: 0,
         };
-        let moved = m.with_scope(|inside, scope| {
-            assert_eq!(inside.data.record, Map::new(), "the data is in the scope");
-            scope.root.clone()
-        });
+        let moved = m.with_scope(
+            |_| true,
+            |inside, scope| {
+                assert_eq!(inside.data.record, Map::new(), "the data is in the scope");
+                scope.root.clone()
+            },
+        );
         assert_eq!(moved, serialized, "the scope with the data moved in");
         assert_eq!(moved.to_string(), serialized.to_string(), "key order");
+        assert_eq!(m.run, run, "the data is back in the run");
+        let partial = m.with_scope(|root| root == "run", |_, scope| scope.root.clone());
+        let mut expected = serialized.as_object().expect("an object").clone();
+        for left_out in ["trigger", "event", "now"] {
+            expected.shift_remove(left_out);
+        }
+        assert_eq!(
+            partial,
+            Value::Object(expected),
+            "only the roots read, in the same order"
+        );
         assert_eq!(m.run, run, "the data is back in the run");
     }
 }

@@ -11,7 +11,7 @@ impl Machine<'_> {
         let now = self.now;
         // Only an `until_field` wait reads the scope; the others are given an empty one.
         let due = match spec.until_field {
-            Some(_) => self.with_scope(|_, scope| due_at(spec, now, &zone, &scope.root))?,
+            Some(_) => self.with_scope(|_| true, |_, scope| due_at(spec, now, &zone, &scope.root))?,
             None => due_at(spec, now, &zone, &serde_json::Value::Null)?,
         };
         let detail = describe(spec, due, &zone);
