@@ -148,7 +148,7 @@ impl Machine<'_> {
             for (k, v) in &event.data {
                 self.run.data.record.insert(k.clone(), v.clone());
             }
-            self.run.data.previous = event.previous.clone().unwrap_or_default();
+            self.run.data.previous = event.previous.clone().unwrap_or_default().into();
         }
         let contact_id = self.run.contact_id();
         let is_contact_record =

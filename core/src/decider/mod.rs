@@ -125,10 +125,10 @@ pub fn scope_for(run: &Run, now: Timestamp) -> Value {
     let mut root = Map::with_capacity(8);
     root.insert("trigger".into(), Value::clone(&run.data.trigger));
     root.insert("event".into(), Value::clone(&run.data.event));
-    root.insert("record".into(), Value::Object(run.data.record.clone()));
-    root.insert("previous".into(), Value::Object(run.data.previous.clone()));
-    root.insert("contact".into(), Value::Object(run.data.contact.clone()));
-    root.insert("steps".into(), Value::Object(run.data.steps.clone()));
+    root.insert("record".into(), Value::Object(Map::clone(&run.data.record)));
+    root.insert("previous".into(), Value::Object(Map::clone(&run.data.previous)));
+    root.insert("contact".into(), Value::Object(Map::clone(&run.data.contact)));
+    root.insert("steps".into(), Value::Object(Map::clone(&run.data.steps)));
     root.insert("run".into(), run_scope(run));
     root.insert("now".into(), Value::String(now.to_string()));
     Value::Object(root)
@@ -188,24 +188,26 @@ impl<'a> Machine<'a> {
     }
 
     /// Calls `f` with the run and its scope: what [`scope_for`] gives, without the top-level
-    /// values `reads` says `f` does not look up among `trigger`, `event`, `run` and `now`. The
-    /// scope is built by moving the run's data into it, not by copying it, and the data goes
-    /// back into the run afterwards: while `f` runs, the run it is given has empty record,
-    /// previous, contact and steps (`f` reads them through the scope). Only the trigger and the
-    /// event, shared with other copies of the run, are copied, and only when read.
-    fn with_scope<R>(&mut self, reads: impl Fn(&str) -> bool, f: impl FnOnce(&Run, &Scope) -> R) -> R {
-        let data = &mut self.run.data;
+    /// values `reads` says `f` does not look up. Only the values read are copied into it.
+    fn with_scope<R>(&self, reads: impl Fn(&str) -> bool, f: impl FnOnce(&Run, &Scope) -> R) -> R {
+        let data = &self.run.data;
         let mut root = Map::with_capacity(8);
-        if reads("trigger") {
-            root.insert("trigger".into(), Value::clone(&data.trigger));
+        let maps = [
+            ("record", &data.record),
+            ("previous", &data.previous),
+            ("contact", &data.contact),
+            ("steps", &data.steps),
+        ];
+        for (name, value) in [("trigger", &data.trigger), ("event", &data.event)] {
+            if reads(name) {
+                root.insert(name.into(), Value::clone(value));
+            }
         }
-        if reads("event") {
-            root.insert("event".into(), Value::clone(&data.event));
+        for (name, map) in maps {
+            if reads(name) {
+                root.insert(name.into(), Value::Object(Map::clone(map)));
+            }
         }
-        root.insert("record".into(), Value::Object(std::mem::take(&mut data.record)));
-        root.insert("previous".into(), Value::Object(std::mem::take(&mut data.previous)));
-        root.insert("contact".into(), Value::Object(std::mem::take(&mut data.contact)));
-        root.insert("steps".into(), Value::Object(std::mem::take(&mut data.steps)));
         if reads("run") {
             root.insert("run".into(), run_scope(&self.run));
         }
@@ -216,24 +218,7 @@ impl<'a> Machine<'a> {
             root: Value::Object(root),
             now: self.now,
         };
-        let result = f(&self.run, &scope);
-        self.restore_data(scope.root);
-        result
-    }
-
-    /// Moves the data of a scope made by [`Machine::with_scope`] back into the run.
-    fn restore_data(&mut self, root: Value) {
-        let Value::Object(root) = root else { return };
-        let data = &mut self.run.data;
-        for (key, value) in root {
-            match (key.as_str(), value) {
-                ("record", Value::Object(map)) => data.record = map,
-                ("previous", Value::Object(map)) => data.previous = map,
-                ("contact", Value::Object(map)) => data.contact = map,
-                ("steps", Value::Object(map)) => data.steps = map,
-                _ => {}
-            }
-        }
+        f(&self.run, &scope)
     }
 }
 
@@ -285,7 +270,7 @@ mod tests {
         assert_eq!(cloned, serialized);
         assert_eq!(cloned.to_string(), serialized.to_string(), "key order");
 
-        let mut m = Machine {
+        let m = Machine {
             program: &program,
             run: run.clone(),
             records: Vec::new(),
@@ -293,19 +278,15 @@ mod tests {
             now,
             entered_this_decision: 0,
         };
-        let moved = m.with_scope(
-            |_| true,
-            |inside, scope| {
-                assert_eq!(inside.data.record, Map::new(), "the data is in the scope");
-                scope.root.clone()
-            },
+        let whole = m.with_scope(|_| true, |_, scope| scope.root.clone());
+        assert_eq!(whole, serialized, "the scope with every root read");
+        assert_eq!(whole.to_string(), serialized.to_string(), "key order");
+        let partial = m.with_scope(
+            |root| ["run", "record", "steps"].contains(&root),
+            |_, scope| scope.root.clone(),
         );
-        assert_eq!(moved, serialized, "the scope with the data moved in");
-        assert_eq!(moved.to_string(), serialized.to_string(), "key order");
-        assert_eq!(m.run, run, "the data is back in the run");
-        let partial = m.with_scope(|root| root == "run", |_, scope| scope.root.clone());
         let mut expected = serialized.as_object().expect("an object").clone();
-        for left_out in ["trigger", "event", "now"] {
+        for left_out in ["trigger", "event", "previous", "contact", "now"] {
             expected.shift_remove(left_out);
         }
         assert_eq!(
@@ -313,6 +294,6 @@ mod tests {
             Value::Object(expected),
             "only the roots read, in the same order"
         );
-        assert_eq!(m.run, run, "the data is back in the run");
+        assert_eq!(m.run, run, "the run is left alone");
     }
 }
