@@ -195,6 +195,8 @@ struct EventShared<'e> {
     trigger: SharedValue,
     /// See [`EventShared::conditions_scope`].
     conditions: Option<Scope>,
+    /// The first run built (see [`EventShared::run`]).
+    first_run: Option<Run>,
 }
 
 impl<'e> EventShared<'e> {
@@ -205,13 +207,25 @@ impl<'e> EventShared<'e> {
             now,
             trigger: SharedValue::new(event.to_scope_value()),
             conditions: None,
+            first_run: None,
         }
     }
 
-    /// The run `run_id` of `program` that the event starts.
-    fn run(&self, run_id: String, program: &Program) -> Run {
+    /// The run `run_id` of `program` that the event starts. The runs of one event differ only in
+    /// `run_id`, `automation_id` and `automation_version`: the first is built, the others are
+    /// copies of it (sharing its data) with those rewritten.
+    fn run(&mut self, run_id: String, program: &Program) -> Run {
+        if let Some(first) = &self.first_run {
+            let mut run = first.clone();
+            run.run_id = run_id;
+            run.automation_id = program.id().to_string();
+            run.automation_version = program.version();
+            return run;
+        }
         let (event, contact) = (self.event, self.contact.clone());
-        Run::with_trigger(run_id, program, event, self.trigger.clone(), contact, self.now)
+        let run = Run::with_trigger(run_id, program, event, self.trigger.clone(), contact, self.now);
+        self.first_run = Some(run.clone());
+        run
     }
 
     /// The scope the conditions of `program` see for its run `run_id`: what
