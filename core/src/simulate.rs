@@ -93,8 +93,10 @@ impl Simulator {
         let email = Arc::new(RecordingEmail::new(options.log_effects));
         let crm = Arc::new(RecordingCrm::new(options.log_effects));
         let http = Arc::new(RecordingHttp::new(options.log_effects));
+        // Intake's reports are not kept: no need to explain its conditions.
         let config = EngineConfig {
             dry_run: options.dry_run,
+            explain_intake: false,
             ..EngineConfig::default()
         };
         let engine = Engine::new(EnginePorts {

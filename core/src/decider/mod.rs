@@ -122,15 +122,38 @@ pub fn decide(program: &Program, run: &Run, input: &Input, clock: &dyn Clock) ->
 /// Built by cloning the run's values (not by re-serializing them with `json!`): the same tree,
 /// in the same key order, for a fraction of the cost.
 pub fn scope_for(run: &Run, now: Timestamp) -> Value {
+    scope_reading(run, now, |_| true)
+}
+
+/// [`scope_for`] without the top-level values (`trigger`, `record`, `run`, ...) that `reads`
+/// says will not be looked up; the others keep their order. Conditions and templates that read
+/// only the values kept see the same as in the whole scope (see [`crate::condition::Condition::reads`],
+/// [`crate::template::Template::reads`] and [`crate::render::action_reads`]).
+pub fn scope_reading(run: &Run, now: Timestamp, reads: impl Fn(&str) -> bool) -> Value {
+    let data = &run.data;
     let mut root = Map::with_capacity(8);
-    root.insert("trigger".into(), Value::clone(&run.data.trigger));
-    root.insert("event".into(), Value::clone(&run.data.event));
-    root.insert("record".into(), Value::Object(Map::clone(&run.data.record)));
-    root.insert("previous".into(), Value::Object(Map::clone(&run.data.previous)));
-    root.insert("contact".into(), Value::Object(Map::clone(&run.data.contact)));
-    root.insert("steps".into(), Value::Object(Map::clone(&run.data.steps)));
-    root.insert("run".into(), run_scope(run));
-    root.insert("now".into(), Value::String(now.to_string()));
+    for (name, value) in [("trigger", &data.trigger), ("event", &data.event)] {
+        if reads(name) {
+            root.insert(name.into(), Value::clone(value));
+        }
+    }
+    let maps = [
+        ("record", &data.record),
+        ("previous", &data.previous),
+        ("contact", &data.contact),
+        ("steps", &data.steps),
+    ];
+    for (name, map) in maps {
+        if reads(name) {
+            root.insert(name.into(), Value::Object(Map::clone(map)));
+        }
+    }
+    if reads("run") {
+        root.insert("run".into(), run_scope(run));
+    }
+    if reads("now") {
+        root.insert("now".into(), Value::String(now.to_string()));
+    }
     Value::Object(root)
 }
 
@@ -188,34 +211,10 @@ impl<'a> Machine<'a> {
     }
 
     /// Calls `f` with the run and its scope: what [`scope_for`] gives, without the top-level
-    /// values `reads` says `f` does not look up. Only the values read are copied into it.
+    /// values `reads` says `f` does not look up (see [`scope_reading`]).
     fn with_scope<R>(&self, reads: impl Fn(&str) -> bool, f: impl FnOnce(&Run, &Scope) -> R) -> R {
-        let data = &self.run.data;
-        let mut root = Map::with_capacity(8);
-        let maps = [
-            ("record", &data.record),
-            ("previous", &data.previous),
-            ("contact", &data.contact),
-            ("steps", &data.steps),
-        ];
-        for (name, value) in [("trigger", &data.trigger), ("event", &data.event)] {
-            if reads(name) {
-                root.insert(name.into(), Value::clone(value));
-            }
-        }
-        for (name, map) in maps {
-            if reads(name) {
-                root.insert(name.into(), Value::Object(Map::clone(map)));
-            }
-        }
-        if reads("run") {
-            root.insert("run".into(), run_scope(&self.run));
-        }
-        if reads("now") {
-            root.insert("now".into(), Value::String(self.now.to_string()));
-        }
         let scope = Scope {
-            root: Value::Object(root),
+            root: scope_reading(&self.run, self.now, reads),
             now: self.now,
         };
         f(&self.run, &scope)
