@@ -152,8 +152,9 @@ struct StoreInner {
     routes: Keyed<BTreeMap<String, String>>,
     /// (tenant, event id) of the events handled.
     events: Keyed<()>,
-    /// By idempotency key; a run's keys start with `{run_id}.` (its step entries and tasks).
-    claims: BTreeMap<String, ClaimRecord>,
+    /// By idempotency key, split at its first `.` ([`split_key`]); a run's keys start with
+    /// `{run_id}.` (its step entries and tasks), so a run's records are found together.
+    claims: Keyed<ClaimRecord>,
 }
 
 /// A map keyed by two strings (a tenant and an id) that looks keys up without building them.
@@ -207,8 +208,43 @@ impl<V> Keyed<V> {
         value
     }
 
+    /// Removes the entries `(a, b)` for which `remove(b)` holds.
+    fn remove_where(&mut self, a: &str, remove: impl Fn(&str) -> bool) {
+        let Some(inner) = self.0.get_mut(a) else { return };
+        inner.retain(|b, _| !remove(b));
+        if inner.is_empty() {
+            self.0.remove(a);
+        }
+    }
+
     fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
         self.0.values_mut().flat_map(HashMap::values_mut)
+    }
+}
+
+/// An idempotency key split at its first `.`: `("r1", ".3")` for `r1.3`, `("r1", "")` for `r1`.
+fn split_key(key: &str) -> (&str, &str) {
+    key.split_at(key.find('.').unwrap_or(key.len()))
+}
+
+impl Keyed<ClaimRecord> {
+    fn get_key(&self, key: &str) -> Option<&ClaimRecord> {
+        let (head, tail) = split_key(key);
+        self.get(head, tail)
+    }
+
+    fn insert_key(&mut self, key: &str, record: ClaimRecord) {
+        let (head, tail) = split_key(key);
+        self.insert(head, tail, record);
+    }
+
+    /// Removes the records whose keys start with `{run_id}.`. Split at their first `.`, those
+    /// keys start as `run_id` does, and what follows starts with the rest of `run_id` and a `.`.
+    fn remove_run(&mut self, run_id: &str) {
+        let (head, rest) = split_key(run_id);
+        self.remove_where(head, |tail| {
+            tail.len() > rest.len() && tail.starts_with(rest) && tail[rest.len()..].starts_with('.')
+        });
     }
 }
 
@@ -273,16 +309,7 @@ impl MemoryRunStore {
         stored.head();
         let len = stored.head.history_len;
         let history = stored.history.into_values().filter(|r| r.seq < len).collect();
-        let prefix = format!("{run_id}.");
-        let keys: Vec<String> = inner
-            .claims
-            .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            inner.claims.remove(&k);
-        }
+        inner.claims.remove_run(run_id);
         Some((Arc::unwrap_or_clone(stored.head), history))
     }
 
@@ -306,7 +333,7 @@ impl MemoryRunStore {
     pub fn force_in_progress(&self, key: &str, until: Timestamp) {
         lock(&self.inner)
             .claims
-            .insert(key.to_string(), ClaimRecord::InProgress { until });
+            .insert_key(key, ClaimRecord::InProgress { until });
     }
 }
 
@@ -469,15 +496,15 @@ impl IdempotencyStore for MemoryRunStore {
     async fn claim(&self, key: &str, now: Timestamp, lease_seconds: i64) -> Result<Claim, StoreError> {
         let mut inner = lock(&self.inner);
         let until = now.checked_add(SignedDuration::from_secs(lease_seconds)).unwrap_or(now);
-        match inner.claims.get(key).cloned() {
+        match inner.claims.get_key(key).cloned() {
             None => {
-                inner.claims.insert(key.to_string(), ClaimRecord::InProgress { until });
+                inner.claims.insert_key(key, ClaimRecord::InProgress { until });
                 Ok(Claim::Acquired)
             }
             Some(ClaimRecord::Completed { output }) => Ok(Claim::Completed { output }),
             Some(ClaimRecord::InProgress { until: held }) if held > now => Ok(Claim::InProgress { until: held }),
             Some(ClaimRecord::InProgress { .. }) => {
-                inner.claims.insert(key.to_string(), ClaimRecord::InProgress { until });
+                inner.claims.insert_key(key, ClaimRecord::InProgress { until });
                 Ok(Claim::Expired)
             }
         }
@@ -486,12 +513,13 @@ impl IdempotencyStore for MemoryRunStore {
     async fn complete(&self, key: &str, output: &serde_json::Value) -> Result<(), StoreError> {
         lock(&self.inner)
             .claims
-            .insert(key.to_string(), ClaimRecord::Completed { output: output.clone() });
+            .insert_key(key, ClaimRecord::Completed { output: output.clone() });
         Ok(())
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
-        lock(&self.inner).claims.remove(key);
+        let (head, tail) = split_key(key);
+        lock(&self.inner).claims.remove(head, tail);
         Ok(())
     }
 }
@@ -871,6 +899,48 @@ mod tests {
         }))
         .expect("event");
         Run::new("R1".to_string(), &program, &event, Default::default(), event.time)
+    }
+
+    #[test]
+    fn a_runs_idempotency_records_are_those_with_its_prefix() {
+        let keys = [
+            "r1",
+            "r1.0",
+            "r1.3.open",
+            "r1..x",
+            "r10.1",
+            "r2.1",
+            "r",
+            "a.b",
+            "a.b.1",
+            "a.b.2.close",
+            "a.bc.1",
+            "a.1",
+            "a",
+            "a.b.c.1",
+            ".x",
+            "",
+        ];
+        for run_id in ["r1", "r", "a", "a.b", "a.b.c", "zz", ""] {
+            let mut claims = Keyed::default();
+            for key in keys {
+                claims.insert_key(
+                    key,
+                    ClaimRecord::InProgress {
+                        until: Timestamp::UNIX_EPOCH,
+                    },
+                );
+            }
+            claims.remove_run(run_id);
+            let prefix = format!("{run_id}.");
+            for key in keys {
+                assert_eq!(
+                    claims.get_key(key).is_none(),
+                    key.starts_with(&prefix),
+                    "run {run_id:?}, key {key:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test]

@@ -187,6 +187,7 @@ fn render_fields(fields: &Map<String, Value>, scope: &Value) -> Result<Map<Strin
     let mut out = Map::new();
     for (name, value) in fields {
         let rendered = match value {
+            Value::String(s) if renders_as_itself(s) => Value::String(s.clone()),
             Value::String(s) => {
                 let field_error = |source: TemplateError| RenderError::Field {
                     field: name.clone(),
@@ -200,6 +201,12 @@ fn render_fields(fields: &Map<String, Value>, scope: &Value) -> Result<Map<Strin
         out.insert(name.clone(), rendered);
     }
     Ok(out)
+}
+
+/// True for a string without template syntax (`{{`, `{%`, `{#`) or a trailing line break (which
+/// rendering drops): as a template it renders as itself, so it need not be compiled.
+fn renders_as_itself(s: &str) -> bool {
+    !(s.contains("{{") || s.contains("{%") || s.contains("{#") || s.ends_with(['\n', '\r']))
 }
 
 /// After a CRM command succeeded, reflect it in the run's snapshots so later conditions see it
@@ -257,6 +264,51 @@ pub fn apply_to_snapshot(effect: &Effect, contact: &mut Map<String, Value>, reco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_without_template_syntax_render_as_themselves() {
+        let scope = json!({"record": {"x": 1}});
+        for s in [
+            "A",
+            "",
+            "a\rb",
+            "\r\nlead",
+            "two\nlines",
+            " padded ",
+            "tab\t",
+            "ünï ☃",
+            "{ {",
+            "}}",
+            "%}",
+            "#}",
+            "{x}",
+            "a\n\nb",
+        ] {
+            assert!(renders_as_itself(s), "{s:?}");
+            let rendered = Template::parse(s)
+                .expect("parses")
+                .render_text(&scope)
+                .expect("renders");
+            assert_eq!(rendered, s, "{s:?}");
+        }
+        for s in [
+            "{{ record.x }}",
+            "{% if true %}y{% endif %}",
+            "{# c #}",
+            "line\n",
+            "line\r",
+            "line\r\n",
+        ] {
+            assert!(!renders_as_itself(s), "{s:?}");
+        }
+        assert_eq!(
+            Template::parse("line\n")
+                .expect("parses")
+                .render_text(&scope)
+                .expect("renders"),
+            "line"
+        );
+    }
 
     /// `action_reads` names every root an action's templates look up: the scope without the
     /// other roots renders the same effect.
