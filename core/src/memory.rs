@@ -621,12 +621,22 @@ impl StepQueue for MemoryQueue {
         self.push(Queued::Step(message.clone()), delay_seconds);
         Ok(())
     }
+
+    async fn send_step_owned(&self, message: StepMessage, delay_seconds: u32) -> Result<(), QueueError> {
+        self.push(Queued::Step(message), delay_seconds);
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl ActionQueue for MemoryQueue {
     async fn send_action(&self, message: &ActionMessage) -> Result<(), QueueError> {
         self.push(Queued::Action(message.clone()), 0);
+        Ok(())
+    }
+
+    async fn send_action_owned(&self, message: ActionMessage) -> Result<(), QueueError> {
+        self.push(Queued::Action(message), 0);
         Ok(())
     }
 }
@@ -749,7 +759,7 @@ impl TimerService for MemoryTimers {
                     timer_id: t.timer_id.clone(),
                 },
             };
-            self.queue.send_step(&msg, remaining).await?;
+            self.queue.send_step_owned(msg, remaining).await?;
         }
         Ok(due.len())
     }
@@ -899,6 +909,28 @@ mod tests {
         }))
         .expect("event");
         Run::new("R1".to_string(), &program, &event, Default::default(), event.time)
+    }
+
+    #[tokio::test]
+    async fn messages_sent_owned_are_queued_as_those_sent_by_reference() {
+        let clock = Arc::new(ManualClock::new(Timestamp::UNIX_EPOCH));
+        let step = |n: u32| StepMessage {
+            tenant: "t".to_string(),
+            run_id: format!("r{n}"),
+            input: crate::command::Input::Continue,
+        };
+        let (by_ref, owned) = (MemoryQueue::new(clock.clone()), MemoryQueue::new(clock.clone()));
+        for (n, delay) in [(1, 5), (2, 0), (3, 5), (4, 1)] {
+            by_ref.send_step(&step(n), delay).await.expect("sent");
+            owned.send_step_owned(step(n), delay).await.expect("sent");
+        }
+        let later = Timestamp::UNIX_EPOCH + SignedDuration::from_secs(10);
+        for _ in 0..4 {
+            let (a, b) = (by_ref.pop_visible(later), owned.pop_visible(later));
+            assert!(a.is_some());
+            assert_eq!(a, b);
+        }
+        assert!(owned.is_empty() && !owned.has_messages_for("r1"));
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Execute {
                 outcome: outcome.clone(),
             },
         };
-        self.intake.steps.send_step(&report, 0).await?;
+        self.intake.steps.send_step_owned(report, 0).await?;
         Ok(outcome)
     }
 

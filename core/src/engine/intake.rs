@@ -90,7 +90,7 @@ impl Intake {
                 run_id: route.run_id.clone(),
                 input,
             };
-            self.steps.send_step(&msg, 0).await?;
+            self.steps.send_step_owned(msg, 0).await?;
             report.delivered_to.push(route.run_id);
         }
         self.runs.mark_event_processed(&event.tenant, &event.id, now).await?;
@@ -186,7 +186,7 @@ impl Intake {
             run_id: run.run_id.clone(),
             input: Input::Start,
         };
-        self.steps.send_step(&msg, 0).await?;
+        self.steps.send_step_owned(msg, 0).await?;
         Ok(())
     }
 }
