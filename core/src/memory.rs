@@ -14,7 +14,10 @@ use crate::ports::{
 use crate::run::{Run, StepRecord};
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+// The stores look runs, routes and counters up by string keys on every message: foldhash
+// (hashbrown's default hasher) rather than SipHash. Nothing depends on the maps' order.
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -256,8 +259,9 @@ struct StoreInner {
     routes: Keyed<BTreeMap<String, String>>,
     /// (tenant, event id) of the events handled.
     events: Keyed<()>,
-    /// By idempotency key; a run's keys start with `{run_id}.` (its step entries and tasks).
-    claims: BTreeMap<String, ClaimRecord>,
+    /// By idempotency key, split at its first `.` ([`split_key`]); a run's keys start with
+    /// `{run_id}.` (its step entries and tasks), so a run's records are found together.
+    claims: Keyed<ClaimRecord>,
 }
 
 /// A map keyed by two strings (a tenant and an id) that looks keys up without building them.
@@ -292,7 +296,11 @@ impl<V> Keyed<V> {
         match self.0.get_mut(a) {
             Some(inner) => inner.insert(b.to_string(), value),
             None => {
-                self.0.insert(a.to_string(), HashMap::from([(b.to_string(), value)]));
+                self.0.insert(a.to_string(), {
+                    let mut inner = HashMap::new();
+                    inner.insert(b.to_string(), value);
+                    inner
+                });
                 None
             }
         }
@@ -307,8 +315,43 @@ impl<V> Keyed<V> {
         value
     }
 
+    /// Removes the entries `(a, b)` for which `remove(b)` holds.
+    fn remove_where(&mut self, a: &str, remove: impl Fn(&str) -> bool) {
+        let Some(inner) = self.0.get_mut(a) else { return };
+        inner.retain(|b, _| !remove(b));
+        if inner.is_empty() {
+            self.0.remove(a);
+        }
+    }
+
     fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
         self.0.values_mut().flat_map(HashMap::values_mut)
+    }
+}
+
+/// An idempotency key split at its first `.`: `("r1", ".3")` for `r1.3`, `("r1", "")` for `r1`.
+fn split_key(key: &str) -> (&str, &str) {
+    key.split_at(key.find('.').unwrap_or(key.len()))
+}
+
+impl Keyed<ClaimRecord> {
+    fn get_key(&self, key: &str) -> Option<&ClaimRecord> {
+        let (head, tail) = split_key(key);
+        self.get(head, tail)
+    }
+
+    fn insert_key(&mut self, key: &str, record: ClaimRecord) {
+        let (head, tail) = split_key(key);
+        self.insert(head, tail, record);
+    }
+
+    /// Removes the records whose keys start with `{run_id}.`. Split at their first `.`, those
+    /// keys start as `run_id` does, and what follows starts with the rest of `run_id` and a `.`.
+    fn remove_run(&mut self, run_id: &str) {
+        let (head, rest) = split_key(run_id);
+        self.remove_where(head, |tail| {
+            tail.len() > rest.len() && tail.starts_with(rest) && tail[rest.len()..].starts_with('.')
+        });
     }
 }
 
@@ -373,16 +416,7 @@ impl MemoryRunStore {
         stored.head();
         let len = stored.head.history_len;
         let history = stored.history.into_values().filter(|r| r.seq < len).collect();
-        let prefix = format!("{run_id}.");
-        let keys: Vec<String> = inner
-            .claims
-            .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            inner.claims.remove(&k);
-        }
+        inner.claims.remove_run(run_id);
         Some((Arc::unwrap_or_clone(stored.head), history))
     }
 
@@ -406,7 +440,7 @@ impl MemoryRunStore {
     pub fn force_in_progress(&self, key: &str, until: Timestamp) {
         lock(&self.inner)
             .claims
-            .insert(key.to_string(), ClaimRecord::InProgress { until });
+            .insert_key(key, ClaimRecord::InProgress { until });
     }
 }
 
@@ -569,15 +603,15 @@ impl IdempotencyStore for MemoryRunStore {
     async fn claim(&self, key: &str, now: Timestamp, lease_seconds: i64) -> Result<Claim, StoreError> {
         let mut inner = lock(&self.inner);
         let until = now.checked_add(SignedDuration::from_secs(lease_seconds)).unwrap_or(now);
-        match inner.claims.get(key).cloned() {
+        match inner.claims.get_key(key).cloned() {
             None => {
-                inner.claims.insert(key.to_string(), ClaimRecord::InProgress { until });
+                inner.claims.insert_key(key, ClaimRecord::InProgress { until });
                 Ok(Claim::Acquired)
             }
             Some(ClaimRecord::Completed { output }) => Ok(Claim::Completed { output }),
             Some(ClaimRecord::InProgress { until: held }) if held > now => Ok(Claim::InProgress { until: held }),
             Some(ClaimRecord::InProgress { .. }) => {
-                inner.claims.insert(key.to_string(), ClaimRecord::InProgress { until });
+                inner.claims.insert_key(key, ClaimRecord::InProgress { until });
                 Ok(Claim::Expired)
             }
         }
@@ -586,12 +620,13 @@ impl IdempotencyStore for MemoryRunStore {
     async fn complete(&self, key: &str, output: &serde_json::Value) -> Result<(), StoreError> {
         lock(&self.inner)
             .claims
-            .insert(key.to_string(), ClaimRecord::Completed { output: output.clone() });
+            .insert_key(key, ClaimRecord::Completed { output: output.clone() });
         Ok(())
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
-        lock(&self.inner).claims.remove(key);
+        let (head, tail) = split_key(key);
+        lock(&self.inner).claims.remove(head, tail);
         Ok(())
     }
 }
@@ -718,12 +753,22 @@ impl StepQueue for MemoryQueue {
         self.push(Queued::Step(message.clone()), delay_seconds);
         Ok(())
     }
+
+    async fn send_step_owned(&self, message: StepMessage, delay_seconds: u32) -> Result<(), QueueError> {
+        self.push(Queued::Step(message), delay_seconds);
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl ActionQueue for MemoryQueue {
     async fn send_action(&self, message: &ActionMessage) -> Result<(), QueueError> {
         self.push(Queued::Action(message.clone()), 0);
+        Ok(())
+    }
+
+    async fn send_action_owned(&self, message: ActionMessage) -> Result<(), QueueError> {
+        self.push(Queued::Action(message), 0);
         Ok(())
     }
 }
@@ -846,7 +891,7 @@ impl TimerService for MemoryTimers {
                     timer_id: t.timer_id.clone(),
                 },
             };
-            self.queue.send_step(&msg, remaining).await?;
+            self.queue.send_step_owned(msg, remaining).await?;
         }
         Ok(due.len())
     }
@@ -996,6 +1041,70 @@ mod tests {
         }))
         .expect("event");
         Run::new("R1".to_string(), &program, &event, Default::default(), event.time)
+    }
+
+    #[tokio::test]
+    async fn messages_sent_owned_are_queued_as_those_sent_by_reference() {
+        let clock = Arc::new(ManualClock::new(Timestamp::UNIX_EPOCH));
+        let step = |n: u32| StepMessage {
+            tenant: "t".to_string(),
+            run_id: format!("r{n}"),
+            input: crate::command::Input::Continue,
+        };
+        let (by_ref, owned) = (MemoryQueue::new(clock.clone()), MemoryQueue::new(clock.clone()));
+        for (n, delay) in [(1, 5), (2, 0), (3, 5), (4, 1)] {
+            by_ref.send_step(&step(n), delay).await.expect("sent");
+            owned.send_step_owned(step(n), delay).await.expect("sent");
+        }
+        let later = Timestamp::UNIX_EPOCH + SignedDuration::from_secs(10);
+        for _ in 0..4 {
+            let (a, b) = (by_ref.pop_visible(later), owned.pop_visible(later));
+            assert!(a.is_some());
+            assert_eq!(a, b);
+        }
+        assert!(owned.is_empty() && !owned.has_messages_for("r1"));
+    }
+
+    #[test]
+    fn a_runs_idempotency_records_are_those_with_its_prefix() {
+        let keys = [
+            "r1",
+            "r1.0",
+            "r1.3.open",
+            "r1..x",
+            "r10.1",
+            "r2.1",
+            "r",
+            "a.b",
+            "a.b.1",
+            "a.b.2.close",
+            "a.bc.1",
+            "a.1",
+            "a",
+            "a.b.c.1",
+            ".x",
+            "",
+        ];
+        for run_id in ["r1", "r", "a", "a.b", "a.b.c", "zz", ""] {
+            let mut claims = Keyed::default();
+            for key in keys {
+                claims.insert_key(
+                    key,
+                    ClaimRecord::InProgress {
+                        until: Timestamp::UNIX_EPOCH,
+                    },
+                );
+            }
+            claims.remove_run(run_id);
+            let prefix = format!("{run_id}.");
+            for key in keys {
+                assert_eq!(
+                    claims.get_key(key).is_none(),
+                    key.starts_with(&prefix),
+                    "run {run_id:?}, key {key:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test]

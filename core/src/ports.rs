@@ -215,12 +215,24 @@ pub struct QueueError(pub String);
 #[async_trait]
 pub trait StepQueue: Send + Sync {
     async fn send_step(&self, message: &StepMessage, delay_seconds: u32) -> Result<(), QueueError>;
+
+    /// [`StepQueue::send_step`] with a message the caller no longer needs: an in-memory queue
+    /// keeps it instead of a copy.
+    async fn send_step_owned(&self, message: StepMessage, delay_seconds: u32) -> Result<(), QueueError> {
+        self.send_step(&message, delay_seconds).await
+    }
 }
 
 /// The action queue: work for execute.
 #[async_trait]
 pub trait ActionQueue: Send + Sync {
     async fn send_action(&self, message: &ActionMessage) -> Result<(), QueueError>;
+
+    /// [`ActionQueue::send_action`] with a message the caller no longer needs: an in-memory
+    /// queue keeps it instead of a copy.
+    async fn send_action_owned(&self, message: ActionMessage) -> Result<(), QueueError> {
+        self.send_action(&message).await
+    }
 }
 
 /// A due wake-up for a run.

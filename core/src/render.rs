@@ -77,6 +77,45 @@ pub fn render_action(action: &Action, scope: &Value, subject: &Subject) -> Resul
     })
 }
 
+/// Whether rendering `action` may look up the scope's top-level value `root` (`record`,
+/// `trigger`, ...); a scope without the roots an action does not read renders it the same.
+/// Conservative: `true` for the actions not listed.
+pub fn action_reads(action: &Action, root: &str) -> bool {
+    let reads = |t: &Template| t.reads(root);
+    let opt_reads = |t: &Option<Template>| t.as_ref().is_some_and(reads);
+    match action {
+        Action::SendEmail(p) => {
+            // Without `to`, the recipient is `contact.email`.
+            p.to.as_ref().map_or(root == "contact", reads)
+                || reads(&p.subject)
+                || opt_reads(&p.html)
+                || opt_reads(&p.text)
+        }
+        Action::UpdateContact(p) => fields_read(&p.fields, root),
+        Action::CreateLead(p) => fields_read(&p.fields, root),
+        Action::CreateTicket(p) => reads(&p.subject) || opt_reads(&p.description),
+        Action::Notify(p) => reads(&p.message) || opt_reads(&p.url),
+        Action::AddTag(_)
+        | Action::RemoveTag(_)
+        | Action::AddToSegment(_)
+        | Action::RemoveFromSegment(_)
+        | Action::Assign(_)
+        | Action::UpdateLeadStatus(_)
+        | Action::Enroll(_)
+        | Action::CancelAutomations(_) => false,
+        _ => true,
+    }
+}
+
+/// Whether [`render_fields`] may look `root` up: only strings with template syntax do (others
+/// render as themselves).
+fn fields_read(fields: &Map<String, Value>, _root: &str) -> bool {
+    fields.values().any(|v| {
+        v.as_str()
+            .is_some_and(|s| s.contains("{{") || s.contains("{%") || s.contains("{#"))
+    })
+}
+
 /// Renders the parameters of one action against the run's scope.
 struct Renderer<'a> {
     scope: &'a Value,
@@ -148,6 +187,7 @@ fn render_fields(fields: &Map<String, Value>, scope: &Value) -> Result<Map<Strin
     let mut out = Map::new();
     for (name, value) in fields {
         let rendered = match value {
+            Value::String(s) if renders_as_itself(s) => Value::String(s.clone()),
             Value::String(s) => {
                 let field_error = |source: TemplateError| RenderError::Field {
                     field: name.clone(),
@@ -161,6 +201,12 @@ fn render_fields(fields: &Map<String, Value>, scope: &Value) -> Result<Map<Strin
         out.insert(name.clone(), rendered);
     }
     Ok(out)
+}
+
+/// True for a string without template syntax (`{{`, `{%`, `{#`) or a trailing line break (which
+/// rendering drops): as a template it renders as itself, so it need not be compiled.
+fn renders_as_itself(s: &str) -> bool {
+    !(s.contains("{{") || s.contains("{%") || s.contains("{#") || s.ends_with(['\n', '\r']))
 }
 
 /// After a CRM command succeeded, reflect it in the run's snapshots so later conditions see it
@@ -212,5 +258,99 @@ pub fn apply_to_snapshot(effect: &Effect, contact: &mut Map<String, Value>, reco
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_without_template_syntax_render_as_themselves() {
+        let scope = json!({"record": {"x": 1}});
+        for s in [
+            "A",
+            "",
+            "a\rb",
+            "\r\nlead",
+            "two\nlines",
+            " padded ",
+            "tab\t",
+            "ünï ☃",
+            "{ {",
+            "}}",
+            "%}",
+            "#}",
+            "{x}",
+            "a\n\nb",
+        ] {
+            assert!(renders_as_itself(s), "{s:?}");
+            let rendered = Template::parse(s)
+                .expect("parses")
+                .render_text(&scope)
+                .expect("renders");
+            assert_eq!(rendered, s, "{s:?}");
+        }
+        for s in [
+            "{{ record.x }}",
+            "{% if true %}y{% endif %}",
+            "{# c #}",
+            "line\n",
+            "line\r",
+            "line\r\n",
+        ] {
+            assert!(!renders_as_itself(s), "{s:?}");
+        }
+        assert_eq!(
+            Template::parse("line\n")
+                .expect("parses")
+                .render_text(&scope)
+                .expect("renders"),
+            "line"
+        );
+    }
+
+    /// `action_reads` names every root an action's templates look up: the scope without the
+    /// other roots renders the same effect.
+    #[test]
+    fn a_scope_without_the_roots_an_action_does_not_read_renders_the_same() {
+        let scope = json!({
+            "trigger": {"type": "lead.created", "id": "e1"},
+            "event": {"type": "lead.updated", "id": "e2"},
+            "record": {"id": "R1", "score": 42},
+            "previous": {},
+            "contact": {"email": "a@example.com", "first_name": "Ada"},
+            "steps": {},
+            "run": {"id": "r1"},
+            "now": "2024-06-15T12:00:00Z",
+        });
+        let actions = [
+            json!({"type": "send_email", "params": {"subject": "Hi {{ contact.first_name }}", "text": "score {{ record.score }}"}}),
+            json!({"type": "send_email", "params": {"to": "{{ contact.email }}", "subject": "{{ trigger.id }}", "html": "<p>{{ event.id }}</p>"}}),
+            json!({"type": "notify", "params": {"channel": "ops", "message": "{{ record.score }} at {{ now }}"}}),
+            json!({"type": "create_ticket", "params": {"subject": "check {{ record.id }}", "description": "run {{ run.id }}"}}),
+            json!({"type": "add_tag", "params": {"tag": "t"}}),
+            json!({"type": "assign", "params": {"queue_id": "q1"}}),
+            json!({"type": "update_contact", "params": {"fields": {"variant": "A", "n": 1}}}),
+            json!({"type": "update_contact", "params": {"fields": {"from": "{{ trigger.type }}"}}}),
+        ];
+        let subject = Subject {
+            record_type: "lead".to_string(),
+            id: "R1".to_string(),
+            contact_id: None,
+        };
+        let roots = [
+            "trigger", "event", "record", "previous", "contact", "steps", "run", "now",
+        ];
+        for raw in actions {
+            let action: Action = serde_json::from_value(raw.clone()).expect("an action");
+            let mut reduced = Map::new();
+            for key in roots.into_iter().filter(|r| action_reads(&action, r)) {
+                reduced.insert(key.to_string(), scope[key].clone());
+            }
+            let full = render_action(&action, &scope, &subject).expect("renders");
+            let partial = render_action(&action, &Value::Object(reduced), &subject).expect("renders");
+            assert_eq!(full, partial, "{raw}");
+        }
     }
 }

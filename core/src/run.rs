@@ -43,6 +43,51 @@ impl<'de> Deserialize<'de> for SharedValue {
     }
 }
 
+/// A JSON object that copies of a run share until one of them changes it (copy on write: a
+/// mutable borrow copies it first if another copy holds it). The decider copies the run on every
+/// decision; a map that the decision leaves alone costs nothing to copy, and comparing it with
+/// the original is a pointer comparison. Serializes, deserializes and compares as the map.
+#[derive(Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(transparent)]
+pub struct SharedMap(Arc<Map<String, Value>>);
+
+impl SharedMap {
+    pub fn new(map: Map<String, Value>) -> Self {
+        SharedMap(Arc::new(map))
+    }
+}
+
+impl From<Map<String, Value>> for SharedMap {
+    fn from(map: Map<String, Value>) -> Self {
+        SharedMap::new(map)
+    }
+}
+
+impl std::ops::Deref for SharedMap {
+    type Target = Map<String, Value>;
+    fn deref(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SharedMap {
+    fn deref_mut(&mut self) -> &mut Map<String, Value> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl Serialize for SharedMap {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedMap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Map::deserialize(deserializer).map(SharedMap::new)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -172,19 +217,20 @@ pub struct Cursor {
 pub struct RunData {
     /// The triggering event, as conditions see it (`trigger.*`).
     pub trigger: SharedValue,
-    /// The most recent event delivered to the run (`event.*`); the trigger at first.
-    pub event: Value,
+    /// The most recent event delivered to the run (`event.*`); the trigger at first (shared
+    /// with it). Copies of the run share it too.
+    pub event: SharedValue,
     /// The record's fields, updated by later events of the same record and by record actions.
-    pub record: Map<String, Value>,
+    pub record: SharedMap,
     /// Previous values of the fields the latest event changed.
     #[serde(default)]
-    pub previous: Map<String, Value>,
+    pub previous: SharedMap,
     /// The contact snapshot, updated by contact events and contact actions.
     #[serde(default)]
-    pub contact: Map<String, Value>,
+    pub contact: SharedMap,
     /// Outputs of finished steps: `steps.<id>.output`, `steps.<id>.status`.
     #[serde(default)]
-    pub steps: Map<String, Value>,
+    pub steps: SharedMap,
 }
 
 /// The run head.
@@ -287,12 +333,12 @@ impl Run {
             status: RunStatus::Running,
             cursor: None,
             data: RunData {
-                event: Value::clone(&trigger_value),
+                event: trigger_value.clone(),
                 trigger: trigger_value,
-                record: trigger.data.clone(),
-                previous: trigger.previous.clone().unwrap_or_default(),
-                contact: contact_snapshot,
-                steps: Map::new(),
+                record: trigger.data.clone().into(),
+                previous: trigger.previous.clone().unwrap_or_default().into(),
+                contact: contact_snapshot.into(),
+                steps: SharedMap::default(),
             },
             version: 0,
             started_at: now,
@@ -367,5 +413,45 @@ mod tests {
             Arc::ptr_eq(&copy.data.trigger.0, &run.data.trigger.0),
             "copies share the trigger"
         );
+    }
+
+    #[test]
+    fn copies_of_a_run_share_its_maps_until_one_changes_them() {
+        let yaml = "id: a\nname: a\nstatus: active\ntrigger: {event: lead.created}\nsteps: [{id: e, end: {}}]\n";
+        let program = Program::new(parse_automation(yaml).expect("parses")).expect("compiles");
+        let (event, _) = crate::event::parse_event(&serde_json::json!({
+            "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": "L1"}, "data": {"score": 7}, "contact": {"email": "a@example.com"}
+        }))
+        .expect("event");
+        let run = Run::new("R1".to_string(), &program, &event, Map::new(), event.time);
+        let mut copy = run.clone();
+        assert!(Arc::ptr_eq(&copy.data.record.0, &run.data.record.0), "shared");
+        assert!(
+            Arc::ptr_eq(&copy.data.event.0, &run.data.trigger.0),
+            "event is the trigger"
+        );
+        copy.data.record.insert("score".to_string(), serde_json::json!(8));
+        copy.data.contact.insert("tags".to_string(), serde_json::json!(["vip"]));
+        assert_eq!(
+            run.data.record.get("score"),
+            Some(&serde_json::json!(7)),
+            "the original is left alone"
+        );
+        assert_eq!(run.data.contact.get("tags"), None, "the original is left alone");
+        assert_eq!(copy.data.record.get("score"), Some(&serde_json::json!(8)));
+        assert_ne!(copy, run);
+        let json = serde_json::to_value(&copy).expect("serializes");
+        assert_eq!(
+            json["data"]["record"],
+            serde_json::json!({"score": 8}),
+            "as a plain map"
+        );
+        assert_eq!(
+            json["data"]["contact"],
+            serde_json::json!({"email": "a@example.com", "tags": ["vip"]})
+        );
+        let back: Run = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, copy);
     }
 }

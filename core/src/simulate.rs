@@ -93,8 +93,10 @@ impl Simulator {
         let email = Arc::new(RecordingEmail::new(options.log_effects));
         let crm = Arc::new(RecordingCrm::new(options.log_effects));
         let http = Arc::new(RecordingHttp::new(options.log_effects));
+        // Intake's reports are not kept: no need to explain its conditions.
         let config = EngineConfig {
             dry_run: options.dry_run,
+            explain_intake: false,
             ..EngineConfig::default()
         };
         let engine = Engine::new(EnginePorts {
@@ -238,7 +240,7 @@ impl Simulator {
             self.store
                 .forget_idle_enrollment(&run.tenant, &run.automation_id, &run.enrollment_key);
         }
-        sink(RunReport::with_emails(&run, &history, |key| self.email.take(key)));
+        sink(RunReport::from_run(run, history, |key| self.email.take(key)));
     }
 
     /// The runs still in the store (those not yet reported by [`Simulator::run_with`], or every
@@ -347,6 +349,48 @@ impl RunReport {
         }
     }
 
+    /// [`RunReport::with_emails`] for a run and history that are no longer needed: their
+    /// strings and values move into the report instead of being copied.
+    pub fn from_run(
+        run: Run,
+        history: Vec<StepRecord>,
+        mut email: impl FnMut(&str) -> Option<crate::command::EmailMessage>,
+    ) -> Self {
+        let mut key = format!("{}.", run.run_id);
+        let prefix = key.len();
+        let steps = history
+            .into_iter()
+            .map(|r| {
+                key.truncate(prefix);
+                let _ = std::fmt::Write::write_fmt(&mut key, format_args!("{}", r.seq));
+                StepReport {
+                    step_id: r.step_id,
+                    step_type: r.step_type,
+                    status: r.status,
+                    started_at: r.started_at,
+                    finished_at: r.finished_at,
+                    detail: r.detail,
+                    error: r.error,
+                    skip_reason: r.skip_reason,
+                    attempt: r.attempt,
+                    email: email(&key),
+                    output: r.output,
+                }
+            })
+            .collect();
+        RunReport {
+            run_id: run.run_id,
+            automation_id: run.automation_id,
+            automation_version: run.automation_version,
+            subject: run.subject,
+            status: run.status,
+            outcome: run.outcome,
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            steps,
+        }
+    }
+
     /// A readable timeline.
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
@@ -402,5 +446,63 @@ impl RunReport {
             self.outcome.clone().unwrap_or_default()
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::EmailMessage;
+    use crate::definition::parse_automation;
+    use crate::run::StepStatus;
+
+    #[test]
+    fn a_report_from_an_owned_run_is_the_report_from_a_borrowed_one() {
+        let yaml = "id: a\nname: a\nstatus: active\ntrigger: {event: lead.created}\nsteps: [{id: e, end: {}}]\n";
+        let program = Program::new(parse_automation(yaml).expect("parses")).expect("compiles");
+        let (event, _) = crate::event::parse_event(&serde_json::json!({
+            "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": "L1", "contact_id": "C1"}
+        }))
+        .expect("event");
+        let mut run = Run::new("r1".to_string(), &program, &event, Map::new(), event.time);
+        run.status = RunStatus::Completed;
+        run.outcome = Some("done".to_string());
+        run.finished_at = Some(event.time);
+        let record = |seq: u32, step_id: &str| StepRecord {
+            seq,
+            step_id: step_id.to_string(),
+            step_type: "action:send_email".to_string(),
+            status: StepStatus::Completed,
+            started_at: event.time,
+            finished_at: Some(event.time),
+            attempt: 1,
+            detail: format!("detail {seq}"),
+            error: (seq == 11).then(|| "boom".to_string()),
+            skip_reason: None,
+            output: Some(serde_json::json!({"seq": seq})),
+        };
+        let history: Vec<StepRecord> = (0..12).map(|seq| record(seq, &format!("s{seq}"))).collect();
+        let email = |to: &str| EmailMessage {
+            to: to.to_string(),
+            from: None,
+            reply_to: None,
+            subject: "Hi".to_string(),
+            html: None,
+            text: Some("text".to_string()),
+        };
+        let emails: HashMap<String, EmailMessage> = [("r1.1", "a@x"), ("r1.10", "b@x"), ("r2.2", "c@x")]
+            .into_iter()
+            .map(|(k, to)| (k.to_string(), email(to)))
+            .collect();
+        let borrowed = RunReport::new(&run, &history, &emails);
+        let owned = RunReport::from_run(run, history, |key| emails.get(key).cloned());
+        let (borrowed, owned) = (
+            serde_json::to_value(&borrowed).expect("json"),
+            serde_json::to_value(&owned).expect("json"),
+        );
+        assert_eq!(owned, borrowed);
+        assert_eq!(owned["steps"][10]["email"]["to"], "b@x");
+        assert_eq!(owned["steps"][1]["email"]["to"], "a@x");
     }
 }

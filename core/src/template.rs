@@ -340,6 +340,12 @@ impl Template {
         })
     }
 
+    /// Whether rendering may look up the scope's top-level value `root` (`record`, `trigger`,
+    /// ...): it names it, or it may reach the whole scope.
+    pub fn reads(&self, root: &str) -> bool {
+        self.names.as_ref().is_none_or(|names| names.iter().any(|n| n == root))
+    }
+
     /// The source text.
     pub fn as_str(&self) -> &str {
         &self.source

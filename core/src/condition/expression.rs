@@ -106,6 +106,12 @@ impl CelExpression {
         })
     }
 
+    /// Whether evaluating may look up the scope's top-level value `root` (the expression names
+    /// it).
+    pub fn reads(&self, root: &str) -> bool {
+        self.variables.iter().any(|v| v == root)
+    }
+
     /// The source the expression was compiled from.
     pub fn source(&self) -> &str {
         &self.source

@@ -93,6 +93,18 @@ impl Condition {
         Condition::All(Vec::new())
     }
 
+    /// Whether evaluating (or explaining) may look up the scope's top-level value `root`
+    /// (`record`, `trigger`, ...). A scope without the roots a condition does not read gives
+    /// the same result.
+    pub fn reads(&self, root: &str) -> bool {
+        match self {
+            Condition::All(children) | Condition::Any(children) => children.iter().any(|c| c.reads(root)),
+            Condition::Not(inner) => inner.reads(root),
+            Condition::Rule(rule) => rule.reads(root),
+            Condition::Expression(expression) => expression.reads(root),
+        }
+    }
+
     /// Evaluates against a scope.
     ///
     /// Type mismatches in field rules (e.g. `greater_than` on a string that is neither a number

@@ -92,6 +92,12 @@ impl FieldRule {
         })
     }
 
+    /// Whether evaluating may look up the scope's top-level value `root`: the field's root, or
+    /// `previous`.
+    pub fn reads(&self, root: &str) -> bool {
+        self.field.root() == root || root == "previous"
+    }
+
     /// Evaluates the rule against `scope`.
     pub fn evaluate(&self, scope: &Scope) -> Result<bool, ConditionError> {
         let current = scope.get(&self.field);

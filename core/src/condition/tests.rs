@@ -1030,3 +1030,42 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+/// `reads` names every root a condition looks up: the scope without the other roots gives the
+/// same result and explanation.
+#[test]
+fn a_scope_without_the_roots_a_condition_does_not_read_gives_the_same_result() {
+    let root = json!({
+        "trigger": {"type": "lead.created", "data": {"score": 1}},
+        "event": {"type": "lead.updated"},
+        "record": {"score": 42, "tier": "gold"},
+        "previous": {"score": 40},
+        "contact": {"email": "a@example.com", "tags": ["vip"]},
+        "steps": {"s": {"status": "completed"}},
+        "run": {"id": "r1"},
+        "now": "2024-06-15T12:00:00Z",
+    });
+    let conditions = [
+        json!({"field": "score", "op": "greater_than", "value": 10}),
+        json!({"field": "score", "op": "changed"}),
+        json!({"field": "trigger.data.score", "op": "equals", "value": 1}),
+        json!({"any": [{"field": "tier", "op": "in", "value": ["gold"]}, {"field": "contact.tags", "op": "contains", "value": "vip"}]}),
+        json!({"not": {"field": "event.type", "op": "equals", "value": "lead.updated"}}),
+        json!({"cel": "record.score % 3 == 0"}),
+        json!({"cel": "trigger.type == 'lead.created' && has(run.id)"}),
+        json!({"cel": "event.type.startsWith('lead') && now > timestamp('2020-01-01T00:00:00Z')"}),
+    ];
+    let roots = [
+        "trigger", "event", "record", "previous", "contact", "steps", "run", "now",
+    ];
+    for condition in conditions {
+        let parsed = parse(condition.clone());
+        let mut reduced = serde_json::Map::new();
+        for key in roots.into_iter().filter(|r| parsed.reads(r)) {
+            reduced.insert(key.to_string(), root[key].clone());
+        }
+        let full = parsed.explain(&scope(root.clone())).unwrap();
+        let partial = parsed.explain(&scope(Value::Object(reduced))).unwrap();
+        assert_eq!(full, partial, "{condition}");
+    }
+}

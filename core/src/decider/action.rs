@@ -1,11 +1,11 @@
 //! `action` steps: render the effect, hand it to execute, and go on when its result arrives.
 
-use super::{Flow, Machine, StepError, scope_for};
+use super::{Flow, Machine, StepError};
 use crate::command::{ActionOutcome, Command, Effect, PerformAction};
 use crate::definition::Action;
 use crate::definition::Step;
 use crate::definition::program::Node;
-use crate::render::{apply_to_snapshot, render_action};
+use crate::render::{action_reads, apply_to_snapshot, render_action};
 use crate::run::{RunStatus, StepStatus, WaitingFor};
 
 /// An effect the run may not have, whatever its parameters.
@@ -39,9 +39,9 @@ impl Machine<'_> {
         }
     }
 
-    fn prepare(&self, action: &Action) -> Result<Effect, StepError> {
-        let scope = scope_for(&self.run, self.now);
-        let effect = render_action(action, &scope, &self.run.subject)?;
+    fn prepare(&mut self, action: &Action) -> Result<Effect, StepError> {
+        let reads = |root: &str| action_reads(action, root);
+        let effect = self.with_scope(reads, |run, scope| render_action(action, &scope.root, &run.subject))?;
         self.check_effect(&effect)?;
         Ok(effect)
     }
@@ -136,8 +136,9 @@ impl Machine<'_> {
         if !changes_snapshot(action) {
             return;
         }
-        let scope = scope_for(&self.run, self.now);
-        if let Ok(effect) = render_action(action, &scope, &self.run.subject) {
+        let reads = |root: &str| action_reads(action, root);
+        let rendered = self.with_scope(reads, |run, scope| render_action(action, &scope.root, &run.subject));
+        if let Ok(effect) = rendered {
             apply_to_snapshot(&effect, &mut self.run.data.contact, &mut self.run.data.record);
         }
     }

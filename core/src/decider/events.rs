@@ -89,7 +89,11 @@ impl Machine<'_> {
             return;
         }
         self.absorb(event);
-        match match_event(self.program, &self.run, event, &self.scope()) {
+        let program = self.program;
+        let cursor = self.run.cursor.as_ref();
+        let awaited = cursor.and_then(|c| program.node(&c.step_id));
+        let reads = |root: &str| event_conditions_read(program, awaited, root);
+        match self.with_scope(reads, |run, scope| match_event(program, run, event, scope)) {
             Ok(None) => {}
             Ok(Some(found)) => self.act_on(found, event),
             Err(error) => self.end(Ending::Failed, error.to_string()),
@@ -139,12 +143,12 @@ impl Machine<'_> {
 
     /// Merges an event into the snapshots conditions see.
     fn absorb(&mut self, event: &Event) {
-        self.run.data.event = event.to_scope_value();
+        self.run.data.event = crate::run::SharedValue::new(event.to_scope_value());
         if event.subject.record_key() == self.run.subject.record_key() {
             for (k, v) in &event.data {
                 self.run.data.record.insert(k.clone(), v.clone());
             }
-            self.run.data.previous = event.previous.clone().unwrap_or_default();
+            self.run.data.previous = event.previous.clone().unwrap_or_default().into();
         }
         let contact_id = self.run.contact_id();
         let is_contact_record =
@@ -162,6 +166,26 @@ impl Machine<'_> {
             }
         }
     }
+}
+
+/// Whether the conditions [`match_event`] may evaluate read the scope's top-level value `root`:
+/// the exit rule's, every goal's, and that of the `wait_for_event` step the run waits at
+/// (`awaited`, the step the run is parked on).
+fn event_conditions_read(program: &Program, awaited: Option<&Node>, root: &str) -> bool {
+    let exit = program
+        .automation
+        .exit
+        .as_ref()
+        .and_then(|exit| exit.condition.as_ref());
+    let goals = program.goals().filter_map(|node| match &node.step.kind {
+        StepKind::Goal(goal) => goal.condition.as_ref(),
+        _ => None,
+    });
+    let waited = awaited.and_then(|node| match &node.step.kind {
+        StepKind::WaitForEvent(spec) => spec.condition.as_ref(),
+        _ => None,
+    });
+    exit.into_iter().chain(goals).chain(waited).any(|c| c.reads(root))
 }
 
 /// Weighs an event (already absorbed into `scope`) against the exit rule, then the goals, then

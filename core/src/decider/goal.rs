@@ -15,7 +15,7 @@ impl Machine<'_> {
         // A condition-only goal may already hold when the run gets here.
         if goal.event.is_none()
             && let Some(condition) = &goal.condition
-            && let (true, why) = condition.explain(&self.scope())?
+            && let (true, why) = self.with_scope(|root| condition.reads(root), |_, scope| condition.explain(scope))?
         {
             self.instant(step, StepStatus::Completed, format!("goal reached: {why}"));
             return Ok(self.after_goal(node, goal.on_reached));

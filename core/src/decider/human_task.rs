@@ -1,7 +1,7 @@
 //! `human_task` steps: open a task in the CRM and park the run until it is completed or its
 //! timeout passes. A task the run leaves any other way is withdrawn (see `records`).
 
-use super::{Flow, Machine, StepError, scope_for};
+use super::{Flow, Machine, StepError};
 use crate::command::Command;
 use crate::definition::program::Node;
 use crate::definition::{HumanTaskSpec, Step};
@@ -10,9 +10,16 @@ use serde_json::Value;
 
 impl Machine<'_> {
     pub(super) fn enter_human_task(&mut self, step: &Step, task: &HumanTaskSpec) -> Result<Flow, StepError> {
-        let scope = scope_for(&self.run, self.now);
-        let title = task.title.render_text(&scope)?;
-        let description = task.description.as_ref().map(|d| d.render_text(&scope)).transpose()?;
+        let reads = |root: &str| task.title.reads(root) || task.description.as_ref().is_some_and(|d| d.reads(root));
+        let (title, description) = self.with_scope(reads, |_, scope| {
+            let title = task.title.render_text(&scope.root)?;
+            let description = task
+                .description
+                .as_ref()
+                .map(|d| d.render_text(&scope.root))
+                .transpose()?;
+            Ok::<_, StepError>((title, description))
+        })?;
         let timer = self.timeout_timer(task.timeout.as_ref())?;
         // `park` gives the task's step entry the next seq.
         let task_id = self.entry_id(self.run.history_len);

@@ -104,7 +104,8 @@ pub fn decide(program: &Program, run: &Run, input: &Input, clock: &dyn Clock) ->
     if !run.status.is_terminal() {
         m.handle(input);
     }
-    let changed = m.run != *run || !m.records.is_empty() || !m.commands.is_empty();
+    // The cheap tests first: comparing the runs walks all their data.
+    let changed = !m.records.is_empty() || !m.commands.is_empty() || m.run != *run;
     if changed {
         m.run.version = run.version + 1;
         m.run.updated_at = m.now;
@@ -121,15 +122,38 @@ pub fn decide(program: &Program, run: &Run, input: &Input, clock: &dyn Clock) ->
 /// Built by cloning the run's values (not by re-serializing them with `json!`): the same tree,
 /// in the same key order, for a fraction of the cost.
 pub fn scope_for(run: &Run, now: Timestamp) -> Value {
+    scope_reading(run, now, |_| true)
+}
+
+/// [`scope_for`] without the top-level values (`trigger`, `record`, `run`, ...) that `reads`
+/// says will not be looked up; the others keep their order. Conditions and templates that read
+/// only the values kept see the same as in the whole scope (see [`crate::condition::Condition::reads`],
+/// [`crate::template::Template::reads`] and [`crate::render::action_reads`]).
+pub fn scope_reading(run: &Run, now: Timestamp, reads: impl Fn(&str) -> bool) -> Value {
+    let data = &run.data;
     let mut root = Map::with_capacity(8);
-    root.insert("trigger".into(), Value::clone(&run.data.trigger));
-    root.insert("event".into(), run.data.event.clone());
-    root.insert("record".into(), Value::Object(run.data.record.clone()));
-    root.insert("previous".into(), Value::Object(run.data.previous.clone()));
-    root.insert("contact".into(), Value::Object(run.data.contact.clone()));
-    root.insert("steps".into(), Value::Object(run.data.steps.clone()));
-    root.insert("run".into(), run_scope(run));
-    root.insert("now".into(), Value::String(now.to_string()));
+    for (name, value) in [("trigger", &data.trigger), ("event", &data.event)] {
+        if reads(name) {
+            root.insert(name.into(), Value::clone(value));
+        }
+    }
+    let maps = [
+        ("record", &data.record),
+        ("previous", &data.previous),
+        ("contact", &data.contact),
+        ("steps", &data.steps),
+    ];
+    for (name, map) in maps {
+        if reads(name) {
+            root.insert(name.into(), Value::Object(Map::clone(map)));
+        }
+    }
+    if reads("run") {
+        root.insert("run".into(), run_scope(run));
+    }
+    if reads("now") {
+        root.insert("now".into(), Value::String(now.to_string()));
+    }
     Value::Object(root)
 }
 
@@ -186,11 +210,14 @@ impl<'a> Machine<'a> {
         self.program.node(id)
     }
 
-    fn scope(&self) -> Scope {
-        Scope {
-            root: scope_for(&self.run, self.now),
+    /// Calls `f` with the run and its scope: what [`scope_for`] gives, without the top-level
+    /// values `reads` says `f` does not look up (see [`scope_reading`]).
+    fn with_scope<R>(&self, reads: impl Fn(&str) -> bool, f: impl FnOnce(&Run, &Scope) -> R) -> R {
+        let scope = Scope {
+            root: scope_reading(&self.run, self.now, reads),
             now: self.now,
-        }
+        };
+        f(&self.run, &scope)
     }
 }
 
@@ -241,5 +268,31 @@ mod tests {
         let (cloned, serialized) = (scope_for(&run, now), scope_by_serializing(&run, now));
         assert_eq!(cloned, serialized);
         assert_eq!(cloned.to_string(), serialized.to_string(), "key order");
+
+        let m = Machine {
+            program: &program,
+            run: run.clone(),
+            records: Vec::new(),
+            commands: Vec::new(),
+            now,
+            entered_this_decision: 0,
+        };
+        let whole = m.with_scope(|_| true, |_, scope| scope.root.clone());
+        assert_eq!(whole, serialized, "the scope with every root read");
+        assert_eq!(whole.to_string(), serialized.to_string(), "key order");
+        let partial = m.with_scope(
+            |root| ["run", "record", "steps"].contains(&root),
+            |_, scope| scope.root.clone(),
+        );
+        let mut expected = serialized.as_object().expect("an object").clone();
+        for left_out in ["trigger", "event", "previous", "contact", "now"] {
+            expected.shift_remove(left_out);
+        }
+        assert_eq!(
+            partial,
+            Value::Object(expected),
+            "only the roots read, in the same order"
+        );
+        assert_eq!(m.run, run, "the run is left alone");
     }
 }

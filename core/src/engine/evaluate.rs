@@ -84,7 +84,7 @@ impl Evaluate {
             match command {
                 Command::Perform(action) => {
                     self.actions
-                        .send_action(&ActionMessage { action: action.clone() })
+                        .send_action_owned(ActionMessage { action: action.clone() })
                         .await?;
                 }
                 Command::ScheduleTimer { timer_id, due_at } => {
@@ -140,7 +140,7 @@ impl Evaluate {
                         run_id: run.run_id.clone(),
                         input: Input::Continue,
                     };
-                    self.steps.send_step(&msg, 0).await?;
+                    self.steps.send_step_owned(msg, 0).await?;
                 }
                 Command::Complete { reason } => {
                     tracing::info!(run_id = %run.run_id, automation_id = %run.automation_id, %reason, "run completed");

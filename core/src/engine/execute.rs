@@ -91,7 +91,7 @@ impl Execute {
                 outcome: outcome.clone(),
             },
         };
-        self.intake.steps.send_step(&report, 0).await?;
+        self.intake.steps.send_step_owned(report, 0).await?;
         Ok(outcome)
     }
 
@@ -270,7 +270,13 @@ impl Execute {
             target,
             now,
         );
-        let mut run = crate::run::Run::new(run_id.clone(), &program, &trigger, parent.data.contact.clone(), now);
+        let mut run = crate::run::Run::new(
+            run_id.clone(),
+            &program,
+            &trigger,
+            serde_json::Map::clone(&parent.data.contact),
+            now,
+        );
         run.enroll_depth = parent.enroll_depth + 1;
         run.parent_run_id = Some(parent.run_id.clone());
         run.data.record = parent.data.record.clone();

@@ -53,7 +53,7 @@ impl Intake {
         let now = self.clock.now();
         let programs = self.catalog.active_for_event(&event.tenant, &event.event_type).await?;
         let mut created = Vec::new();
-        let mut shared = EventShared::new(event, &contact, now);
+        let mut shared = EventShared::new(event, &contact, now, &programs);
         for program in programs {
             let outcome = self.enroll_for_event(&program, &mut shared).await?;
             if let Some(id) = &outcome.run_id {
@@ -90,7 +90,7 @@ impl Intake {
                 run_id: route.run_id.clone(),
                 input,
             };
-            self.steps.send_step(&msg, 0).await?;
+            self.steps.send_step_owned(msg, 0).await?;
             report.delivered_to.push(route.run_id);
         }
         self.runs.mark_event_processed(&event.tenant, &event.id, now).await?;
@@ -116,7 +116,12 @@ impl Intake {
             ("conditions", &automation.conditions),
         ] {
             if let Some(c) = condition {
-                match c.explain(shared.conditions_scope(&run_id, program)) {
+                let scope = shared.conditions_scope(&run_id, program);
+                let verdict = match self.config.explain_intake {
+                    true => c.explain(scope),
+                    false => c.evaluate(scope).map(|holds| (holds, "not met".to_string())),
+                };
+                match verdict {
                     Ok((true, _)) => {}
                     Ok((false, why)) => return Ok(outcome("not_matched", None, format!("{name}: {why}"))),
                     Err(e) => {
@@ -181,9 +186,23 @@ impl Intake {
             run_id: run.run_id.clone(),
             input: Input::Start,
         };
-        self.steps.send_step(&msg, 0).await?;
+        self.steps.send_step_owned(msg, 0).await?;
         Ok(())
     }
+}
+
+/// The top-level values of a scope (see [`crate::decider::scope_for`]).
+const SCOPE_ROOTS: [&str; 8] = [
+    "trigger", "event", "record", "previous", "contact", "steps", "run", "now",
+];
+
+/// Whether the conditions of `program` that intake evaluates read the scope's value `root`.
+fn conditions_read(program: &Program, root: &str) -> bool {
+    let automation = &program.automation;
+    [&automation.trigger.conditions, &automation.conditions]
+        .into_iter()
+        .flatten()
+        .any(|c| c.reads(root))
 }
 
 /// What the runs one event may start have in common, built once per event.
@@ -195,27 +214,50 @@ struct EventShared<'e> {
     trigger: SharedValue,
     /// See [`EventShared::conditions_scope`].
     conditions: Option<Scope>,
+    /// The top-level scope values the conditions of these automations read.
+    roots: Vec<&'static str>,
+    /// The first run built (see [`EventShared::run`]).
+    first_run: Option<Run>,
 }
 
 impl<'e> EventShared<'e> {
-    fn new(event: &'e Event, contact: &'e Map<String, Value>, now: jiff::Timestamp) -> Self {
+    /// For the automations `programs` (their conditions are evaluated against one scope).
+    fn new(event: &'e Event, contact: &'e Map<String, Value>, now: jiff::Timestamp, programs: &[Arc<Program>]) -> Self {
+        let roots = SCOPE_ROOTS
+            .into_iter()
+            .filter(|root| programs.iter().any(|p| conditions_read(p, root)))
+            .collect();
         EventShared {
+            roots,
             event,
             contact,
             now,
             trigger: SharedValue::new(event.to_scope_value()),
             conditions: None,
+            first_run: None,
         }
     }
 
-    /// The run `run_id` of `program` that the event starts.
-    fn run(&self, run_id: String, program: &Program) -> Run {
+    /// The run `run_id` of `program` that the event starts. The runs of one event differ only in
+    /// `run_id`, `automation_id` and `automation_version`: the first is built, the others are
+    /// copies of it (sharing its data) with those rewritten.
+    fn run(&mut self, run_id: String, program: &Program) -> Run {
+        if let Some(first) = &self.first_run {
+            let mut run = first.clone();
+            run.run_id = run_id;
+            run.automation_id = program.id().to_string();
+            run.automation_version = program.version();
+            return run;
+        }
         let (event, contact) = (self.event, self.contact.clone());
-        Run::with_trigger(run_id, program, event, self.trigger.clone(), contact, self.now)
+        let run = Run::with_trigger(run_id, program, event, self.trigger.clone(), contact, self.now);
+        self.first_run = Some(run.clone());
+        run
     }
 
     /// The scope the conditions of `program` see for its run `run_id`: what
-    /// [`crate::decider::scope_for`] gives for that run. It is built for the first automation
+    /// [`crate::decider::scope_for`] gives for that run, without the values none of the
+    /// automations' conditions read. It is built for the first automation
     /// that asks; between automations it differs only in `run.id`, `run.automation_id` and
     /// `run.automation_version`, which are rewritten in place.
     fn conditions_scope(&mut self, run_id: &str, program: &Program) -> &Scope {
@@ -227,7 +269,8 @@ impl<'e> EventShared<'e> {
             }
         } else {
             let run = self.run(run_id.to_string(), program);
-            let root = crate::decider::scope_for(&run, self.now);
+            let roots = &self.roots;
+            let root = crate::decider::scope_reading(&run, self.now, |root| roots.contains(&root));
             self.conditions = Some(Scope { root, now: self.now });
         }
         self.conditions.as_ref().expect("built above")
@@ -257,14 +300,14 @@ mod tests {
     use super::*;
     use crate::definition::parse_automation;
 
-    #[test]
-    fn runs_and_conditions_scope_built_once_per_event_are_those_of_each_automation() {
-        let program = |id: &str, version: u32| {
-            let yaml = format!(
-                "id: {id}\nname: {id}\nversion: {version}\nstatus: active\ntrigger: {{event: lead.created}}\nsteps: [{{id: e, end: {{}}}}]\n"
-            );
-            Program::new(parse_automation(&yaml).expect("parses")).expect("compiles")
-        };
+    fn program(id: &str, version: u32, cel: &str) -> Arc<Program> {
+        let yaml = format!(
+            "id: {id}\nname: {id}\nversion: {version}\nstatus: active\ntrigger: {{event: lead.created, conditions: {{cel: \"{cel}\"}}}}\nsteps: [{{id: e, end: {{}}}}]\n"
+        );
+        Arc::new(Program::new(parse_automation(&yaml).expect("parses")).expect("compiles"))
+    }
+
+    fn event() -> (Event, Map<String, Value>) {
         let (event, _) = crate::event::parse_event(&json!({
             "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
             "subject": {"type": "lead", "id": "L1", "contact_id": "C1"},
@@ -272,16 +315,115 @@ mod tests {
         }))
         .expect("event");
         let contact: Map<String, Value> = [("first_name".to_string(), json!("Ada"))].into_iter().collect();
+        (event, contact)
+    }
+
+    #[test]
+    fn runs_and_conditions_scope_built_once_per_event_are_those_of_each_automation() {
+        // Between them, the conditions read every top-level value of the scope.
+        let programs = [
+            program(
+                "first",
+                1,
+                "has(trigger.id) && has(event.id) && record.score > 0 && previous == previous",
+            ),
+            program(
+                "second",
+                3,
+                "contact == contact && steps == steps && has(run.id) && now == now",
+            ),
+        ];
+        let (event, contact) = event();
         let now = event.time;
-        let mut shared = EventShared::new(&event, &contact, now);
-        for p in [program("first", 1), program("second", 3)] {
+        let mut shared = EventShared::new(&event, &contact, now, &programs);
+        for p in &programs {
             let run_id = run_id_for(&event.tenant, &event.id, p.id(), event.time);
-            let run = Run::new(run_id.clone(), &p, &event, contact.clone(), now);
-            assert_eq!(shared.run(run_id.clone(), &p), run, "{}", p.id());
+            let run = Run::new(run_id.clone(), p, &event, contact.clone(), now);
+            assert_eq!(shared.run(run_id.clone(), p), run, "{}", p.id());
             let expected = crate::decider::scope_for(&run, now);
-            let scope = shared.conditions_scope(&run_id, &p);
+            let scope = shared.conditions_scope(&run_id, p);
             assert_eq!(scope.root, expected, "{}", p.id());
             assert_eq!(scope.root.to_string(), expected.to_string(), "{}: key order", p.id());
         }
+    }
+
+    #[test]
+    fn the_conditions_scope_holds_the_values_the_conditions_read() {
+        let programs = [
+            program("first", 1, "record.score > 0"),
+            program("second", 3, "has(run.id)"),
+        ];
+        let (event, contact) = event();
+        let now = event.time;
+        let mut shared = EventShared::new(&event, &contact, now, &programs);
+        for p in &programs {
+            let run_id = run_id_for(&event.tenant, &event.id, p.id(), event.time);
+            let run = Run::new(run_id.clone(), p, &event, contact.clone(), now);
+            let mut expected = crate::decider::scope_for(&run, now);
+            let kept = ["record", "run"];
+            expected
+                .as_object_mut()
+                .expect("object")
+                .retain(|k, _| kept.contains(&k.as_str()));
+            let scope = shared.conditions_scope(&run_id, p);
+            assert_eq!(scope.root, expected, "{}", p.id());
+            assert_eq!(scope.root.to_string(), expected.to_string(), "{}: key order", p.id());
+        }
+    }
+
+    #[tokio::test]
+    async fn intake_without_explanations_matches_and_enrolls_the_same() {
+        let programs = [
+            program("holds", 1, "record.score > 0"),
+            program("fails", 1, "record.score > 100"),
+            program("errs", 1, "record.missing > 1"),
+        ];
+        let (event, contact) = event();
+        let mut outcomes = Vec::new();
+        for explain_intake in [true, false] {
+            let catalog = Arc::new(crate::memory::MemoryCatalog::new());
+            for p in &programs {
+                catalog.insert(Program::clone(p));
+            }
+            let clock = Arc::new(crate::memory::ManualClock::new(event.time));
+            let intake = Intake {
+                catalog,
+                runs: Arc::new(crate::memory::MemoryRunStore::new()),
+                steps: Arc::new(crate::memory::MemoryQueue::new(clock.clone())),
+                clock,
+                config: crate::engine::EngineConfig {
+                    explain_intake,
+                    ..Default::default()
+                },
+            };
+            let report = intake.handle(&event, contact.clone()).await.expect("handled");
+            let results: Vec<_> = report
+                .outcomes
+                .iter()
+                .map(|o| (o.automation_id.clone(), o.result.clone(), o.run_id.clone()))
+                .collect();
+            outcomes.push((results, report.outcomes));
+        }
+        let (explained, quiet) = (&outcomes[0], &outcomes[1]);
+        assert_eq!(explained.0, quiet.0, "the same outcomes");
+        assert_eq!(explained.0.len(), 3);
+        let reason = |o: &[IntakeOutcome], id: &str| {
+            o.iter()
+                .find(|o| o.automation_id == id)
+                .expect("outcome")
+                .reason
+                .clone()
+        };
+        assert!(
+            reason(&explained.1, "fails").contains("record.score > 100"),
+            "{}",
+            reason(&explained.1, "fails")
+        );
+        assert_eq!(reason(&quiet.1, "fails"), "trigger.conditions: not met");
+        assert_eq!(
+            reason(&quiet.1, "errs"),
+            reason(&explained.1, "errs"),
+            "errors are reported either way"
+        );
     }
 }

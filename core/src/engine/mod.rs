@@ -153,6 +153,11 @@ pub struct EngineConfig {
     pub max_conflict_retries: u32,
     /// Never perform effects: record them as skipped ("dry run").
     pub dry_run: bool,
+    /// Intake explains why each automation's conditions held or not (the `reason` of an
+    /// [`IntakeOutcome`]). Without it the conditions are only evaluated (same results, same
+    /// errors) and a `not_matched` reason names the conditions only: for a caller that does not
+    /// read the reasons (the simulator).
+    pub explain_intake: bool,
 }
 
 impl Default for EngineConfig {
@@ -163,6 +168,7 @@ impl Default for EngineConfig {
             retry: RetryPolicy::default(),
             max_conflict_retries: 8,
             dry_run: false,
+            explain_intake: true,
         }
     }
 }
