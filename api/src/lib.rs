@@ -10,13 +10,14 @@ pub mod automations;
 pub mod idempotency;
 pub mod problem;
 pub mod runs;
+pub mod tasks;
 
 use auth::ApiKeyStore;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::Method;
 use axum::routing::{MethodRouter, get, patch, post, put};
-use crmflow_core::ports::{AutomationDirectory, Clock, IdempotencyStore, RunDirectory, RunStore};
+use crmflow_core::ports::{AutomationDirectory, Clock, IdempotencyStore, RunDirectory, RunStore, StepQueue};
 use problem::Problem;
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub struct ApiState {
     pub automations: Arc<dyn AutomationDirectory>,
     pub run_store: Arc<dyn RunStore>,
     pub run_directory: Arc<dyn RunDirectory>,
+    /// Where task completions and cancellations go for the engine.
+    pub steps: Arc<dyn StepQueue>,
     pub keys: Arc<dyn ApiKeyStore>,
     /// Where responses to requests with an `Idempotency-Key` are kept ([`idempotency`]).
     pub idempotency: Arc<dyn IdempotencyStore>,
@@ -66,6 +69,16 @@ pub fn routes() -> Vec<Route> {
         ),
         route(Method::GET, "/api/v1/automations/{id}/runs", get(runs::list)),
         route(Method::GET, "/api/v1/automations/{id}/runs/{run_id}", get(runs::get)),
+        route(
+            Method::POST,
+            "/api/v1/automations/{id}/runs/{run_id}/complete-task",
+            post(tasks::complete),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/automations/{id}/runs/{run_id}/cancel",
+            post(tasks::cancel),
+        ),
     ]
 }
 

@@ -6,7 +6,7 @@ use clap::Args;
 use crmflow_api::auth::MemoryApiKeys;
 use crmflow_api::{ApiState, router};
 use crmflow_core::definition::load_automations;
-use crmflow_core::memory::{MemoryCatalog, MemoryRunStore};
+use crmflow_core::memory::{MemoryCatalog, MemoryQueue, MemoryRunStore};
 use crmflow_core::ports::{AutomationDirectory, Clock, CreateOutcome, SystemClock};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,6 +48,7 @@ async fn run(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
         automations: catalog,
         run_store: runs.clone(),
         run_directory: runs.clone(),
+        steps: Arc::new(MemoryQueue::new(clock.clone())),
         keys: Arc::new(keys),
         idempotency: runs,
         clock,

@@ -5,3 +5,4 @@ mod automations;
 mod idempotency;
 mod runs;
 mod support;
+mod tasks;

@@ -4,7 +4,10 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use crmflow_api::auth::MemoryApiKeys;
 use crmflow_api::{ApiState, router};
-use crmflow_core::memory::{ManualClock, MemoryCatalog, MemoryRunStore};
+use crmflow_core::engine::{EngineConfig, Evaluate};
+use crmflow_core::memory::{
+    ManualClock, MemoryCatalog, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm,
+};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
@@ -14,6 +17,9 @@ pub struct Api {
     pub router: axum::Router,
     pub catalog: Arc<MemoryCatalog>,
     pub runs: Arc<MemoryRunStore>,
+    /// The step queue the API queues task completions and cancellations on.
+    pub queue: Arc<MemoryQueue>,
+    pub clock: Arc<ManualClock>,
     /// Tenant `acme`'s key.
     pub acme: String,
     /// Tenant `globex`'s key.
@@ -35,18 +41,23 @@ impl Api {
         let (globex, _) = keys.create("globex");
         let catalog = Arc::new(MemoryCatalog::new());
         let runs = Arc::new(MemoryRunStore::new());
+        let clock = Arc::new(ManualClock::new("2026-03-02T14:00:00Z".parse().unwrap()));
+        let queue = Arc::new(MemoryQueue::new(clock.clone()));
         let state = ApiState {
             automations: catalog.clone(),
             run_store: runs.clone(),
             run_directory: runs.clone(),
+            steps: queue.clone(),
             keys: Arc::new(keys),
             idempotency: runs.clone(),
-            clock: Arc::new(ManualClock::new("2026-03-02T14:00:00Z".parse().unwrap())),
+            clock: clock.clone(),
         };
         Api {
             router: router(state),
             catalog,
             runs,
+            queue,
+            clock,
             acme,
             globex,
         }
@@ -109,16 +120,47 @@ impl Api {
     /// the runs it starts, as intake reports them.
     pub async fn enroll(&self, event: serde_json::Value) -> Vec<String> {
         let (event, _) = crmflow_core::event::parse_event(&event).unwrap();
-        let clock = Arc::new(ManualClock::new(event.time));
+        self.clock.set(event.time);
         let intake = crmflow_core::engine::Intake {
             catalog: self.catalog.clone(),
             runs: self.runs.clone(),
-            steps: Arc::new(crmflow_core::memory::MemoryQueue::new(clock.clone())),
-            clock,
-            config: crmflow_core::engine::EngineConfig::default(),
+            steps: self.queue.clone(),
+            clock: self.clock.clone(),
+            config: EngineConfig::default(),
         };
         let report = intake.handle(&event, serde_json::Map::new()).await.unwrap();
         report.outcomes.into_iter().filter_map(|o| o.run_id).collect()
+    }
+
+    /// Lets evaluate handle every step message queued so far (actions are left queued, so runs
+    /// stay on their action steps); returns how many it handled.
+    pub async fn evaluate_queued(&self) -> usize {
+        let evaluate = Evaluate {
+            catalog: self.catalog.clone(),
+            runs: self.runs.clone(),
+            steps: self.queue.clone(),
+            actions: self.queue.clone(),
+            timers: Arc::new(MemoryTimers::new(self.queue.clone())),
+            idempotency: self.runs.clone(),
+            crm: Arc::new(RecordingCrm::new(false)),
+            clock: self.clock.clone(),
+            config: EngineConfig::default(),
+        };
+        let mut handled = 0;
+        let mut actions = Vec::new();
+        while let Some(queued) = self
+            .queue
+            .pop_visible(crmflow_core::ports::Clock::now(self.clock.as_ref()))
+        {
+            match queued {
+                Queued::Step(message) => {
+                    evaluate.handle(&message).await.unwrap();
+                    handled += 1;
+                }
+                action => actions.push(action),
+            }
+        }
+        handled
     }
 
     pub async fn as_acme(&self, method: Method, uri: &str, body: Option<&str>) -> Reply {

@@ -1,0 +1,134 @@
+//! Acting on one run: completing its human task, cancelling it. Each request is checked
+//! against the run head, then queued for the engine (the step queue), and answered 202.
+
+use crate::ApiState;
+use crate::auth::Caller;
+use crate::problem::Problem;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use crmflow_core::command::Input;
+use crmflow_core::messages::StepMessage;
+use crmflow_core::run::{Run, WaitingFor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// `complete-task` body: the seed's `{"output": {...}}`, and the task's id when the caller
+/// wants it checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Completion {
+    output: serde_json::Map<String, Value>,
+    #[serde(default)]
+    task_id: Option<String>,
+}
+
+/// What an accepted request queued.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub run_id: String,
+    /// `complete_task` or `cancel`.
+    pub request: &'static str,
+    /// The human task's step id (`complete_task` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+}
+
+/// The caller's run `run_id` of automation `id`; 404 otherwise; 409 when it has ended.
+async fn open_run(state: &ApiState, caller: &Caller, id: &str, run_id: &str) -> Result<Arc<Run>, Problem> {
+    let run = state
+        .run_store
+        .load_run_shared(&caller.0.tenant, run_id)
+        .await
+        .map_err(|e| Problem::store(&e))?
+        .filter(|run| run.automation_id == id)
+        .ok_or_else(|| Problem::not_found(format!("automation {id:?} has no run {run_id:?}")))?;
+    if run.status.is_terminal() {
+        return Err(Problem::conflict(format!(
+            "run {run_id} has ended ({})",
+            run.status.as_str()
+        )));
+    }
+    Ok(run)
+}
+
+async fn queue(state: &ApiState, run: &Run, input: Input) -> Result<(), Problem> {
+    let message = StepMessage {
+        tenant: run.tenant.clone(),
+        run_id: run.run_id.clone(),
+        input,
+    };
+    state
+        .steps
+        .send_step(&message, 0)
+        .await
+        .map_err(|e| Problem::store(&crmflow_core::ports::StoreError::Transient(e.to_string())))
+}
+
+/// `POST /api/v1/automations/{id}/runs/{runId}/complete-task` with `{"output": {...}}`: 202
+/// once queued; the output is `steps.<task id>.output` for later steps. 404 for an unknown
+/// run; 409 when the run has ended or no task is open (or `task_id` names another).
+pub async fn complete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    params: Result<Path<(String, String)>, PathRejection>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Accepted>), Problem> {
+    let Path((id, run_id)) = params.map_err(|e| Problem::invalid_field("path", e.body_text()))?;
+    let completion: Completion = serde_json::from_slice(&body).map_err(|e| {
+        Problem::invalid_field(
+            "output",
+            format!("expected {{\"output\": {{...}}, \"task_id\"?: string}}: {e}"),
+        )
+    })?;
+    let run = open_run(&state, &caller, &id, &run_id).await?;
+    let open_task = run
+        .cursor
+        .as_ref()
+        .filter(|c| c.waiting_for == WaitingFor::Task)
+        .map(|c| c.step_id.clone())
+        .ok_or_else(|| Problem::conflict(format!("run {run_id} has no open task")))?;
+    if let Some(task_id) = completion.task_id.as_ref().filter(|t| **t != open_task) {
+        return Err(Problem::conflict(format!(
+            "task {task_id:?} is not open in run {run_id} (the open one is {open_task:?})"
+        )));
+    }
+    let input = Input::TaskCompleted {
+        step_id: open_task.clone(),
+        output: Value::Object(completion.output),
+    };
+    queue(&state, &run, input).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            run_id,
+            request: "complete_task",
+            task_id: Some(open_task),
+        }),
+    ))
+}
+
+/// `POST /api/v1/automations/{id}/runs/{runId}/cancel`: 202 once queued; the run ends
+/// `cancelled`, its history saying who cancelled it. 404 for an unknown run; 409 when it has
+/// ended.
+pub async fn cancel(
+    State(state): State<ApiState>,
+    caller: Caller,
+    params: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(StatusCode, Json<Accepted>), Problem> {
+    let Path((id, run_id)) = params.map_err(|e| Problem::invalid_field("path", e.body_text()))?;
+    let run = open_run(&state, &caller, &id, &run_id).await?;
+    let reason = format!("cancelled through the API (key {})", caller.0.id);
+    queue(&state, &run, Input::Cancel { reason }).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            run_id,
+            request: "cancel",
+            task_id: None,
+        }),
+    ))
+}
