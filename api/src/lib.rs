@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod automations;
+pub mod events;
 pub mod idempotency;
 pub mod problem;
 pub mod runs;
@@ -17,7 +18,9 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::http::Method;
 use axum::routing::{MethodRouter, get, patch, post, put};
-use crmflow_core::ports::{AutomationDirectory, Clock, IdempotencyStore, RunDirectory, RunStore, StepQueue};
+use crmflow_core::ports::{
+    AutomationDirectory, Clock, EventQueue, IdempotencyStore, RunDirectory, RunStore, StepQueue,
+};
 use problem::Problem;
 use std::sync::Arc;
 
@@ -29,6 +32,8 @@ pub struct ApiState {
     pub run_directory: Arc<dyn RunDirectory>,
     /// Where task completions and cancellations go for the engine.
     pub steps: Arc<dyn StepQueue>,
+    /// Where posted events go for intake.
+    pub events: Arc<dyn EventQueue>,
     pub keys: Arc<dyn ApiKeyStore>,
     /// Where responses to requests with an `Idempotency-Key` are kept ([`idempotency`]).
     pub idempotency: Arc<dyn IdempotencyStore>,
@@ -79,6 +84,7 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/automations/{id}/runs/{run_id}/cancel",
             post(tasks::cancel),
         ),
+        route(Method::POST, "/api/v1/events", post(events::post)),
     ]
 }
 

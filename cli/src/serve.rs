@@ -1,4 +1,6 @@
-//! `crmflow serve`: the management API of `crmflow-api` on 127.0.0.1, on the embedded store.
+//! `crmflow serve`: the management API of `crmflow-api` on 127.0.0.1, on the embedded store,
+//! with the engine running in the same process on the real clock. Effects are recorded, not
+//! performed (as `crmflow simulate` records them): nothing is emailed or sent anywhere.
 
 use crate::Io;
 use anyhow::{Context, Result};
@@ -6,8 +8,12 @@ use clap::Args;
 use crmflow_api::auth::MemoryApiKeys;
 use crmflow_api::{ApiState, router};
 use crmflow_core::definition::load_automations;
-use crmflow_core::memory::{MemoryCatalog, MemoryQueue, MemoryRunStore};
-use crmflow_core::ports::{AutomationDirectory, Clock, CreateOutcome, SystemClock};
+use crmflow_core::engine::{Engine, EngineConfig, EnginePorts};
+use crmflow_core::memory::{
+    MemoryCatalog, MemoryEventQueue, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm, RecordingEmail,
+    RecordingHttp,
+};
+use crmflow_core::ports::{AutomationDirectory, Clock, CreateOutcome, SystemClock, TimerService};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -43,16 +49,18 @@ async fn run(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
     };
     let keys = MemoryApiKeys::new();
     let (key, _) = keys.create(&args.tenant);
-    let runs = Arc::new(MemoryRunStore::new());
+    let embedded = Embedded::new(catalog.clone(), clock.clone());
     let state = ApiState {
         automations: catalog,
-        run_store: runs.clone(),
-        run_directory: runs.clone(),
-        steps: Arc::new(MemoryQueue::new(clock.clone())),
+        run_store: embedded.store.clone(),
+        run_directory: embedded.store.clone(),
+        steps: embedded.queue.clone(),
+        events: embedded.events.clone(),
         keys: Arc::new(keys),
-        idempotency: runs,
+        idempotency: embedded.store.clone(),
         clock,
     };
+    tokio::spawn(embedded.run());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("listening on 127.0.0.1:{}", args.port))?;
@@ -104,4 +112,83 @@ async fn load(
         }
     }
     Ok(ok)
+}
+
+/// The engine on the embedded store, fed by the API: posted events, task completions and
+/// cancellations, and the timers of waits, on the real clock.
+struct Embedded {
+    engine: Engine,
+    store: Arc<MemoryRunStore>,
+    queue: Arc<MemoryQueue>,
+    timers: Arc<MemoryTimers>,
+    events: Arc<MemoryEventQueue>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Embedded {
+    fn new(catalog: Arc<MemoryCatalog>, clock: Arc<dyn Clock>) -> Embedded {
+        let store = Arc::new(MemoryRunStore::new());
+        let queue = Arc::new(MemoryQueue::new(clock.clone()));
+        let timers = Arc::new(MemoryTimers::new(queue.clone()));
+        let engine = Engine::new(EnginePorts {
+            catalog,
+            runs: store.clone(),
+            idempotency: store.clone(),
+            steps: queue.clone(),
+            actions: queue.clone(),
+            timers: timers.clone(),
+            email: Arc::new(RecordingEmail::new(false)),
+            crm: Arc::new(RecordingCrm::new(false)),
+            http: Arc::new(RecordingHttp::new(false)),
+            clock: clock.clone(),
+            config: EngineConfig::default(),
+        });
+        Embedded {
+            engine,
+            store,
+            queue,
+            timers,
+            events: Arc::new(MemoryEventQueue::new()),
+            clock,
+        }
+    }
+
+    /// Handles whatever is due, then waits 100 ms when there was nothing; forever. Failures are
+    /// written to standard error (a failed message is not retried here).
+    async fn run(self) {
+        loop {
+            if !self.step().await {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// One pass: queued events, visible messages, due timers. Whether anything was done.
+    async fn step(&self) -> bool {
+        let mut worked = false;
+        while let Some(event) = self.events.pop() {
+            worked = true;
+            if let Err(e) = self.engine.intake.handle(&event, serde_json::Map::new()).await {
+                eprintln!("crmflow serve: event {}: {e}", event.id);
+            }
+        }
+        let now = self.clock.now();
+        while let Some(message) = self.queue.pop_visible(now) {
+            worked = true;
+            let result = match &message {
+                Queued::Step(m) => self.engine.evaluate.handle(m).await.map(|_| ()),
+                Queued::Action(m) => self.engine.execute.handle(m).await.map(|_| ()),
+            };
+            if let Err(e) = result {
+                eprintln!("crmflow serve: run {}: {e}", message.run_id());
+            }
+        }
+        match self.timers.sweep(now, 0).await {
+            Ok(fired) => worked || fired > 0,
+            Err(e) => {
+                eprintln!("crmflow serve: timers: {e}");
+                worked
+            }
+        }
+    }
 }

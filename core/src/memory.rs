@@ -8,8 +8,9 @@ use crate::enrollment::EnrollmentState;
 use crate::messages::{ActionMessage, StepMessage};
 use crate::ports::{
     ActionQueue, AutomationCatalog, AutomationDirectory, AutomationVersion, Claim, Clock, CreateOutcome,
-    CrmCommandSink, EffectError, EmailSender, HttpClient, HttpResponse, IdempotencyStore, OutboundCrmCommand,
-    QueueError, Route, RunDirectory, RunFilter, RunStore, StepQueue, StoreError, Timer, TimerService,
+    CrmCommandSink, EffectError, EmailSender, EventQueue, HttpClient, HttpResponse, IdempotencyStore,
+    OutboundCrmCommand, QueueError, Route, RunDirectory, RunFilter, RunStore, StepQueue, StoreError, Timer,
+    TimerService,
 };
 use crate::run::{Run, StepRecord};
 use async_trait::async_trait;
@@ -653,6 +654,31 @@ impl RunDirectory for MemoryRunStore {
             .collect();
         kept.sort_by(|a, b| b.run_id.cmp(&a.run_id));
         Ok(kept.into_iter().take(limit).cloned().collect())
+    }
+}
+
+/// Events waiting for intake, in arrival order (the embedded engine takes them).
+#[derive(Default)]
+pub struct MemoryEventQueue {
+    events: Mutex<std::collections::VecDeque<crate::event::Event>>,
+}
+
+impl MemoryEventQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The oldest event waiting, if any.
+    pub fn pop(&self) -> Option<crate::event::Event> {
+        lock(&self.events).pop_front()
+    }
+}
+
+#[async_trait]
+impl EventQueue for MemoryEventQueue {
+    async fn send_event(&self, event: &crate::event::Event) -> Result<(), QueueError> {
+        lock(&self.events).push_back(event.clone());
+        Ok(())
     }
 }
 

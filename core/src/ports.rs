@@ -210,6 +210,13 @@ pub trait IdempotencyStore: Send + Sync {
 #[error("queue error: {0}")]
 pub struct QueueError(pub String);
 
+/// The events queue: CRM events for intake (the management API's `POST /api/v1/events` puts
+/// them here, as a CRM would on SQS).
+#[async_trait]
+pub trait EventQueue: Send + Sync {
+    async fn send_event(&self, event: &crate::event::Event) -> Result<(), QueueError>;
+}
+
 /// The step queue: inputs for evaluate. Delays are whole seconds, at most 900 (the SQS
 /// `DelaySeconds` limit).
 #[async_trait]

@@ -98,12 +98,7 @@ async fn a_given_id_that_exists_is_a_conflict() {
 #[tokio::test]
 async fn put_adds_a_version_and_keeps_the_old_one() {
     let api = Api::new();
-    api.as_acme(
-        Method::POST,
-        "/api/v1/automations",
-        Some(&body(Some("welcome"), "active")),
-    )
-    .await;
+    api.create("welcome", "active").await;
     let mut changed: serde_json::Value = serde_json::from_str(&body(None, "active")).unwrap();
     changed.as_object_mut().unwrap().remove("status");
     changed["name"] = "Welcome v2".into();
@@ -253,12 +248,7 @@ async fn every_route_needs_a_key_and_unknown_routes_are_problems() {
 #[tokio::test]
 async fn tenants_are_isolated_on_every_route() {
     let api = Api::new();
-    api.as_acme(
-        Method::POST,
-        "/api/v1/automations",
-        Some(&body(Some("secret"), "active")),
-    )
-    .await;
+    api.create("secret", "active").await;
     let run = api
         .enroll(
             serde_json::json!({"id": "e1", "type": "contact.created", "tenant": "acme",
@@ -277,6 +267,10 @@ async fn tenants_are_isolated_on_every_route() {
         let payload = match route.method {
             Method::PATCH => r#"{"status": "paused"}"#.to_owned(),
             Method::POST if route.path.ends_with("complete-task") => r#"{"output": {}}"#.to_owned(),
+            Method::POST if route.path == "/api/v1/events" => {
+                r#"{"id": "g1", "type": "contact.created", "time": "2026-03-02T14:00:00Z", "subject": "contact/C9"}"#
+                    .to_owned()
+            }
             Method::POST => body(None, "active"),
             _ => body(Some("secret"), "active"),
         };
@@ -294,6 +288,9 @@ async fn tenants_are_isolated_on_every_route() {
                 route.path,
                 reply.body
             );
+        } else if route.path == "/api/v1/events" {
+            assert_eq!(reply.status, StatusCode::ACCEPTED, "{}: {:#}", route.path, reply.body);
+            assert_eq!(reply.body["tenant"], "globex");
         } else {
             assert_eq!(reply.status, StatusCode::CREATED, "{}: {:#}", route.path, reply.body);
             assert_eq!(reply.body["definition"]["tenant"], "globex");

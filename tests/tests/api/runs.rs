@@ -1,4 +1,4 @@
-use crate::support::{Api, body};
+use crate::support::Api;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
@@ -9,12 +9,7 @@ fn lead_created(id: &str, tenant: &str, time: &str) -> serde_json::Value {
 
 /// acme's `welcome` (active), with a run per event time given, oldest first.
 async fn with_runs(api: &Api, times: &[&str]) -> Vec<String> {
-    api.as_acme(
-        Method::POST,
-        "/api/v1/automations",
-        Some(&body(Some("welcome"), "active")),
-    )
-    .await;
+    api.create("welcome", "active").await;
     let mut runs = Vec::new();
     for (i, time) in times.iter().enumerate() {
         runs.extend(api.enroll(lead_created(&format!("e{i}"), "acme", time)).await);
@@ -96,12 +91,7 @@ async fn a_run_comes_with_its_history_and_only_under_its_automation_and_tenant()
     assert_eq!(run.body["id"], runs[0].as_str());
     assert!(run.body["history"].is_array(), "{:#}", run.body);
 
-    api.as_acme(
-        Method::POST,
-        "/api/v1/automations",
-        Some(&body(Some("other"), "active")),
-    )
-    .await;
+    api.create("other", "active").await;
     api.as_acme(
         Method::GET,
         &format!("/api/v1/automations/other/runs/{}", runs[0]),

@@ -6,7 +6,7 @@ use crmflow_api::auth::MemoryApiKeys;
 use crmflow_api::{ApiState, router};
 use crmflow_core::engine::{EngineConfig, Evaluate};
 use crmflow_core::memory::{
-    ManualClock, MemoryCatalog, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm,
+    ManualClock, MemoryCatalog, MemoryEventQueue, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm,
 };
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -19,6 +19,8 @@ pub struct Api {
     pub runs: Arc<MemoryRunStore>,
     /// The step queue the API queues task completions and cancellations on.
     pub queue: Arc<MemoryQueue>,
+    /// The events posted to the API, waiting for intake.
+    pub events: Arc<MemoryEventQueue>,
     pub clock: Arc<ManualClock>,
     /// Tenant `acme`'s key.
     pub acme: String,
@@ -43,11 +45,13 @@ impl Api {
         let runs = Arc::new(MemoryRunStore::new());
         let clock = Arc::new(ManualClock::new("2026-03-02T14:00:00Z".parse().unwrap()));
         let queue = Arc::new(MemoryQueue::new(clock.clone()));
+        let events = Arc::new(MemoryEventQueue::new());
         let state = ApiState {
             automations: catalog.clone(),
             run_store: runs.clone(),
             run_directory: runs.clone(),
             steps: queue.clone(),
+            events: events.clone(),
             keys: Arc::new(keys),
             idempotency: runs.clone(),
             clock: clock.clone(),
@@ -57,6 +61,7 @@ impl Api {
             catalog,
             runs,
             queue,
+            events,
             clock,
             acme,
             globex,
@@ -120,6 +125,11 @@ impl Api {
     /// the runs it starts, as intake reports them.
     pub async fn enroll(&self, event: serde_json::Value) -> Vec<String> {
         let (event, _) = crmflow_core::event::parse_event(&event).unwrap();
+        self.enroll_event(event).await
+    }
+
+    /// [`Api::enroll`] for a parsed event.
+    pub async fn enroll_event(&self, event: crmflow_core::event::Event) -> Vec<String> {
         self.clock.set(event.time);
         let intake = crmflow_core::engine::Intake {
             catalog: self.catalog.clone(),
@@ -161,6 +171,14 @@ impl Api {
             }
         }
         handled
+    }
+
+    /// acme's automation `id` ([`body`]) with `status`, created through the API.
+    pub async fn create(&self, id: &str, status: &str) {
+        let reply = self
+            .as_acme(Method::POST, "/api/v1/automations", Some(&body(Some(id), status)))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
     }
 
     pub async fn as_acme(&self, method: Method, uri: &str, body: Option<&str>) -> Reply {

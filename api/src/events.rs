@@ -1,0 +1,73 @@
+//! `POST /api/v1/events`: a CRM event over HTTP, for CRMs that prefer it to SQS.
+//!
+//! The body is one event in any of the three envelopes intake reads (CloudEvents 1.0 in
+//! structured JSON mode, an EventBridge event, or crmflow's native envelope; see the README's
+//! "Events"). It is validated as intake would, given the credential's tenant, and queued: 202.
+
+use crate::ApiState;
+use crate::auth::Caller;
+use crate::problem::{FieldError, Problem};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use crmflow_core::event::parse_event;
+use serde::Serialize;
+use serde_json::Value;
+
+/// What was queued.
+#[derive(Debug, Serialize)]
+pub struct Queued {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub tenant: String,
+}
+
+/// 202 once queued; 400 with the field at fault (`subject.id`, `type`, ...) when intake would
+/// refuse the event, or when it names a tenant other than the credential's.
+pub async fn post(
+    State(state): State<ApiState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Queued>), Problem> {
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        Problem::invalid_field(
+            "",
+            format!("the body is not JSON (line {} column {}): {e}", e.line(), e.column()),
+        )
+    })?;
+    let (mut event, _) = parse_event(&value).map_err(|e| {
+        Problem::invalid(
+            format!("the event is not valid: {e}"),
+            vec![FieldError {
+                path: e.path.trim_start_matches("$").trim_start_matches('.').to_owned(),
+                message: e.message,
+            }],
+        )
+    })?;
+    let named = value
+        .get("tenant")
+        .or_else(|| value.pointer("/detail/tenant"))
+        .and_then(Value::as_str);
+    if named.is_some_and(|t| t != caller.0.tenant) {
+        return Err(Problem::invalid_field(
+            "tenant",
+            "the tenant comes from the API key; leave it out",
+        ));
+    }
+    event.tenant = caller.0.tenant.clone();
+    state
+        .events
+        .send_event(&event)
+        .await
+        .map_err(|e| Problem::store(&crmflow_core::ports::StoreError::Transient(e.to_string())))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Queued {
+            event_id: event.id,
+            event_type: event.event_type,
+            tenant: event.tenant,
+        }),
+    ))
+}
