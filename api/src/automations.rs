@@ -10,7 +10,7 @@ use crate::auth::Caller;
 use crate::problem::{FieldError, Problem};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use crmflow_core::definition::load::from_value;
@@ -148,9 +148,9 @@ fn location(id: &str) -> HeaderMap {
 pub async fn create(
     State(state): State<ApiState>,
     caller: Caller,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, HeaderMap, Json<AutomationView>), Problem> {
-    let automation = definition(parse_json(&body)?, &caller, 1, None, AutomationStatus::Draft)?;
+    let automation = definition(parse_json(&body?)?, &caller, 1, None, AutomationStatus::Draft)?;
     let id = automation.id.clone();
     let outcome = state
         .automations
@@ -262,10 +262,10 @@ pub async fn replace(
     State(state): State<ApiState>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AutomationView>, Problem> {
     let id = path(id)?;
-    let body = parse_json(&body)?;
+    let body = parse_json(&body?)?;
     let current = newest(&state, &caller, &id).await?;
     let current = &current.program.automation;
     if current.status == AutomationStatus::Archived {
@@ -299,10 +299,10 @@ pub async fn change_status(
     State(state): State<ApiState>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AutomationView>, Problem> {
     let id = path(id)?;
-    let change: StatusChange = serde_json::from_value(parse_json(&body)?).map_err(|e| {
+    let change: StatusChange = serde_json::from_value(parse_json(&body?)?).map_err(|e| {
         Problem::invalid_field(
             "status",
             format!("expected {{\"status\": draft|active|paused|archived}}: {e}"),

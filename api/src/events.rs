@@ -10,6 +10,7 @@ use crate::problem::{FieldError, Problem};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use crmflow_core::event::parse_event;
 use serde::Serialize;
@@ -29,9 +30,9 @@ pub struct Queued {
 pub async fn post(
     State(state): State<ApiState>,
     caller: Caller,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Queued>), Problem> {
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+    let value: Value = serde_json::from_slice(&body?).map_err(|e| {
         Problem::invalid_field(
             "",
             format!("the body is not JSON (line {} column {}): {e}", e.line(), e.column()),

@@ -89,7 +89,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The router: [`routes`] (POST routes honour `Idempotency-Key`), and a problem document for
-/// any other path.
+/// any other path (404) or method (405).
 pub fn router(state: ApiState) -> Router {
     routes()
         .into_iter()
@@ -105,5 +105,6 @@ pub fn router(state: ApiState) -> Router {
             router.route(r.path, handler)
         })
         .fallback(|| async { Problem::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .with_state(state)
 }

@@ -89,6 +89,16 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, "about:blank", "Not Found", detail)
     }
 
+    /// 405: the path exists, not with this method.
+    pub fn method_not_allowed() -> Problem {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "about:blank",
+            "Method Not Allowed",
+            "this route does not take this method",
+        )
+    }
+
     /// 409: the request conflicts with the resource's current state.
     pub fn conflict(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::CONFLICT, "about:blank", "Conflict", detail)
@@ -135,6 +145,18 @@ impl Problem {
             ),
             StoreError::Conflict(message) => Problem::conflict(message.clone()),
             StoreError::Other(_) => Problem::internal("the store failed"),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for Problem {
+    /// A body that could not be read: too large (413, past axum's default limit of 2 MB), or
+    /// cut off.
+    fn from(rejection: axum::extract::rejection::BytesRejection) -> Problem {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::too_large(2 * 1024 * 1024)
+        } else {
+            Problem::invalid_field("", rejection.body_text())
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::auth::Caller;
 use crate::problem::Problem;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use crmflow_core::command::Input;
@@ -75,10 +75,10 @@ pub async fn complete(
     State(state): State<ApiState>,
     caller: Caller,
     params: Result<Path<(String, String)>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Accepted>), Problem> {
     let Path((id, run_id)) = params.map_err(|e| Problem::invalid_field("path", e.body_text()))?;
-    let completion: Completion = serde_json::from_slice(&body).map_err(|e| {
+    let completion: Completion = serde_json::from_slice(&body?).map_err(|e| {
         Problem::invalid_field(
             "output",
             format!("expected {{\"output\": {{...}}, \"task_id\"?: string}}: {e}"),

@@ -241,6 +241,13 @@ async fn every_route_needs_a_key_and_unknown_routes_are_problems() {
     api.as_acme(Method::GET, "/api/v2/nothing", None)
         .await
         .problem(StatusCode::NOT_FOUND);
+    api.as_acme(Method::DELETE, "/api/v1/automations", None)
+        .await
+        .problem(StatusCode::METHOD_NOT_ALLOWED);
+    let huge = format!(r#"{{"name": "{}"}}"#, "x".repeat(3 << 20));
+    api.as_acme(Method::POST, "/api/v1/automations", Some(&huge))
+        .await
+        .problem(StatusCode::PAYLOAD_TOO_LARGE);
 }
 
 /// Every route of the table, called with another tenant's key on acme's automation: nothing of
