@@ -86,7 +86,9 @@ impl fmt::Display for TzOffset {
 
 impl Tz {
     fn offset(&self, offset: jiff::tz::Offset) -> TzOffset {
-        let offset = FixedOffset::east_opt(offset.seconds()).expect("a tzdb offset is under 24 hours");
+        // Every IANA offset is within ±24 h, chrono's range; a stranger one (jiff allows ±26 h)
+        // is read as UTC rather than panic.
+        let offset = FixedOffset::east_opt(offset.seconds()).unwrap_or(chrono::Utc.fix());
         TzOffset {
             tz: self.clone(),
             offset,
