@@ -79,31 +79,16 @@ pub fn render_action(action: &Action, scope: &Value, subject: &Subject) -> Resul
 
 /// Whether rendering `action` may look up the scope's top-level value `root` (`record`,
 /// `trigger`, ...); a scope without the roots an action does not read renders it the same.
-/// Conservative: `true` for the actions not listed.
+/// Its templates ([`Action::templates`]) say, with two additions: an email without `to` reads
+/// `contact.email`, and CRM field maps read whatever their template strings do. Conservative:
+/// `true` for send_sms, create_task and webhook, whose rendering reads more than their templates.
 pub fn action_reads(action: &Action, root: &str) -> bool {
-    let reads = |t: &Template| t.reads(root);
-    let opt_reads = |t: &Option<Template>| t.as_ref().is_some_and(reads);
     match action {
-        Action::SendEmail(p) => {
-            // Without `to`, the recipient is `contact.email`.
-            p.to.as_ref().map_or(root == "contact", reads)
-                || reads(&p.subject)
-                || opt_reads(&p.html)
-                || opt_reads(&p.text)
-        }
+        Action::SendEmail(p) if p.to.is_none() && root == "contact" => true,
         Action::UpdateContact(p) => fields_read(&p.fields, root),
         Action::CreateLead(p) => fields_read(&p.fields, root),
-        Action::CreateTicket(p) => reads(&p.subject) || opt_reads(&p.description),
-        Action::Notify(p) => reads(&p.message) || opt_reads(&p.url),
-        Action::AddTag(_)
-        | Action::RemoveTag(_)
-        | Action::AddToSegment(_)
-        | Action::RemoveFromSegment(_)
-        | Action::Assign(_)
-        | Action::UpdateLeadStatus(_)
-        | Action::Enroll(_)
-        | Action::CancelAutomations(_) => false,
-        _ => true,
+        Action::SendSms(_) | Action::CreateTask(_) | Action::Webhook(_) => true,
+        _ => action.templates().iter().any(|(_, t)| t.reads(root)),
     }
 }
 
