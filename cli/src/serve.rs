@@ -10,7 +10,7 @@ use crmflow_api::{ApiState, router};
 use crmflow_core::definition::load_automations;
 use crmflow_core::engine::{Engine, EngineConfig, EnginePorts};
 use crmflow_core::memory::{
-    MemoryCatalog, MemoryEventQueue, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm, RecordingEmail,
+    MemoryCatalog, MemoryEventQueue, MemoryQueue, MemoryRunStore, MemoryTimers, RecordingCrm, RecordingEmail,
     RecordingHttp,
 };
 use crmflow_core::ports::{AutomationDirectory, Clock, CreateOutcome, SystemClock, TimerService};
@@ -175,11 +175,7 @@ impl Embedded {
         let now = self.clock.now();
         while let Some(message) = self.queue.pop_visible(now) {
             worked = true;
-            let result = match &message {
-                Queued::Step(m) => self.engine.evaluate.handle(m).await.map(|_| ()),
-                Queued::Action(m) => self.engine.execute.handle(m).await.map(|_| ()),
-            };
-            if let Err(e) = result {
+            if let Err(e) = crmflow_core::simulate::deliver(&self.engine, &message).await {
                 eprintln!("crmflow serve: run {}: {e}", message.run_id());
             }
         }

@@ -210,11 +210,7 @@ impl Simulator {
     async fn drain(&mut self, now: Timestamp, sink: &mut dyn FnMut(RunReport)) {
         while let Some(message) = self.queue.pop_visible(now) {
             self.messages_handled += 1;
-            let result = match &message {
-                Queued::Step(m) => self.engine.evaluate.handle(m).await.map(|_| ()),
-                Queued::Action(m) => self.engine.execute.handle(m).await.map(|_| ()),
-            };
-            if let Err(e) = result {
+            if let Err(e) = deliver(&self.engine, &message).await {
                 self.errors.push(format!("{}: {e}", describe_message(&message)));
             }
             self.retire(message.tenant(), message.run_id(), sink).await;
@@ -254,6 +250,15 @@ impl Simulator {
             out.push(RunReport::with_emails(&run, &history, |key| self.email.get(key)));
         }
         out
+    }
+}
+
+/// Hands one message of the in-memory queue to its handler: a step message to evaluate, an
+/// action to execute. The embedded runners (the simulator, `crmflow serve`) drain the queue so.
+pub async fn deliver(engine: &Engine, message: &Queued) -> Result<(), crate::engine::EngineError> {
+    match message {
+        Queued::Step(m) => engine.evaluate.handle(m).await.map(|_| ()),
+        Queued::Action(m) => engine.execute.handle(m).await.map(|_| ()),
     }
 }
 
