@@ -4,6 +4,7 @@
 mod automations;
 mod events;
 mod idempotency;
+mod lifecycle;
 mod runs;
 mod support;
 mod tasks;
