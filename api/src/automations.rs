@@ -179,7 +179,7 @@ pub(crate) async fn versions(state: &ApiState, caller: &Caller, id: &str) -> Res
     Ok(versions)
 }
 
-async fn newest(state: &ApiState, caller: &Caller, id: &str) -> Result<AutomationVersion, Problem> {
+pub(crate) async fn newest(state: &ApiState, caller: &Caller, id: &str) -> Result<AutomationVersion, Problem> {
     let mut all = versions(state, caller, id).await?;
     all.pop()
         .ok_or_else(|| Problem::not_found(format!("no automation {id:?}")))

@@ -87,6 +87,11 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/automations/{id}/runs/{run_id}/cancel",
             post(tasks::cancel),
         ),
+        route(
+            Method::POST,
+            "/api/v1/automations/{id}/runs/{run_id}/retry",
+            post(tasks::retry),
+        ),
         route(Method::POST, "/api/v1/events", post(events::post)),
     ]
 }

@@ -10,8 +10,9 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use crmflow_core::command::Input;
+use crmflow_core::definition::AutomationStatus;
 use crmflow_core::messages::StepMessage;
-use crmflow_core::run::{Run, WaitingFor};
+use crmflow_core::run::{Run, RunStatus, WaitingFor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ struct Completion {
 #[derive(Debug, Serialize)]
 pub struct Accepted {
     pub run_id: String,
-    /// `complete_task` or `cancel`.
+    /// `complete_task`, `cancel` or `retry`.
     pub request: &'static str,
     /// The human task's step id (`complete_task` only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,6 +129,74 @@ pub async fn cancel(
         Json(Accepted {
             run_id,
             request: "cancel",
+            task_id: None,
+        }),
+    ))
+}
+
+/// `retry` body: whether an action whose failed attempt may have performed it is performed
+/// again. An empty body is `{}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryRequest {
+    #[serde(default)]
+    resend_uncertain: bool,
+}
+
+/// `POST /api/v1/automations/{id}/runs/{runId}/retry` with `{"resend_uncertain"?: bool}`: 202
+/// once queued; the failed run resumes from the step that failed, on the version it started
+/// on, its history keeping both attempts. 404 for an unknown run; 409 when the run has not
+/// failed, failed other than at a step (a limit), or its automation is archived.
+pub async fn retry(
+    State(state): State<ApiState>,
+    caller: Caller,
+    params: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Accepted>), Problem> {
+    let Path((id, run_id)) = params.map_err(|e| Problem::invalid_field("path", e.body_text()))?;
+    let body = body?;
+    let request: RetryRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RetryRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            Problem::invalid_field(
+                "resend_uncertain",
+                format!("expected {{\"resend_uncertain\"?: boolean}}: {e}"),
+            )
+        })?
+    };
+    let run = state
+        .run_store
+        .load_run_shared(&caller.0.tenant, &run_id)
+        .await
+        .map_err(|e| Problem::store(&e))?
+        .filter(|run| run.automation_id == id)
+        .ok_or_else(|| Problem::not_found(format!("automation {id:?} has no run {run_id:?}")))?;
+    if run.status != RunStatus::Failed {
+        return Err(Problem::conflict(format!(
+            "run {run_id} is {}: only a failed run can be retried",
+            run.status.as_str()
+        )));
+    }
+    if run.failure.is_none() {
+        return Err(Problem::conflict(format!(
+            "run {run_id} did not fail at a step ({}): there is no step to retry",
+            run.outcome.as_deref().unwrap_or("no reason recorded")
+        )));
+    }
+    let newest = crate::automations::newest(&state, &caller, &id).await?;
+    if newest.program.automation.status == AutomationStatus::Archived {
+        return Err(Problem::conflict(format!("automation {id:?} is archived")));
+    }
+    let input = Input::Retry {
+        resend_uncertain: request.resend_uncertain,
+    };
+    queue(&state, &run, input).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            run_id,
+            request: "retry",
             task_id: None,
         }),
     ))

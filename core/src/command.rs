@@ -34,6 +34,14 @@ pub enum Input {
     Continue,
     /// Stop the run (status `cancelled`).
     Cancel { reason: String },
+    /// Resume a `failed` run from the step that failed, on the same version (a new entry of
+    /// that step; the failed one stays in the history). An action whose failed attempt may have
+    /// performed its effect (see [`ActionOutcome::Failed`]) is not performed again unless
+    /// `resend_uncertain`: it is recorded as uncertain and the run goes on after it.
+    Retry {
+        #[serde(default)]
+        resend_uncertain: bool,
+    },
 }
 
 impl Input {
@@ -46,6 +54,7 @@ impl Input {
             Input::TaskCompleted { .. } => "task_completed",
             Input::Continue => "continue",
             Input::Cancel { .. } => "cancel",
+            Input::Retry { .. } => "retry",
         }
     }
 }
@@ -56,8 +65,14 @@ impl Input {
 pub enum ActionOutcome {
     /// Done; `output` holds provider ids (e.g. the SES MessageId).
     Succeeded { output: Value },
-    /// Failed for good (after retries of transient errors).
-    Failed { error: String },
+    /// Failed for good (after retries of transient errors). `uncertain`: the last attempt
+    /// gave up on a transient error (a timeout, a 5xx) of an effect that is not repeated when in
+    /// doubt (email), so it may have been performed.
+    Failed {
+        error: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        uncertain: bool,
+    },
     /// An earlier attempt may have performed it; by the action's policy it was not repeated.
     Uncertain { detail: String },
     /// Deliberately not performed (e.g. dry run, no recipient address).

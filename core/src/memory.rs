@@ -552,6 +552,18 @@ impl RunStore for MemoryRunStore {
         Ok(())
     }
 
+    async fn save_reopened(&self, run: Arc<Run>, records: Vec<StepRecord>) -> Result<(), StoreError> {
+        self.save_run_shared(run.clone(), records).await?;
+        let mut inner = lock(&self.inner);
+        for route in run.route_keys() {
+            inner
+                .routes
+                .get_or_default(&run.tenant, &route)
+                .insert(run.run_id.clone(), run.automation_id.clone());
+        }
+        Ok(())
+    }
+
     async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
         if let Some(stored) = inner.runs.get_mut(tenant, run_id)

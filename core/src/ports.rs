@@ -177,6 +177,10 @@ pub trait RunStore: Send + Sync {
     async fn save_run_shared(&self, run: Arc<Run>, records: Vec<StepRecord>) -> Result<(), StoreError> {
         self.save_run(&run, &records).await
     }
+    /// Saves a head that a retry brought back from `failed`, as [`RunStore::save_run`] does,
+    /// and registers its routes again (they went when it failed). The enrollment slot it
+    /// released then is not taken again.
+    async fn save_reopened(&self, run: Arc<Run>, records: Vec<StepRecord>) -> Result<(), StoreError>;
     /// Marks the outbox saved with head `version` as dispatched (a later load returns the run
     /// with an empty outbox). Does nothing if the head has moved past `version`.
     async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError>;

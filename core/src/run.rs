@@ -233,6 +233,19 @@ pub struct RunData {
     pub steps: SharedMap,
 }
 
+/// Where a run failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Failure {
+    pub step_id: String,
+    /// The failed action may have performed its effect (see `ActionOutcome::Failed`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncertain: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// The run head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Run {
@@ -261,6 +274,12 @@ pub struct Run {
     /// Why the run ended (completed, failed or cancelled), in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// The step a `failed` run failed at (what a retry resumes from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// How many times the run was retried after failing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
     /// Steps entered so far (the runaway-loop guard counts these).
     pub steps_entered: u32,
     /// Number of history records (the next record's `seq`).
@@ -354,6 +373,8 @@ impl Run {
             updated_at: now,
             finished_at: None,
             outcome: None,
+            failure: None,
+            retries: 0,
             steps_entered: 0,
             history_len: 0,
             enroll_depth: 0,

@@ -131,12 +131,20 @@ impl Machine<'_> {
                 self.close(StepStatus::Skipped, format!("skipped: {reason}"), None, None);
                 self.run_from(next);
             }
-            ActionOutcome::Failed { error } => {
-                self.close(StepStatus::Failed, "failed".to_string(), Some(error.clone()), None);
+            ActionOutcome::Failed { error, uncertain } => {
+                let detail = if *uncertain {
+                    "failed; it may have been performed"
+                } else {
+                    "failed"
+                };
+                self.close(StepStatus::Failed, detail.to_string(), Some(error.clone()), None);
                 if node.step.continue_on_error {
                     self.run_from(next);
                 } else {
                     self.step_failed(step_id, error);
+                    if let Some(failure) = self.run.failure.as_mut() {
+                        failure.uncertain = *uncertain;
+                    }
                 }
             }
         }

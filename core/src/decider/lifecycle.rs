@@ -61,4 +61,41 @@ impl Machine<'_> {
         self.run.deferred_events.clear();
         self.commands.push(ending.command(reason));
     }
+
+    /// Brings a `failed` run back to the step it failed at (a retry): a new entry of that step,
+    /// or, when the failed action may have been performed and `resend_uncertain` is false, an
+    /// `uncertain` record for it and the step after. A run that did not fail at a step (a limit,
+    /// an event it could not read) or did not fail at all is left as it is.
+    pub(super) fn retry(&mut self, resend_uncertain: bool) {
+        if self.run.status != RunStatus::Failed {
+            return;
+        }
+        let Some(failure) = self.run.failure.take() else { return };
+        let Some(node) = self.node(&failure.step_id) else {
+            return;
+        };
+        self.run.status = RunStatus::Running;
+        self.run.finished_at = None;
+        self.run.outcome = None;
+        self.run.retries += 1;
+        let step = &node.step;
+        let attempt = self.run.retries;
+        let detail = format!("retry {attempt} of the run, from step \"{}\"", step.id);
+        let mut note = self.new_record(&step.id, "retry", StepStatus::Completed, detail);
+        note.finished_at = Some(self.now);
+        self.records.push(note);
+        if failure.uncertain && !resend_uncertain {
+            let mut rec = self.new_record(
+                &step.id,
+                step.kind.type_name(),
+                StepStatus::Uncertain,
+                "not performed again on retry: the failed attempt may have performed it (retry with resend_uncertain to repeat it)".to_string(),
+            );
+            rec.finished_at = Some(self.now);
+            self.records.push(rec);
+            self.run_from(node.next.clone());
+        } else {
+            self.run_from(Some(step.id.clone()));
+        }
+    }
 }

@@ -101,7 +101,8 @@ pub fn decide(program: &Program, run: &Run, input: &Input, clock: &dyn Clock) ->
         now: clock.now(),
         entered_this_decision: 0,
     };
-    if !run.status.is_terminal() {
+    // An ended run ignores inputs, but a failed one can be retried.
+    if !run.status.is_terminal() || matches!(input, Input::Retry { .. }) {
         m.handle(input);
     }
     // The cheap tests first: comparing the runs walks all their data.
@@ -203,6 +204,7 @@ impl<'a> Machine<'a> {
             Input::Event { event } => self.receive(event),
             Input::TaskCompleted { step_id, output } => self.task_completed(step_id, output),
             Input::Cancel { reason } => self.end(Ending::Cancelled, reason.clone()),
+            Input::Retry { resend_uncertain } => self.retry(*resend_uncertain),
         }
     }
 

@@ -77,6 +77,10 @@ impl Machine<'_> {
     /// Fails the run because of one step.
     pub(super) fn step_failed(&mut self, step_id: &str, error: &dyn Display) {
         self.end(Ending::Failed, format!("step \"{step_id}\" failed: {error}"));
+        self.run.failure = Some(crate::run::Failure {
+            step_id: step_id.to_string(),
+            uncertain: false,
+        });
     }
 
     /// Parks the run on a step.

@@ -42,8 +42,10 @@ impl Evaluate {
     /// cancelled whatever the input.
     pub async fn handle(&self, message: &StepMessage) -> Result<Option<Arc<Run>>, EngineError> {
         let run = self.load(&message.tenant, &message.run_id).await?;
-        // An ended run ignores inputs (the decider's rule): no need to read the status.
-        let status = if run.status.is_terminal() {
+        // An ended run ignores inputs but a retry (the decider's rule): no need to read the
+        // status.
+        let retry = matches!(message.input, Input::Retry { .. });
+        let status = if run.status.is_terminal() && !retry {
             None
         } else {
             self.catalog.status(&run.tenant, &run.automation_id).await?
@@ -114,8 +116,14 @@ impl Evaluate {
             } = decision;
             let (outbox, logged): (Vec<Command>, Vec<Command>) = commands.into_iter().partition(needs_dispatch);
             next.outbox = outbox;
+            let reopened = run.status.is_terminal() && !next.status.is_terminal();
             let next = Arc::new(next);
-            match self.runs.save_run_shared(next.clone(), records).await {
+            let saved = if reopened {
+                self.runs.save_reopened(next.clone(), records).await
+            } else {
+                self.runs.save_run_shared(next.clone(), records).await
+            };
+            match saved {
                 Ok(()) => {
                     self.dispatch(&next, &next.outbox).await?;
                     self.dispatch(&next, &logged).await?;

@@ -71,7 +71,7 @@ impl Execute {
             Claim::Expired | Claim::Acquired => {
                 let retried = matches!(claim, Claim::Expired);
                 let (outcome, tries) = self.perform_with_retries(message).await;
-                if let ActionOutcome::Failed { error } = &outcome {
+                if let ActionOutcome::Failed { error, .. } = &outcome {
                     tracing::warn!(run_id = %action.run_id, step_id = %action.step_id, %error, "action failed");
                 }
                 self.idempotency
@@ -107,12 +107,17 @@ impl Execute {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
                 Err(e) => {
-                    let error = if e.kind == ErrorKind::Transient {
+                    let transient = e.kind == ErrorKind::Transient;
+                    let error = if transient {
                         format!("{} (gave up after {tries} tries)", e.message)
                     } else {
                         e.message
                     };
-                    return (ActionOutcome::Failed { error }, tries);
+                    // A transient error (a timeout, a 5xx) leaves it open whether the effect
+                    // happened; for effects not repeated when in doubt, a retry must know.
+                    let uncertain =
+                        transient && message.action.effect.uncertain_policy() == UncertainPolicy::MarkUncertain;
+                    return (ActionOutcome::Failed { error, uncertain }, tries);
                 }
             }
         }

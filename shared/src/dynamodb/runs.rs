@@ -292,43 +292,11 @@ impl RunStore for DynamoStore {
     }
 
     async fn save_run(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError> {
-        let Some(previous) = run.version.checked_sub(1) else {
-            return Err(StoreError::Conflict(format!(
-                "run {}: version 0 is only ever created",
-                run.run_id
-            )));
-        };
-        let guard = Expr::new("#v = :previous")
-            .name("#v", "version")
-            .value(":previous", n(previous));
-        let mut items = vec![self.tx_put(self.head_item(run)?, Some(guard))?];
-        for record in records {
-            items.push(self.tx_put(self.record_item(run, record)?, None)?);
-        }
-        if run.status.is_terminal() {
-            for route_key in run.route_keys() {
-                items.push(self.tx_delete(key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id)))?);
-            }
-            // Releases the enrollment slot; the version bump makes a concurrent enrollment that
-            // read the old state conflict.
-            let release = Expr::new("SET #v = if_not_exists(#v, :zero) + :one DELETE #active :run")
-                .name("#v", "version")
-                .name("#active", "active_runs")
-                .value(":zero", n(0))
-                .value(":one", n(1))
-                .value(":run", AttributeValue::Ss(vec![run.run_id.clone()]));
-            items.push(self.tx_update(
-                key(
-                    enrollment_pk(&run.tenant, &run.automation_id, &run.enrollment_key),
-                    ENROLL_SK,
-                ),
-                release,
-                None,
-            )?);
-        }
-        self.transact(items)
-            .await
-            .map_err(|e| e.into_store_error(&format!("save run {} at version {}", run.run_id, run.version)))
+        self.save_head(run, records, false).await
+    }
+
+    async fn save_reopened(&self, run: Arc<Run>, records: Vec<StepRecord>) -> Result<(), StoreError> {
+        self.save_head(&run, &records, true).await
     }
 
     async fn history(&self, tenant: &str, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
@@ -394,5 +362,57 @@ impl RunStore for DynamoStore {
 
     async fn event_processed(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError> {
         Ok(self.get_item(event_pk(tenant, event_id), EVENT_SK).await?.is_some())
+    }
+}
+
+impl DynamoStore {
+    /// One transaction: the head (version-checked), the records, and the routes: deleted with
+    /// the enrollment slot's release when the run ended, put again when a retry reopened it.
+    async fn save_head(&self, run: &Run, records: &[StepRecord], reopened: bool) -> Result<(), StoreError> {
+        let Some(previous) = run.version.checked_sub(1) else {
+            return Err(StoreError::Conflict(format!(
+                "run {}: version 0 is only ever created",
+                run.run_id
+            )));
+        };
+        let guard = Expr::new("#v = :previous")
+            .name("#v", "version")
+            .value(":previous", n(previous));
+        let mut items = vec![self.tx_put(self.head_item(run)?, Some(guard))?];
+        for record in records {
+            items.push(self.tx_put(self.record_item(run, record)?, None)?);
+        }
+        if reopened {
+            for route_key in run.route_keys() {
+                let mut route = key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id));
+                route.insert("run_id".into(), s(&run.run_id));
+                route.insert("automation_id".into(), s(&run.automation_id));
+                items.push(self.tx_put(route, None)?);
+            }
+        }
+        if run.status.is_terminal() {
+            for route_key in run.route_keys() {
+                items.push(self.tx_delete(key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id)))?);
+            }
+            // Releases the enrollment slot; the version bump makes a concurrent enrollment that
+            // read the old state conflict.
+            let release = Expr::new("SET #v = if_not_exists(#v, :zero) + :one DELETE #active :run")
+                .name("#v", "version")
+                .name("#active", "active_runs")
+                .value(":zero", n(0))
+                .value(":one", n(1))
+                .value(":run", AttributeValue::Ss(vec![run.run_id.clone()]));
+            items.push(self.tx_update(
+                key(
+                    enrollment_pk(&run.tenant, &run.automation_id, &run.enrollment_key),
+                    ENROLL_SK,
+                ),
+                release,
+                None,
+            )?);
+        }
+        self.transact(items)
+            .await
+            .map_err(|e| e.into_store_error(&format!("save run {} at version {}", run.run_id, run.version)))
     }
 }

@@ -274,6 +274,7 @@ async fn tenants_are_isolated_on_every_route() {
         let payload = match route.method {
             Method::PATCH => r#"{"status": "paused"}"#.to_owned(),
             Method::POST if route.path.ends_with("complete-task") => r#"{"output": {}}"#.to_owned(),
+            Method::POST if route.path.ends_with("/retry") => r#"{"resend_uncertain": false}"#.to_owned(),
             Method::POST if route.path == "/api/v1/events" => {
                 r#"{"id": "g1", "type": "contact.created", "time": "2026-03-02T14:00:00Z", "subject": "contact/C9"}"#
                     .to_owned()

@@ -226,3 +226,65 @@ async fn a_sandbox_run_sends_nothing_and_its_history_shows_what_it_would_have_se
     assert_eq!(view["dry_run"], false);
     assert_eq!(api.embedded.email.count(), 1, "the live version sends");
 }
+
+/// A webhook, then the end.
+const HOOK: &str = r#"{"id": "hook", "name": "Hook", "status": "active",
+  "trigger": {"event": "lead.created"},
+  "steps": [
+    {"id": "notify-crm", "action": {"type": "webhook", "params": {"url": "https://crm.example.com/hook", "method": "POST"}}},
+    {"id": "fin", "end": {}}
+  ]}"#;
+
+#[tokio::test]
+async fn a_failed_run_is_retried_from_the_failed_step_and_completes() {
+    let api = Api::new();
+    api.as_acme(Method::POST, "/api/v1/automations", Some(HOOK)).await;
+    api.embedded.http.script.lock().unwrap().push(400);
+    let run = api
+        .enroll(lead_event(
+            "e1",
+            "lead.created",
+            "2026-03-02T14:00:00Z",
+            json!({"name": "Ada"}),
+        ))
+        .await
+        .pop()
+        .expect("enrolled");
+    api.settle().await;
+    let failed = run_view(&api, "hook", &run).await;
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+
+    let uri = format!("/api/v1/automations/hook/runs/{run}/retry");
+    api.as_acme(Method::POST, &uri, Some(r#"{"resend": true}"#))
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    api.as_acme(Method::POST, "/api/v1/automations/hook/runs/nope/retry", None)
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    let accepted = api.as_acme(Method::POST, &uri, None).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{:#}", accepted.body);
+    assert_eq!(accepted.body["request"], "retry");
+    api.settle().await;
+
+    let done = run_view(&api, "hook", &run).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(done["version"], 1, "on the version it started on");
+    assert_eq!(
+        steps_of(&done),
+        [
+            ("notify-crm", "failed"),
+            ("notify-crm", "completed"),
+            ("notify-crm", "completed"),
+            ("fin", "completed")
+        ]
+        .map(|(s, t)| (s.to_owned(), t.to_owned()))
+        .to_vec(),
+        "both attempts, with the retry between them"
+    );
+    assert_eq!(done["history"][1]["type"], "retry");
+    assert_eq!(api.embedded.http.sent.lock().unwrap().len(), 0, "not logging");
+
+    api.as_acme(Method::POST, &uri, None)
+        .await
+        .problem(StatusCode::CONFLICT);
+}

@@ -1028,3 +1028,41 @@ async fn held_inputs_keep_their_order_per_run_on_dynamodb() {
         "another tenant's partition"
     );
 }
+
+/// A run that failed gives up its routes; a retry that reopens it registers them again.
+#[tokio::test]
+async fn a_reopened_run_gets_its_routes_back() {
+    let env = env_or_skip!("save_reopened");
+    let run = new_run("R-reopen");
+    create(&env, &run).await;
+    let keys = run.route_keys();
+    let routed = |routes: Vec<crmflow_core::ports::Route>| routes.iter().any(|r| r.run_id == "R-reopen");
+    assert!(
+        routed(env.store.routes("t1", &keys).await.unwrap()),
+        "routed once created"
+    );
+
+    let mut failed = next(&run);
+    failed.status = RunStatus::Failed;
+    env.store.save_run(&failed, &[record(0, "failed")]).await.unwrap();
+    assert!(
+        !routed(env.store.routes("t1", &keys).await.unwrap()),
+        "no routes once failed"
+    );
+
+    let mut reopened = next(&failed);
+    reopened.status = RunStatus::Running;
+    env.store
+        .save_reopened(Arc::new(reopened.clone()), vec![record(1, "retry")])
+        .await
+        .unwrap();
+    assert!(routed(env.store.routes("t1", &keys).await.unwrap()), "routed again");
+    let stale = Arc::new(reopened);
+    assert!(
+        matches!(
+            env.store.save_reopened(stale, Vec::new()).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "version-checked like any save"
+    );
+}

@@ -412,6 +412,7 @@ fn failed_uncertain_and_skipped_results() {
     h.start();
     let d = h.outcome(ActionOutcome::Failed {
         error: "POST https://example.com answered 400: bad".into(),
+        uncertain: false,
     });
     assert_eq!(
         records_of(&d),
@@ -435,7 +436,10 @@ fn failed_uncertain_and_skipped_results() {
     // Failed with continue_on_error: goes on.
     let mut h = Harness::new(&tolerant, &trigger(), contact());
     h.start();
-    let d = h.outcome(ActionOutcome::Failed { error: "boom".into() });
+    let d = h.outcome(ActionOutcome::Failed {
+        error: "boom".into(),
+        uncertain: false,
+    });
     assert_eq!(
         records_of(&d),
         vec![
@@ -725,4 +729,51 @@ fn a_sandbox_run_records_each_effect_it_would_have_had_and_performs_none() {
     assert!(!h.run.dry_run);
     let d = h.start();
     assert!(matches!(effect(&d), Effect::Email(_)), "live: the email is performed");
+}
+
+/// A retry resumes a failed run at the failed step, with a new entry (a new idempotency key);
+/// an email whose failed attempt may have sent it is not sent again unless asked.
+#[test]
+fn a_retry_resumes_at_the_failed_step_and_does_not_resend_an_uncertain_email() {
+    let yaml = def(r#"
+- id: act
+  action: {type: send_email, params: {subject: "Hi", text: "Hello"}}
+- id: fin
+  end: {}
+"#);
+    for (uncertain, resend, expect_email) in [(false, false, true), (true, false, false), (true, true, true)] {
+        let case = format!("uncertain {uncertain}, resend {resend}");
+        let mut h = Harness::new(&yaml, &trigger(), contact());
+        let first_key = perform(&h.start()).idempotency_key.clone();
+        let d = h.outcome(ActionOutcome::Failed {
+            error: "timed out".into(),
+            uncertain,
+        });
+        assert_eq!(run_status(&d), RunStatus::Failed, "{case}");
+        assert_eq!(h.run.failure.as_ref().map(|f| f.uncertain), Some(uncertain), "{case}");
+
+        let d = h.feed(Input::Retry {
+            resend_uncertain: resend,
+        });
+        assert_eq!(h.run.retries, 1, "{case}");
+        assert!(h.run.failure.is_none(), "{case}");
+        let performed = d.commands.iter().find_map(|c| match c {
+            Command::Perform(p) => Some(p.clone()),
+            _ => None,
+        });
+        assert_eq!(performed.is_some(), expect_email, "{case}: {:?}", d.commands);
+        if let Some(p) = performed {
+            assert_ne!(p.idempotency_key, first_key, "{case}: a new entry, a new key");
+            h.succeed();
+        } else {
+            assert_eq!(h.record("act").status, StepStatus::Uncertain, "{case}");
+        }
+        assert_eq!(h.run.status, RunStatus::Completed, "{case}");
+        let types: Vec<&str> = h.history.values().map(|r| r.step_type.as_str()).collect();
+        assert_eq!(types[..2], ["action:send_email", "retry"], "{case}: both attempts kept");
+        assert!(
+            h.peek(&Input::Retry { resend_uncertain: true }).is_noop(&h.run),
+            "{case}: only a failed run is retried"
+        );
+    }
 }

@@ -1914,7 +1914,10 @@ fn a_duplicate_action_result_is_a_noop() {
                 step_id: "a".into(),
                 seq: 0,
                 attempt: 2,
-                outcome: ActionOutcome::Failed { error: "late".into() },
+                outcome: ActionOutcome::Failed {
+                    error: "late".into(),
+                    uncertain: false,
+                },
             },
         ),
         (
