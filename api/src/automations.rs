@@ -337,7 +337,7 @@ pub async fn change_status(
     Ok(Json(AutomationView::from(&newest(&state, &caller, &id).await?)))
 }
 
-fn status_name(status: AutomationStatus) -> String {
+pub(crate) fn status_name(status: AutomationStatus) -> String {
     serde_json::to_value(status)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

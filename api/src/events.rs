@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use crmflow_core::event::parse_event;
+use crmflow_core::event::{Event, parse_event};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -38,26 +38,7 @@ pub async fn post(
             format!("the body is not JSON (line {} column {}): {e}", e.line(), e.column()),
         )
     })?;
-    let (mut event, _) = parse_event(&value).map_err(|e| {
-        Problem::invalid(
-            format!("the event is not valid: {e}"),
-            vec![FieldError {
-                path: e.path.trim_start_matches("$").trim_start_matches('.').to_owned(),
-                message: e.message,
-            }],
-        )
-    })?;
-    let named = value
-        .get("tenant")
-        .or_else(|| value.pointer("/detail/tenant"))
-        .and_then(Value::as_str);
-    if named.is_some_and(|t| t != caller.0.tenant) {
-        return Err(Problem::invalid_field(
-            "tenant",
-            "the tenant comes from the API key; leave it out",
-        ));
-    }
-    event.tenant = caller.0.tenant.clone();
+    let event = caller_event(&caller, &value, "")?;
     state
         .events
         .send_event(&event)
@@ -71,4 +52,39 @@ pub async fn post(
             tenant: event.tenant,
         }),
     ))
+}
+
+/// `value` as an event of the caller's tenant: 400 naming the field at fault (under `prefix`,
+/// the event's path in the request body) when intake would refuse it or it names another
+/// tenant.
+pub(crate) fn caller_event(caller: &Caller, value: &Value, prefix: &str) -> Result<Event, Problem> {
+    let at = |path: &str| {
+        let path = path.trim_start_matches('$').trim_start_matches('.');
+        match (prefix.is_empty(), path.is_empty()) {
+            (true, _) => path.to_owned(),
+            (false, true) => prefix.to_owned(),
+            (false, false) => format!("{prefix}.{path}"),
+        }
+    };
+    let (mut event, _) = parse_event(value).map_err(|e| {
+        Problem::invalid(
+            format!("the event is not valid: {e}"),
+            vec![FieldError {
+                path: at(&e.path),
+                message: e.message,
+            }],
+        )
+    })?;
+    let named = value
+        .get("tenant")
+        .or_else(|| value.pointer("/detail/tenant"))
+        .and_then(Value::as_str);
+    if named.is_some_and(|t| t != caller.0.tenant) {
+        return Err(Problem::invalid_field(
+            &at("tenant"),
+            "the tenant comes from the API key; leave it out",
+        ));
+    }
+    event.tenant = caller.0.tenant.clone();
+    Ok(event)
 }

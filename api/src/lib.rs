@@ -7,18 +7,21 @@
 
 pub mod auth;
 pub mod automations;
+pub mod enroll;
 pub mod events;
 pub mod idempotency;
 pub mod lifecycle;
 pub mod problem;
 pub mod runs;
 pub mod tasks;
+pub mod test_run;
 
 use auth::ApiKeyStore;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::Method;
 use axum::routing::{MethodRouter, get, patch, post, put};
+use crmflow_core::engine::Intake;
 use crmflow_core::ports::{
     AutomationDirectory, Clock, EventQueue, HeldInputStore, IdempotencyStore, RunDirectory, RunStore, StepQueue,
 };
@@ -31,6 +34,8 @@ pub struct ApiState {
     pub automations: Arc<dyn AutomationDirectory>,
     pub run_store: Arc<dyn RunStore>,
     pub run_directory: Arc<dyn RunDirectory>,
+    /// Intake's ports, for enrolling a record by hand.
+    pub intake: Intake,
     /// Where task completions and cancellations go for the engine.
     pub steps: Arc<dyn StepQueue>,
     /// Where posted events go for intake.
@@ -92,6 +97,8 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/automations/{id}/runs/{run_id}/retry",
             post(tasks::retry),
         ),
+        route(Method::POST, "/api/v1/automations/{id}/enroll", post(enroll::enroll)),
+        route(Method::POST, "/api/v1/automations/{id}/test", post(test_run::test)),
         route(Method::POST, "/api/v1/events", post(events::post)),
     ]
 }

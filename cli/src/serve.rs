@@ -63,6 +63,7 @@ async fn run(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
         events: embedded.events.clone(),
         keys: Arc::new(keys),
         held: embedded.held.clone(),
+        intake: embedded.engine.intake.clone(),
         idempotency: embedded.store.clone(),
         clock,
     };

@@ -140,6 +140,30 @@ impl Intake {
         }
     }
 
+    /// Enrolls the record of `event` in `program` by hand (the management API's `enroll`): no
+    /// trigger or conditions are checked, only the enrollment policy. The run id derives from
+    /// the event id, so the same request again finds the same run.
+    pub async fn enroll_by_hand(
+        &self,
+        program: &Program,
+        event: &Event,
+        contact: Map<String, Value>,
+    ) -> Result<IntakeOutcome, EngineError> {
+        let now = self.clock.now();
+        let run_id = run_id_for(&event.tenant, &event.id, program.id(), event.time);
+        let run = Run::new(run_id.clone(), program, event, contact, now);
+        let (result, run_id, reason) = match self.create_run(program, run, now).await? {
+            Ok(()) => ("enrolled", Some(run_id), "enrolled by hand".to_string()),
+            Err(refused) => ("not_enrolled", None, refused.to_string()),
+        };
+        Ok(IntakeOutcome {
+            automation_id: program.id().to_string(),
+            result: result.to_string(),
+            run_id,
+            reason,
+        })
+    }
+
     /// Creates a run under the enrollment policy and sends it `Start`. Idempotent: a run that
     /// exists already (a redelivered trigger) just gets `Start` again, which the decider
     /// ignores if it started. Returns the policy's reason when the record may not enroll.

@@ -5,6 +5,7 @@ mod automations;
 mod events;
 mod idempotency;
 mod lifecycle;
+mod manual;
 mod runs;
 mod support;
 mod tasks;

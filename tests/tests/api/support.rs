@@ -57,6 +57,7 @@ impl Api {
             keys: Arc::new(keys),
             idempotency: runs.clone(),
             held: embedded.held.clone(),
+            intake: embedded.engine.intake.clone(),
             clock: clock.clone(),
         };
         Api {
