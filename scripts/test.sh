@@ -38,6 +38,9 @@ cargo test --workspace
 step "the definition schema accepts what the loader accepts (jsonschema)"
 scripts/check-schema.sh
 
+step "the OpenAPI document: committed as generated, valid, and schemathesis against crmflow serve"
+scripts/check-openapi.sh
+
 if [ -x scripts/validate-infra.sh ]; then
     step "infrastructure template"
     scripts/validate-infra.sh

@@ -9,25 +9,30 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crmflow_core::definition::DefinitionError;
 use crmflow_core::ports::StoreError;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// The media type of problem documents (RFC 9457, section 3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// One problem document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One problem document (RFC 9457).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Problem {
+    /// A URI naming the kind of problem; `about:blank` when the status says it all.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub title: &'static str,
+    /// The HTTP status.
     pub status: u16,
+    /// What went wrong, in words.
     pub detail: String,
+    /// For an invalid request: each field at fault.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }
 
 /// One invalid field of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct FieldError {
     /// Where: a dotted path with `[i]` for list items; empty for the whole body.
     pub path: String,

@@ -12,22 +12,25 @@ use axum::http::StatusCode;
 use crmflow_core::command::Input;
 use crmflow_core::messages::StepMessage;
 use crmflow_core::run::{Run, WaitingFor};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
 /// `complete-task` body: the seed's `{"output": {...}}`, and the task's id when the caller
 /// wants it checked.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Completion {
+pub struct Completion {
+    /// The task's output: `steps.<task id>.output` for later steps.
     output: serde_json::Map<String, Value>,
+    /// The open task's id (its step id), checked when given.
     #[serde(default)]
     task_id: Option<String>,
 }
 
 /// What an accepted request queued.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Accepted {
     pub run_id: String,
     /// `complete_task` or `cancel`.

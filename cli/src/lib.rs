@@ -61,6 +61,9 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     #[cfg(feature = "serve")]
+    /// Print the management API's OpenAPI 3.1 document (docs/openapi.json is this output).
+    Openapi,
+    #[cfg(feature = "serve")]
     /// Serve the management API on 127.0.0.1 on the embedded store (no AWS): prints the URL and
     /// an API key for the tenant, then serves until interrupted.
     Serve(serve::ServeArgs),
@@ -124,6 +127,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> u8 {
         Command::Runs { command } => aws::runs(io, command),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::serve(io, &args),
+        #[cfg(feature = "serve")]
+        Command::Openapi => serve::openapi(io),
     };
     match result {
         Ok(true) => 0,

@@ -4,6 +4,7 @@
 mod automations;
 mod events;
 mod idempotency;
+mod openapi;
 mod runs;
 mod support;
 mod tasks;
