@@ -2,6 +2,7 @@
 //! seed's bodies sent verbatim, and tenant isolation over the whole route table.
 
 mod automations;
+mod cli;
 mod events;
 mod idempotency;
 mod openapi;
