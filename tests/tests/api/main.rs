@@ -6,6 +6,7 @@ mod cli;
 mod events;
 mod idempotency;
 mod openapi;
+mod readme;
 mod runs;
 mod support;
 mod tasks;
