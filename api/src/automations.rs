@@ -193,8 +193,15 @@ async fn newest(state: &ApiState, caller: &Caller, id: &str) -> Result<Automatio
 }
 
 fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Problem> {
-    path.map(|Path(p)| p)
-        .map_err(|e| Problem::invalid_field("path", e.body_text()))
+    path.map(|Path(p)| p).map_err(Problem::from)
+}
+
+/// The path of `GET /api/v1/automations/{id}/versions/{version}` (named, so that an error
+/// names the parameter).
+#[derive(Debug, Deserialize)]
+pub struct VersionPath {
+    id: String,
+    version: u32,
 }
 
 /// `GET /api/v1/automations/{id}`: the newest version.
@@ -252,9 +259,9 @@ pub async fn list_versions(
 pub async fn get_version(
     State(state): State<ApiState>,
     caller: Caller,
-    params: Result<Path<(String, u32)>, PathRejection>,
+    params: Result<Path<VersionPath>, PathRejection>,
 ) -> Result<Json<AutomationView>, Problem> {
-    let (id, version) = path(params)?;
+    let VersionPath { id, version } = path(params)?;
     let all = versions(&state, &caller, &id).await?;
     all.iter()
         .find(|v| v.program.version() == version)

@@ -74,6 +74,12 @@ fn route(method: Method, path: &'static str, handler: MethodRouter<ApiState>, do
     }
 }
 
+/// OpenAPI links ([`Operation::link`]): the automation an answer is about, and the first run of
+/// a page of runs.
+const NEW_ID: &str = "$response.body#/id";
+const BY_ID: &[(&str, &str)] = &[("id", NEW_ID)];
+const FIRST_RUN: &[(&str, &str)] = &[("id", "$request.path.id"), ("run_id", "$response.body#/items/0/id")];
+
 /// Every route of the API.
 pub fn routes() -> Vec<Route> {
     let mut all = automation_routes();
@@ -122,6 +128,15 @@ fn automation_routes() -> Vec<Route> {
                 .definition_body("A definition in the flat form (the seed API's body, as is) or the steps form")
                 .reply::<a::AutomationView>(201, "Created")
                 .header("Location")
+                .link("getAutomation", BY_ID)
+                .link("replaceAutomation", BY_ID)
+                .link("changeAutomationStatus", BY_ID)
+                .link("listAutomationVersions", BY_ID)
+                .link(
+                    "getAutomationVersion",
+                    &[("id", NEW_ID), ("version", "$response.body#/version")],
+                )
+                .link("listRuns", BY_ID)
                 .problem(400, "The definition is not valid: `errors` names each field")
                 .problem(
                     409,
@@ -210,6 +225,9 @@ fn run_routes() -> Vec<Route> {
                 .describe("Newest first, one page at a time.")
                 .query::<runs::RunQuery>()
                 .reply::<automations::Page<runs::RunView>>(200, "One page")
+                .link("getRun", FIRST_RUN)
+                .link("completeTask", FIRST_RUN)
+                .link("cancelRun", FIRST_RUN)
                 .problem(404, "No such automation"),
         ),
         route(

@@ -65,6 +65,15 @@ pub struct Reply {
     pub description: &'static str,
     pub schema: Option<SchemaFn>,
     pub headers: Vec<&'static str>,
+    pub links: Vec<Link>,
+}
+
+/// An OpenAPI link: how an answer's values feed another operation's parameters (for clients,
+/// and for schemathesis's stateful phase, which follows them).
+pub struct Link {
+    pub operation_id: &'static str,
+    /// (parameter, runtime expression), e.g. `("id", "$response.body#/id")`.
+    pub parameters: &'static [(&'static str, &'static str)],
 }
 
 /// The schema of `T`, named (a `$ref`) when `T` has a name.
@@ -204,6 +213,7 @@ impl Operation {
             description,
             schema: Some(schema),
             headers: Vec::new(),
+            links: Vec::new(),
         });
         self
     }
@@ -215,6 +225,7 @@ impl Operation {
             description,
             schema: Some(schema_of::<Problem>),
             headers: Vec::new(),
+            links: Vec::new(),
         });
         self
     }
@@ -223,6 +234,21 @@ impl Operation {
     pub fn header(mut self, name: &'static str) -> Operation {
         if let Some(last) = self.replies.last_mut() {
             last.headers.push(name);
+        }
+        self
+    }
+
+    /// The last reply's values feed the operation `operation_id` (see [`Link`]).
+    pub fn link(
+        mut self,
+        operation_id: &'static str,
+        parameters: &'static [(&'static str, &'static str)],
+    ) -> Operation {
+        if let Some(last) = self.replies.last_mut() {
+            last.links.push(Link {
+                operation_id,
+                parameters,
+            });
         }
         self
     }
@@ -359,6 +385,7 @@ struct Answer {
     descriptions: Vec<&'static str>,
     schema: Option<Value>,
     headers: Vec<&'static str>,
+    links: Map<String, Value>,
 }
 
 /// The answers every route of a kind shares (see the module's documentation).
@@ -401,6 +428,17 @@ fn responses(route: &Route, generators: &mut Generators) -> Value {
         answer.descriptions.push(reply.description);
         answer.schema = reply.schema.map(|f| f(&mut generators.output).to_value());
         answer.headers.extend(&reply.headers);
+        for link in &reply.links {
+            let parameters: Map<String, Value> = link
+                .parameters
+                .iter()
+                .map(|(p, e)| ((*p).to_owned(), json!(e)))
+                .collect();
+            answer.links.insert(
+                link.operation_id.to_owned(),
+                json!({ "operationId": link.operation_id, "parameters": parameters }),
+            );
+        }
     }
     for (status, description) in shared_replies(route) {
         let answer = answers.entry(status).or_default();
@@ -432,6 +470,9 @@ fn responses(route: &Route, generators: &mut Generators) -> Value {
         if !headers.is_empty() {
             let headers: Map<String, Value> = headers.iter().map(|h| ((*h).to_owned(), header_object(h))).collect();
             entry["headers"] = Value::Object(headers);
+        }
+        if !answer.links.is_empty() {
+            entry["links"] = Value::Object(answer.links);
         }
         out.insert(status.to_string(), entry);
     }
@@ -603,6 +644,27 @@ mod tests {
                     route.method,
                     route.path
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn every_link_names_an_operation_and_its_parameters() {
+        let routes = crate::routes();
+        for route in &routes {
+            for link in route.doc.replies.iter().flat_map(|r| &r.links) {
+                let target = routes.iter().find(|r| r.doc.id == link.operation_id);
+                let target = target.unwrap_or_else(|| panic!("{}: no operation {}", route.path, link.operation_id));
+                let names = path_parameter_names(target.path);
+                for (name, _) in link.parameters {
+                    assert!(
+                        names.contains(name),
+                        "{} → {}: no parameter {name}",
+                        route.path,
+                        target.path
+                    );
+                }
+                assert_eq!(names.len(), link.parameters.len(), "{} → {}", route.path, target.path);
             }
         }
     }

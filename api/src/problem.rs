@@ -166,6 +166,23 @@ impl From<axum::extract::rejection::BytesRejection> for Problem {
     }
 }
 
+impl From<axum::extract::rejection::PathRejection> for Problem {
+    /// A path parameter that does not parse: 400 naming it (its name when the extractor has
+    /// named fields, else `path`).
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Problem {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        let field = match &rejection {
+            PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
+                _ => "path".to_owned(),
+            },
+            _ => "path".to_owned(),
+        };
+        Problem::invalid_field(&field, rejection.body_text())
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

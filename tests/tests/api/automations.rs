@@ -131,7 +131,7 @@ async fn put_adds_a_version_and_keeps_the_old_one() {
         .as_acme(Method::GET, "/api/v1/automations/welcome/versions/first", None)
         .await
         .problem(StatusCode::BAD_REQUEST);
-    assert_eq!(errors[0].0, "path");
+    assert_eq!(errors[0].0, "version", "the error names the parameter");
 
     let errors = api
         .as_acme(

@@ -124,16 +124,3 @@ async fn every_documented_operation_exists_in_the_router() {
         "the router's own 404 is told apart"
     );
 }
-
-/// A parameter of the wrong type is a 400 problem document naming where it is (schemathesis
-/// checks every answer against the document, on `crmflow serve`, in CI).
-#[tokio::test]
-async fn a_parameter_of_the_wrong_type_is_a_problem_naming_it() {
-    let api = Api::new();
-    let reply = api
-        .as_acme(Method::GET, "/api/v1/automations/a/versions/not-a-number", None)
-        .await;
-    let errors = reply.problem(StatusCode::BAD_REQUEST);
-    assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0].0, "path");
-}
