@@ -230,7 +230,8 @@ impl Operation {
         self
     }
 
-    /// The last reply carries this header (see [`header_object`]).
+    /// The last reply carries this header: `Location`, `Idempotent-Replayed` or
+    /// `WWW-Authenticate`.
     pub fn header(mut self, name: &'static str) -> Operation {
         if let Some(last) = self.replies.last_mut() {
             last.headers.push(name);
@@ -288,7 +289,8 @@ pub fn path_parameter_names(path: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Whether [`path_parameter`] describes this name (a test holds every route to it).
+/// Whether the document describes a path parameter of this name (a test holds every route to
+/// it).
 pub fn path_parameter_known(name: &str) -> bool {
     !path_parameter(name).0.is_empty()
 }
@@ -413,6 +415,7 @@ fn shared_replies(route: &Route) -> Vec<(u16, &'static str)> {
             (400, "`Idempotency-Key` is not 1 to 255 visible ASCII characters"),
             (409, "A request with this `Idempotency-Key` is still being processed"),
             (422, "This `Idempotency-Key` was used with another request"),
+            (413, "The body is too large"),
         ]);
     }
     if !op.public {
