@@ -222,7 +222,7 @@ pub async fn list(
     caller: Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page<AutomationView>>, Problem> {
-    let Query(query) = query.map_err(|e| Problem::invalid_field("query", e.body_text()))?;
+    let Query(query) = query.map_err(Problem::from)?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(Problem::invalid_field("limit", format!("must be from 1 to {MAX_PAGE}")));

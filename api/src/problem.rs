@@ -183,6 +183,25 @@ impl From<axum::extract::rejection::PathRejection> for Problem {
     }
 }
 
+impl From<axum::extract::rejection::QueryRejection> for Problem {
+    /// A query string that does not parse: 400 naming the parameter at fault (`limit`,
+    /// `status`, or an unknown one), taken from the deserializer's `name: message`.
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Problem {
+        let text = rejection.body_text();
+        let detail = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text);
+        match detail.split_once(": ") {
+            Some((name, message))
+                if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Problem::invalid_field(name, message)
+            }
+            _ => Problem::invalid_field("query", detail),
+        }
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -87,7 +87,7 @@ pub async fn list(
     query: Result<Query<RunQuery>, QueryRejection>,
 ) -> Result<Json<Page<RunView>>, Problem> {
     let Path(id) = id.map_err(|e| Problem::invalid_field("path", e.body_text()))?;
-    let Query(query) = query.map_err(|e| Problem::invalid_field("query", e.body_text()))?;
+    let Query(query) = query.map_err(Problem::from)?;
     let limit = query.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_PAGE {
         return Err(Problem::invalid_field("limit", format!("must be from 1 to {MAX_PAGE}")));

@@ -215,10 +215,14 @@ async fn the_list_pages_with_a_cursor_and_filters_by_status() {
 
     let all = api.as_acme(Method::GET, "/api/v1/automations", None).await;
     assert_eq!(all.body["items"].as_array().unwrap().len(), 5);
-    for bad in ["limit=0", "limit=201", "status=running", "colour=red"] {
-        api.as_acme(Method::GET, &format!("/api/v1/automations?{bad}"), None)
+    for bad in ["limit=0", "limit=201", "limit=x", "status=running", "colour=red"] {
+        let errors = api
+            .as_acme(Method::GET, &format!("/api/v1/automations?{bad}"), None)
             .await
             .problem(StatusCode::BAD_REQUEST);
+        let field = bad.split_once('=').unwrap().0;
+        assert_eq!(errors.len(), 1, "{bad}");
+        assert_eq!(errors[0].0, field, "{bad}: the error names the parameter");
     }
 }
 
