@@ -54,6 +54,7 @@ enum AutomationsCommand {
         /// Only those with this status (draft, active, paused, archived).
         #[arg(long)]
         status: Option<String>,
+        /// At most this many (the API's default is 50, its most 200).
         #[arg(long)]
         limit: Option<u16>,
         /// The previous page's next cursor.
@@ -133,6 +134,7 @@ struct ListRuns {
     /// Only runs with this status (running, waiting, completed, failed, cancelled).
     #[arg(long)]
     status: Option<String>,
+    /// At most this many runs (the API's default is 50, its most 200; with `--table`, 20).
     #[arg(long)]
     limit: Option<u16>,
     /// The previous page's next cursor.
