@@ -488,6 +488,9 @@ fn run_request(io: &mut Io<'_>, api: &ApiArgs, run: &RunRef, action: &str, body:
 fn list_runs(io: &mut Io<'_>, api: &ApiArgs, list: ListRuns) -> Result<bool> {
     #[cfg(feature = "aws")]
     if let Some(table) = list.table.table {
+        if list.status.is_some() || list.cursor.is_some() {
+            bail!("--status and --cursor filter and page through the API; --table reads the newest runs");
+        }
         return crate::aws::runs(
             io,
             crate::aws::RunsCommand::List {
