@@ -339,6 +339,15 @@ pub async fn change_status(
             .await
             .map_err(|e| Problem::store(&e))?;
     }
+    match change.status {
+        AutomationStatus::Active => {
+            crate::lifecycle::release_held(&state, &caller.0.tenant, &id).await?;
+        }
+        AutomationStatus::Archived => {
+            crate::lifecycle::cancel_active(&state, &caller.0.tenant, &id).await?;
+        }
+        AutomationStatus::Draft | AutomationStatus::Paused => {}
+    }
     Ok(Json(AutomationView::from(&newest(&state, &caller, &id).await?)))
 }
 

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod automations;
 pub mod events;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod openapi;
 pub mod problem;
 pub mod runs;
@@ -21,7 +22,7 @@ use axum::extract::FromRef;
 use axum::http::Method;
 use axum::routing::{MethodRouter, get, patch, post, put};
 use crmflow_core::ports::{
-    AutomationDirectory, Clock, EventQueue, IdempotencyStore, RunDirectory, RunStore, StepQueue,
+    AutomationDirectory, Clock, EventQueue, HeldInputStore, IdempotencyStore, RunDirectory, RunStore, StepQueue,
 };
 use openapi::Operation;
 use problem::Problem;
@@ -38,6 +39,8 @@ pub struct ApiState {
     /// Where posted events go for intake.
     pub events: Arc<dyn EventQueue>,
     pub keys: Arc<dyn ApiKeyStore>,
+    /// Inputs held while an automation is paused ([`lifecycle::release_held`] releases them).
+    pub held: Arc<dyn HeldInputStore>,
     /// Where responses to requests with an `Idempotency-Key` are kept ([`idempotency`]).
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub clock: Arc<dyn Clock>,

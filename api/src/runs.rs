@@ -32,6 +32,9 @@ pub struct RunView {
     pub duration_ms: Option<i64>,
     /// Why the run ended, in words.
     pub outcome: Option<String>,
+    /// A dry run performs no side effect (sandbox mode, or a dry-run deployment): its history
+    /// shows each effect it would have had.
+    pub dry_run: bool,
 }
 
 impl From<&Run> for RunView {
@@ -48,6 +51,7 @@ impl From<&Run> for RunView {
                 .finished_at
                 .and_then(|end| end.duration_since(run.started_at).as_millis().try_into().ok()),
             outcome: run.outcome.clone(),
+            dry_run: run.dry_run,
         }
     }
 }

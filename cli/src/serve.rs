@@ -8,12 +8,10 @@ use clap::Args;
 use crmflow_api::auth::MemoryApiKeys;
 use crmflow_api::{ApiState, router};
 use crmflow_core::definition::load_automations;
-use crmflow_core::engine::{Engine, EngineConfig, EnginePorts};
-use crmflow_core::memory::{
-    MemoryCatalog, MemoryEventQueue, MemoryQueue, MemoryRunStore, MemoryTimers, RecordingCrm, RecordingEmail,
-    RecordingHttp,
-};
-use crmflow_core::ports::{AutomationDirectory, Clock, CreateOutcome, SystemClock, TimerService};
+use crmflow_core::embedded::Embedded;
+use crmflow_core::engine::EngineConfig;
+use crmflow_core::memory::MemoryCatalog;
+use crmflow_core::ports::{AutomationDirectory, Clock, CreateOutcome, SystemClock};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,6 +46,13 @@ pub fn openapi(io: &mut Io<'_>) -> Result<bool> {
 
 /// Serves until interrupted (Ctrl-C). Definitions that fail to load are reported and skipped.
 pub fn serve(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
+    // The engine's warnings (a failed message) on standard error; `RUST_LOG` for more.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,7 +76,7 @@ async fn run(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
         Some(_) => anyhow::bail!("--api-key: must be 16 or more visible ASCII characters"),
         None => keys.create(&args.tenant).0,
     };
-    let embedded = Embedded::new(catalog.clone(), clock.clone());
+    let embedded = Embedded::new(catalog.clone(), clock.clone(), EngineConfig::default());
     let state = ApiState {
         automations: catalog,
         run_store: embedded.store.clone(),
@@ -79,6 +84,7 @@ async fn run(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
         steps: embedded.queue.clone(),
         events: embedded.events.clone(),
         keys: Arc::new(keys),
+        held: embedded.held.clone(),
         idempotency: embedded.store.clone(),
         clock,
     };
@@ -134,79 +140,4 @@ async fn load(
         }
     }
     Ok(ok)
-}
-
-/// The engine on the embedded store, fed by the API: posted events, task completions and
-/// cancellations, and the timers of waits, on the real clock.
-struct Embedded {
-    engine: Engine,
-    store: Arc<MemoryRunStore>,
-    queue: Arc<MemoryQueue>,
-    timers: Arc<MemoryTimers>,
-    events: Arc<MemoryEventQueue>,
-    clock: Arc<dyn Clock>,
-}
-
-impl Embedded {
-    fn new(catalog: Arc<MemoryCatalog>, clock: Arc<dyn Clock>) -> Embedded {
-        let store = Arc::new(MemoryRunStore::new());
-        let queue = Arc::new(MemoryQueue::new(clock.clone()));
-        let timers = Arc::new(MemoryTimers::new(queue.clone()));
-        let engine = Engine::new(EnginePorts {
-            catalog,
-            runs: store.clone(),
-            idempotency: store.clone(),
-            steps: queue.clone(),
-            actions: queue.clone(),
-            timers: timers.clone(),
-            email: Arc::new(RecordingEmail::new(false)),
-            crm: Arc::new(RecordingCrm::new(false)),
-            http: Arc::new(RecordingHttp::new(false)),
-            clock: clock.clone(),
-            config: EngineConfig::default(),
-        });
-        Embedded {
-            engine,
-            store,
-            queue,
-            timers,
-            events: Arc::new(MemoryEventQueue::new()),
-            clock,
-        }
-    }
-
-    /// Handles whatever is due, then waits 100 ms when there was nothing; forever. Failures are
-    /// written to standard error (a failed message is not retried here).
-    async fn run(self) {
-        loop {
-            if !self.step().await {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
-
-    /// One pass: queued events, visible messages, due timers. Whether anything was done.
-    async fn step(&self) -> bool {
-        let mut worked = false;
-        while let Some(event) = self.events.pop() {
-            worked = true;
-            if let Err(e) = self.engine.intake.handle(&event, serde_json::Map::new()).await {
-                eprintln!("crmflow serve: event {}: {e}", event.id);
-            }
-        }
-        let now = self.clock.now();
-        while let Some(message) = self.queue.pop_visible(now) {
-            worked = true;
-            if let Err(e) = crmflow_core::simulate::deliver(&self.engine, &message).await {
-                eprintln!("crmflow serve: run {}: {e}", message.run_id());
-            }
-        }
-        match self.timers.sweep(now, 0).await {
-            Ok(fired) => worked || fired > 0,
-            Err(e) => {
-                eprintln!("crmflow serve: timers: {e}");
-                worked
-            }
-        }
-    }
 }

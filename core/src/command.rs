@@ -152,6 +152,13 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// Whether the effect reaches outside the engine (email, CRM, notification, webhook), as
+    /// opposed to starting or stopping runs (`enroll`, `cancel_automations`). A dry run performs
+    /// only the latter.
+    pub fn is_external(&self) -> bool {
+        !matches!(self, Effect::Enroll { .. } | Effect::CancelAutomations { .. })
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Effect::Email(_) => "email",

@@ -15,6 +15,7 @@ pub mod command;
 pub mod condition;
 pub mod decider;
 pub mod definition;
+pub mod embedded;
 pub mod engine;
 pub mod enrollment;
 pub mod event;

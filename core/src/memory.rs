@@ -2,15 +2,15 @@
 //! the clock can be virtual ([`ManualClock`]) so waits are fast-forwarded, and side effects are
 //! recorded instead of performed ([`RecordingEmail`], [`RecordingCrm`], [`RecordingHttp`]).
 
-use crate::command::{EmailMessage, HttpRequest};
+use crate::command::{EmailMessage, HttpRequest, Input};
 use crate::definition::{Automation, AutomationStatus, Program};
 use crate::enrollment::EnrollmentState;
 use crate::messages::{ActionMessage, StepMessage};
 use crate::ports::{
     ActionQueue, AutomationCatalog, AutomationDirectory, AutomationVersion, Claim, Clock, CreateOutcome,
-    CrmCommandSink, EffectError, EmailSender, EventQueue, HttpClient, HttpResponse, IdempotencyStore,
-    OutboundCrmCommand, QueueError, Route, RunDirectory, RunFilter, RunStore, StepQueue, StoreError, Timer,
-    TimerService,
+    CrmCommandSink, EffectError, EmailSender, EventQueue, HeldInput, HeldInputStore, HttpClient, HttpResponse,
+    IdempotencyStore, OutboundCrmCommand, QueueError, Route, RunDirectory, RunFilter, RunStore, StepQueue, StoreError,
+    Timer, TimerService,
 };
 use crate::run::{Run, StepRecord};
 use async_trait::async_trait;
@@ -953,6 +953,11 @@ impl RecordingEmail {
     pub fn take(&self, idempotency_key: &str) -> Option<EmailMessage> {
         lock(&self.by_key).0.remove(idempotency_key)
     }
+
+    /// How many emails were sent in all (logging or not).
+    pub fn count(&self) -> u64 {
+        lock(&self.by_key).1
+    }
 }
 
 /// Logging (every email stays in `sent`).
@@ -1049,6 +1054,103 @@ impl HttpClient for RecordingHttp {
             status,
             body: String::new(),
         })
+    }
+}
+
+/// Inputs held while their automation is paused, in memory: (tenant, automation id, run id)
+/// → held inputs in arrival order.
+#[derive(Default)]
+pub struct MemoryHeldInputs {
+    inner: Mutex<HeldInner>,
+}
+
+#[derive(Default)]
+struct HeldInner {
+    by_run: BTreeMap<(String, String, String), BTreeMap<String, Input>>,
+    /// Orders inputs held in the same instant.
+    counter: u64,
+}
+
+impl MemoryHeldInputs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl HeldInputStore for MemoryHeldInputs {
+    async fn hold(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        run_id: &str,
+        input: &Input,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        inner.counter += 1;
+        let key = format!("{:020}.{:012}", now.as_nanosecond(), inner.counter);
+        inner
+            .by_run
+            .entry((tenant.to_string(), automation_id.to_string(), run_id.to_string()))
+            .or_default()
+            .insert(key, input.clone());
+        Ok(())
+    }
+
+    async fn held_for_run(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        run_id: &str,
+        limit: usize,
+    ) -> Result<Vec<HeldInput>, StoreError> {
+        let inner = lock(&self.inner);
+        let run_key = (tenant.to_string(), automation_id.to_string(), run_id.to_string());
+        Ok(inner
+            .by_run
+            .get(&run_key)
+            .map(|held| {
+                held.iter()
+                    .take(limit)
+                    .map(|(key, input)| HeldInput {
+                        key: key.clone(),
+                        input: input.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn runs_with_held(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .by_run
+            .iter()
+            .filter(|((t, a, _), held)| t == tenant && a == automation_id && !held.is_empty())
+            .map(|((_, _, run_id), _)| run_id)
+            .filter(|run_id| after.is_none_or(|after| run_id.as_str() > after))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn forget(&self, tenant: &str, automation_id: &str, run_id: &str, key: &str) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        let run_key = (tenant.to_string(), automation_id.to_string(), run_id.to_string());
+        if let Some(held) = inner.by_run.get_mut(&run_key) {
+            held.remove(key);
+            if held.is_empty() {
+                inner.by_run.remove(&run_key);
+            }
+        }
+        Ok(())
     }
 }
 

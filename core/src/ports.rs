@@ -2,7 +2,7 @@
 //! [`crate::memory`] (the embedded default); AWS ones in the `crmflow-aws` crate
 //! (`dynamodb`, `sqs`, `ses`, `http`).
 
-use crate::command::{CrmCommand, EmailMessage, HttpRequest};
+use crate::command::{CrmCommand, EmailMessage, HttpRequest, Input};
 use crate::definition::{Automation, AutomationStatus, Program};
 use crate::enrollment::EnrollmentState;
 use crate::messages::{ActionMessage, StepMessage};
@@ -65,6 +65,14 @@ pub trait AutomationCatalog: Send + Sync {
     async fn get(&self, tenant: &str, automation_id: &str, version: u32) -> Result<Option<Arc<Program>>, StoreError>;
     /// The newest version.
     async fn latest(&self, tenant: &str, automation_id: &str) -> Result<Option<Arc<Program>>, StoreError>;
+    /// The automation's status (its newest version's): evaluate holds the runs of a `paused`
+    /// automation and cancels those of an `archived` one.
+    async fn status(&self, tenant: &str, automation_id: &str) -> Result<Option<AutomationStatus>, StoreError> {
+        Ok(self
+            .latest(tenant, automation_id)
+            .await?
+            .map(|program| program.automation.status))
+    }
 }
 
 /// One stored version of an automation, as the management API shows it.
@@ -179,6 +187,50 @@ pub trait RunStore: Send + Sync {
     /// Records an event id; false when it was seen before (dedupe).
     async fn mark_event_processed(&self, tenant: &str, event_id: &str, now: Timestamp) -> Result<bool, StoreError>;
     async fn event_processed(&self, tenant: &str, event_id: &str) -> Result<bool, StoreError>;
+}
+
+/// One input held while its automation was paused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldInput {
+    /// Orders the held inputs of a run (oldest first) and names the item to forget.
+    pub key: String,
+    pub input: Input,
+}
+
+/// Inputs that reach the runs of a `paused` automation (timers that fall due, events, action
+/// results, task completions): each is kept as its own item, not on the run head, until the
+/// automation is resumed; then evaluate applies a run's held inputs in the order they arrived,
+/// before anything else.
+#[async_trait]
+pub trait HeldInputStore: Send + Sync {
+    /// Keeps `input` for run `run_id`, after the inputs held for it before.
+    async fn hold(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        run_id: &str,
+        input: &Input,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The inputs held for one run, oldest first, at most `limit`.
+    async fn held_for_run(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        run_id: &str,
+        limit: usize,
+    ) -> Result<Vec<HeldInput>, StoreError>;
+    /// The runs of an automation with held inputs, by run id, starting after `after`, at most
+    /// `limit`.
+    async fn runs_with_held(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Forgets a held input once it was applied.
+    async fn forget(&self, tenant: &str, automation_id: &str, run_id: &str, key: &str) -> Result<(), StoreError>;
 }
 
 /// The state of an effect's idempotency record.

@@ -245,6 +245,10 @@ pub struct Run {
     /// The key the enrollment policy counts runs by (`lead/L1`).
     pub enrollment_key: String,
     pub status: RunStatus,
+    /// A dry run performs no side effect: its automation is in `sandbox` mode, the deployment
+    /// runs dry, or the run was enrolled by a dry run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<Cursor>,
     pub data: RunData,
@@ -279,6 +283,10 @@ pub struct Run {
     /// idempotent downstream).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<crate::command::Command>,
+    /// Inputs were held for this run while its automation was paused (in the held-input store,
+    /// not here): they are applied, in order, before any other input.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held_inputs: bool,
 }
 
 /// A run as the enrollment policy sees it.
@@ -331,6 +339,7 @@ impl Run {
             subject: trigger.subject.clone(),
             enrollment_key: trigger.subject.record_key(),
             status: RunStatus::Running,
+            dry_run: program.automation.mode == crate::definition::Mode::Sandbox,
             cursor: None,
             data: RunData {
                 event: trigger_value.clone(),
@@ -352,6 +361,7 @@ impl Run {
             deferred_events: Vec::new(),
             recent_event_ids: vec![trigger.id.clone()],
             outbox: Vec::new(),
+            held_inputs: false,
         }
     }
 

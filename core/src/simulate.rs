@@ -109,6 +109,7 @@ impl Simulator {
             email: email.clone(),
             crm: crm.clone(),
             http: http.clone(),
+            held: Arc::new(crate::memory::MemoryHeldInputs::new()),
             clock: clock.clone(),
             config,
         });

@@ -23,6 +23,10 @@ impl Machine<'_> {
         let step = &node.step;
         let type_name = format!("action:{}", action.type_name());
         match self.prepare(action) {
+            Ok(effect) if self.run.dry_run && effect.is_external() => {
+                self.dry_run_skip(step, &type_name, &effect);
+                Flow::Next(node.next.clone())
+            }
             Ok(effect) => {
                 self.perform(step, &type_name, effect);
                 Flow::Stop
@@ -58,6 +62,15 @@ impl Machine<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A dry run's action: recorded as skipped, with the effect it would have had (rendered),
+    /// and not performed.
+    fn dry_run_skip(&mut self, step: &Step, type_name: &str, effect: &Effect) {
+        let detail = format!("dry run, not performed: {}", describe_effect(effect));
+        let output = serde_json::json!({ "dry_run": true, "effect": effect });
+        let rec = self.instant_with_output(step, type_name, StepStatus::Skipped, detail, output);
+        rec.skip_reason = Some("dry run".to_string());
     }
 
     /// Asks execute to perform the effect (idempotency key `{run_id}.{seq}`) and parks the run.

@@ -42,6 +42,24 @@ impl Machine<'_> {
         self.records.push(rec);
     }
 
+    /// Records an instant step with an output (also seen as `steps.<id>.output`).
+    pub(super) fn instant_with_output(
+        &mut self,
+        step: &Step,
+        step_type: &str,
+        status: StepStatus,
+        detail: String,
+        output: Value,
+    ) -> &mut StepRecord {
+        let mut rec = self.new_record(&step.id, step_type, status, detail);
+        rec.finished_at = Some(self.now);
+        rec.output = Some(output.clone());
+        self.remember_step(&step.id, status, Some(output));
+        self.records.push(rec);
+        let last = self.records.len() - 1;
+        &mut self.records[last]
+    }
+
     /// Records a step that failed as it was entered.
     pub(super) fn record_failure(&mut self, step: &Step, step_type: &str, detail: String, error: &dyn Display) {
         let mut rec = self.new_record(&step.id, step_type, StepStatus::Failed, detail);

@@ -51,6 +51,12 @@ pub struct Automation {
     /// Only `active` automations enroll records.
     #[serde(default)]
     pub status: AutomationStatus,
+    /// `live` performs the steps' effects; `sandbox` evaluates triggers and conditions against
+    /// live events but performs no side effect (no email, CRM command, webhook or human task):
+    /// each is recorded in the run's history as a dry-run skip with its rendered content, and
+    /// the runs carry `dry_run: true`. Promotion is a new version with `mode: live`.
+    #[serde(default, skip_serializing_if = "Mode::is_live")]
+    pub mode: Mode,
     /// The tenant (CRM account) this automation belongs to; events of other tenants never enroll.
     #[serde(default = "default_tenant")]
     pub tenant: String,
@@ -103,6 +109,23 @@ pub enum AutomationStatus {
     Paused,
     /// Retired: no new enrollments.
     Archived,
+}
+
+/// Whether an automation's effects are performed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Effects are performed (the default).
+    #[default]
+    Live,
+    /// Dry run: effects are rendered and recorded, never performed.
+    Sandbox,
+}
+
+impl Mode {
+    pub fn is_live(&self) -> bool {
+        *self == Mode::Live
+    }
 }
 
 /// When: which events enroll.

@@ -1,8 +1,9 @@
 //! Evaluate: load a run, decide, save (version-checked), dispatch.
 
 use super::{EngineError, Evaluate};
-use crate::command::{Command, CrmCommand, Effect, Input};
+use crate::command::{Command, CrmCommand, Input};
 use crate::decider::{Decision, decide};
+use crate::definition::AutomationStatus;
 use crate::messages::{ActionMessage, StepMessage};
 use crate::ports::{Claim, OutboundCrmCommand, StoreError, Timer};
 use crate::run::Run;
@@ -17,6 +18,15 @@ fn needs_dispatch(command: &Command) -> bool {
     )
 }
 
+/// Why evaluate cancels the runs of an archived automation.
+pub const ARCHIVED_REASON: &str = "automation archived";
+
+/// Inputs held while the run's automation is paused: everything but a cancel (a paused run can
+/// still be cancelled, and archiving cancels).
+fn held_while_paused(input: &Input) -> bool {
+    !matches!(input, Input::Cancel { .. })
+}
+
 impl Evaluate {
     /// Handles one step message. Returns the saved head, its outbox as saved (None if the input
     /// changed nothing).
@@ -25,16 +35,62 @@ impl Evaluate {
     /// head, dispatched, then acknowledged. A run loaded with an unacknowledged outbox had its
     /// dispatch interrupted, so the outbox is dispatched again first (every command is idempotent
     /// downstream) and acknowledged, whatever input comes next.
+    ///
+    /// The automation's status rules over the input: while it is `paused` the input is held
+    /// ([`HeldInputStore`](crate::ports::HeldInputStore)); the inputs held for a run are applied,
+    /// oldest first, before the next input after the pause; an `archived` automation's run is
+    /// cancelled whatever the input.
     pub async fn handle(&self, message: &StepMessage) -> Result<Option<Arc<Run>>, EngineError> {
-        for _ in 0..self.config.max_conflict_retries {
-            let Some(mut run) = self.runs.load_run_shared(&message.tenant, &message.run_id).await? else {
-                return Err(EngineError::Invalid(format!("run {} not found", message.run_id)));
+        let run = self.load(&message.tenant, &message.run_id).await?;
+        // An ended run ignores inputs (the decider's rule): no need to read the status.
+        let status = if run.status.is_terminal() {
+            None
+        } else {
+            self.catalog.status(&run.tenant, &run.automation_id).await?
+        };
+        if status == Some(AutomationStatus::Paused) && held_while_paused(&message.input) {
+            self.hold(run, &message.input).await?;
+            return Ok(None);
+        }
+        let archived = status == Some(AutomationStatus::Archived);
+        let run = if run.held_inputs {
+            self.apply_held(run, !archived).await?
+        } else {
+            run
+        };
+        let cancel;
+        let input = if archived {
+            cancel = Input::Cancel {
+                reason: ARCHIVED_REASON.to_string(),
             };
-            if !run.outbox.is_empty() {
-                tracing::info!(run_id = %run.run_id, version = run.version, "dispatching an unacknowledged outbox");
-                self.dispatch(&run, &run.outbox).await?;
-                self.runs.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
-                Arc::make_mut(&mut run).outbox.clear();
+            &cancel
+        } else {
+            &message.input
+        };
+        let (run, changed) = self.decide_and_save(run, input).await?;
+        Ok(changed.then_some(run))
+    }
+
+    /// Loads a run, dispatching an unacknowledged outbox first.
+    async fn load(&self, tenant: &str, run_id: &str) -> Result<Arc<Run>, EngineError> {
+        let Some(mut run) = self.runs.load_run_shared(tenant, run_id).await? else {
+            return Err(EngineError::Invalid(format!("run {run_id} not found")));
+        };
+        if !run.outbox.is_empty() {
+            tracing::info!(run_id = %run.run_id, version = run.version, "dispatching an unacknowledged outbox");
+            self.dispatch(&run, &run.outbox).await?;
+            self.runs.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
+            Arc::make_mut(&mut run).outbox.clear();
+        }
+        Ok(run)
+    }
+
+    /// Decides `input` for `run` (reloaded after a lost conditional save) and saves and
+    /// dispatches the decision. Returns the head after it, and whether the input changed it.
+    async fn decide_and_save(&self, mut run: Arc<Run>, input: &Input) -> Result<(Arc<Run>, bool), EngineError> {
+        for attempt in 0..self.config.max_conflict_retries {
+            if attempt > 0 {
+                run = self.load(&run.tenant, &run.run_id).await?;
             }
             let program = self
                 .catalog
@@ -46,36 +102,92 @@ impl Evaluate {
                         run.automation_id, run.automation_version, run.run_id
                     ))
                 })?;
-            let decision = decide(&program, &run, &message.input, self.clock.as_ref())?;
+            let decision = decide(&program, &run, input, self.clock.as_ref())?;
             if decision.is_noop(&run) {
-                tracing::info!(run_id = %run.run_id, input = message.input.kind(), "input changes nothing (duplicate or stale)");
-                return Ok(None);
+                tracing::info!(run_id = %run.run_id, input = input.kind(), "input changes nothing (duplicate or stale)");
+                return Ok((run, false));
             }
             let Decision {
-                mut run,
+                run: mut next,
                 records,
                 commands,
             } = decision;
             let (outbox, logged): (Vec<Command>, Vec<Command>) = commands.into_iter().partition(needs_dispatch);
-            run.outbox = outbox;
-            let run = Arc::new(run);
-            match self.runs.save_run_shared(run.clone(), records).await {
+            next.outbox = outbox;
+            let next = Arc::new(next);
+            match self.runs.save_run_shared(next.clone(), records).await {
                 Ok(()) => {
-                    self.dispatch(&run, &run.outbox).await?;
-                    self.dispatch(&run, &logged).await?;
-                    if !run.outbox.is_empty() {
-                        self.runs.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
+                    self.dispatch(&next, &next.outbox).await?;
+                    self.dispatch(&next, &logged).await?;
+                    if !next.outbox.is_empty() {
+                        self.runs.ack_outbox(&next.tenant, &next.run_id, next.version).await?;
                     }
-                    return Ok(Some(run));
+                    return Ok((next, true));
                 }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(EngineError::RetryLater(format!(
-            "run {} kept conflicting",
-            message.run_id
-        )))
+        Err(EngineError::RetryLater(format!("run {} kept conflicting", run.run_id)))
+    }
+
+    /// Keeps an input of a paused automation's run, and marks the head so the held inputs come
+    /// first once the automation is resumed.
+    async fn hold(&self, run: Arc<Run>, input: &Input) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        self.held
+            .hold(&run.tenant, &run.automation_id, &run.run_id, input, now)
+            .await?;
+        tracing::info!(run_id = %run.run_id, input = input.kind(), "automation paused: input held");
+        self.mark_held(run, true).await
+    }
+
+    /// Applies the inputs held for `run`, oldest first, forgetting each once applied (only
+    /// forgetting them when `apply` is false: the run of an archived automation is cancelled
+    /// instead), then clears the mark. Returns the head after them.
+    async fn apply_held(&self, mut run: Arc<Run>, apply: bool) -> Result<Arc<Run>, EngineError> {
+        const PAGE: usize = 25;
+        loop {
+            let held = self
+                .held
+                .held_for_run(&run.tenant, &run.automation_id, &run.run_id, PAGE)
+                .await?;
+            if held.is_empty() {
+                break;
+            }
+            for h in held {
+                if apply {
+                    tracing::info!(run_id = %run.run_id, input = h.input.kind(), "applying a held input");
+                    run = self.decide_and_save(run, &h.input).await?.0;
+                }
+                self.held
+                    .forget(&run.tenant, &run.automation_id, &run.run_id, &h.key)
+                    .await?;
+            }
+        }
+        self.mark_held(run.clone(), false).await?;
+        self.load(&run.tenant, &run.run_id).await
+    }
+
+    /// Sets the head's `held_inputs` mark (a save of its own, with the version check).
+    async fn mark_held(&self, mut run: Arc<Run>, held: bool) -> Result<(), EngineError> {
+        for attempt in 0..self.config.max_conflict_retries {
+            if attempt > 0 {
+                run = self.load(&run.tenant, &run.run_id).await?;
+            }
+            if run.held_inputs == held {
+                return Ok(());
+            }
+            let mut next = Run::clone(&run);
+            next.held_inputs = held;
+            next.version += 1;
+            match self.runs.save_run_shared(Arc::new(next), Vec::new()).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::RetryLater(format!("run {} kept conflicting", run.run_id)))
     }
 
     async fn dispatch(&self, run: &Run, commands: &[Command]) -> Result<(), EngineError> {
@@ -119,7 +231,7 @@ impl Evaluate {
                         "assignee": assignee,
                     });
                     let command = task_command(run, step_id, "open_human_task", format!("{task_id}.open"), params);
-                    if !self.config.dry_run {
+                    if !(self.config.dry_run || run.dry_run) {
                         self.send_task_command_once(&command, now).await?;
                     }
                 }
@@ -130,7 +242,7 @@ impl Evaluate {
                 } => {
                     let params = json!({ "task_id": task_id, "reason": reason });
                     let command = task_command(run, step_id, "close_human_task", format!("{task_id}.close"), params);
-                    if !self.config.dry_run {
+                    if !(self.config.dry_run || run.dry_run) {
                         self.send_task_command_once(&command, now).await?;
                     }
                 }
@@ -207,9 +319,4 @@ fn task_command(run: &Run, step_id: &str, command: &str, idempotency_key: String
             params,
         },
     }
-}
-
-/// Effects that only the engine itself can perform (they touch runs).
-pub(crate) fn is_engine_effect(effect: &Effect) -> bool {
-    matches!(effect, Effect::Enroll { .. } | Effect::CancelAutomations { .. })
 }

@@ -9,7 +9,6 @@
 //! an earlier attempt died mid-effect: email is then not resent (the step is marked uncertain),
 //! other effects are repeated with the same idempotency key.
 
-use super::evaluate::is_engine_effect;
 use super::{EngineError, Execute};
 use crate::command::{ActionOutcome, Effect, Input, UncertainPolicy};
 use crate::ids::run_id_for;
@@ -121,7 +120,7 @@ impl Execute {
 
     async fn perform(&self, message: &ActionMessage) -> Result<ActionOutcome, EffectError> {
         let action = &message.action;
-        if self.intake.config.dry_run && !is_engine_effect(&action.effect) {
+        if self.intake.config.dry_run && action.effect.is_external() {
             return Ok(ActionOutcome::Skipped {
                 reason: "dry run: side effects are not performed".to_string(),
             });
@@ -279,6 +278,7 @@ impl Execute {
         );
         run.enroll_depth = parent.enroll_depth + 1;
         run.parent_run_id = Some(parent.run_id.clone());
+        run.dry_run |= parent.dry_run;
         run.data.record = parent.data.record.clone();
         match self.intake.create_run(&program, run, now).await {
             Ok(Ok(())) => Ok(ActionOutcome::Succeeded {

@@ -150,6 +150,8 @@ impl Intake {
         now: jiff::Timestamp,
     ) -> Result<Result<(), EnrollmentRefused>, EngineError> {
         let policy = &program.automation.enrollment;
+        let mut run = run;
+        run.dry_run |= self.config.dry_run;
         let run = Arc::new(run);
         for _ in 0..self.config.max_conflict_retries {
             if self.runs.load_run_shared(&run.tenant, &run.run_id).await?.is_some() {
@@ -247,6 +249,7 @@ impl<'e> EventShared<'e> {
             run.run_id = run_id;
             run.automation_id = program.id().to_string();
             run.automation_version = program.version();
+            run.dry_run = program.automation.mode == crate::definition::Mode::Sandbox;
             return run;
         }
         let (event, contact) = (self.event, self.contact.clone());

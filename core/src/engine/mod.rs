@@ -11,12 +11,13 @@ mod evaluate;
 mod execute;
 mod intake;
 
+pub use evaluate::ARCHIVED_REASON;
 pub use execute::RetryPolicy;
 pub use intake::{IntakeOutcome, IntakeReport};
 
 use crate::ports::{
-    ActionQueue, AutomationCatalog, Clock, CrmCommandSink, EmailSender, HttpClient, IdempotencyStore, QueueError,
-    RunStore, StepQueue, StoreError, TimerService,
+    ActionQueue, AutomationCatalog, Clock, CrmCommandSink, EmailSender, HeldInputStore, HttpClient, IdempotencyStore,
+    QueueError, RunStore, StepQueue, StoreError, TimerService,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct Evaluate {
     pub timers: Arc<dyn TimerService>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub crm: Arc<dyn CrmCommandSink>,
+    /// Where inputs wait while the run's automation is paused.
+    pub held: Arc<dyn HeldInputStore>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
 }
@@ -88,6 +91,7 @@ pub struct EnginePorts {
     pub email: Arc<dyn EmailSender>,
     pub crm: Arc<dyn CrmCommandSink>,
     pub http: Arc<dyn HttpClient>,
+    pub held: Arc<dyn HeldInputStore>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
 }
@@ -105,6 +109,7 @@ impl Engine {
             email,
             crm,
             http,
+            held,
             clock,
             config,
         } = ports;
@@ -124,6 +129,7 @@ impl Engine {
                 timers: timers.clone(),
                 idempotency: idempotency.clone(),
                 crm: crm.clone(),
+                held,
                 clock: clock.clone(),
                 config,
             },

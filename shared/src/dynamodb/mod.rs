@@ -21,6 +21,7 @@
 //! | idempotency | `IDEMP#key` | `IDEMP` | `state` (`INPROGRESS`/`COMPLETED`), `lease_until`, `output`, `expires_at` |
 //! | long timer | `DUE#yyyymmddHHMM` | `RUN#run_id#T#timer_id` | `tenant`, `run_id`, `timer_id`, `due_at` |
 //! | sweep cursor | `SWEEP` | `CURSOR` | `minute` (epoch minutes of the next bucket to sweep), `bucket` |
+//! | held input | `TENANT#t#HELD#automation` | `RUN#run_id#<nanos>#<hash>` | `run_id`, `input` (held while the automation is paused) |
 //!
 //! IAM actions per method (on the table, and `table/index/GSI1` for the listings):
 //!
@@ -42,6 +43,9 @@
 //! | `IdempotencyStore::complete` | `UpdateItem` |
 //! | `IdempotencyStore::release` | `DeleteItem` |
 //! | `DynamoStore::list_runs`, `RunDirectory::list_runs` | `Query` (on `GSI1`), `BatchGetItem` |
+//! | `HeldInputStore::hold` | `PutItem` |
+//! | `HeldInputStore::held_for_run`, `runs_with_held` | `Query` |
+//! | `HeldInputStore::forget` | `DeleteItem` |
 //! | `DynamoStore::put_timer` | `PutItem` |
 //! | `DynamoStore::delete_timer` | `DeleteItem` |
 //! | `DynamoStore::delete_timers` | `BatchWriteItem` |
@@ -51,6 +55,7 @@
 //! A `TransactWriteItems` call needs the permissions of the item actions it contains.
 
 mod catalog;
+mod held;
 mod idempotency;
 mod runs;
 mod timers;

@@ -9,11 +9,13 @@
 //! | `CRMFLOW_SENDER_ADDRESS` | execute | the default `From` address (an SES-verified identity) |
 //! | `CRMFLOW_NOTIFY_URLS` | execute | JSON object, notification channel → URL (optional) |
 //! | `CRMFLOW_RETENTION_DAYS` | all | days finished runs are kept (TTL), default 30 |
+//! | `CRMFLOW_DRY_RUN` | intake, evaluate, execute | `true` runs the whole deployment dry: no effect is performed, each is recorded in its run's history (default `false`) |
 //! | `CRMFLOW_ALLOW_PRIVATE_WEBHOOKS` | execute | `true` lets webhooks reach private/loopback addresses (local testing only) |
 //!
 //! AWS clients honour `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_<SERVICE>`), so the functions can
 //! run against a local AWS-protocol server.
 
+use crmflow_core::engine::EngineConfig;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -60,6 +62,9 @@ pub struct FunctionConfig {
     pub notify_urls: BTreeMap<String, String>,
     pub retention_days: u32,
     pub allow_private_webhooks: bool,
+    /// `CRMFLOW_DRY_RUN=true`: the whole deployment runs dry (every run is a dry run: effects
+    /// are recorded in the history, never performed).
+    pub dry_run: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +118,16 @@ impl FunctionConfig {
             None => 30,
         };
         let allow_private_webhooks = get("CRMFLOW_ALLOW_PRIVATE_WEBHOOKS").is_some_and(|v| v == "true");
+        let dry_run = match get("CRMFLOW_DRY_RUN").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "CRMFLOW_DRY_RUN",
+                    message: format!("expected true or false, got {other:?}"),
+                });
+            }
+        };
         Ok(FunctionConfig {
             function,
             table_name,
@@ -123,7 +138,17 @@ impl FunctionConfig {
             notify_urls,
             retention_days,
             allow_private_webhooks,
+            dry_run,
         })
+    }
+
+    /// The engine settings these variables give.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            notify_urls: self.notify_urls.clone(),
+            dry_run: self.dry_run,
+            ..EngineConfig::default()
+        }
     }
 }
 
@@ -145,6 +170,22 @@ mod tests {
         ]);
         let err = FunctionConfig::from_lookup(FunctionName::Execute, lookup).unwrap_err();
         assert_eq!(err.variable, "CRMFLOW_SENDER_ADDRESS");
+    }
+
+    #[test]
+    fn dry_run_is_true_or_false_and_reaches_the_engine() {
+        let base = [("CRMFLOW_TABLE_NAME", "t"), ("CRMFLOW_STEP_QUEUE_URL", "s")];
+        let read = |value: Option<&str>| {
+            let mut pairs = base.to_vec();
+            pairs.extend(value.map(|v| ("CRMFLOW_DRY_RUN", v)));
+            FunctionConfig::from_lookup(FunctionName::Intake, env(&pairs))
+        };
+        assert!(!read(None).unwrap().engine_config().dry_run, "off by default");
+        assert!(read(Some("true")).unwrap().engine_config().dry_run);
+        assert!(!read(Some("false")).unwrap().engine_config().dry_run);
+        let err = read(Some("yes")).unwrap_err();
+        assert_eq!(err.variable, "CRMFLOW_DRY_RUN");
+        assert!(err.message.contains("\"yes\""), "{}", err.message);
     }
 
     #[test]

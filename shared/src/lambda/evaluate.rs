@@ -10,7 +10,7 @@ use crate::timers::AwsTimerService;
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use crmflow_core::command::Input;
-use crmflow_core::engine::{EngineConfig, Evaluate};
+use crmflow_core::engine::Evaluate;
 use crmflow_core::messages::StepMessage;
 use crmflow_core::ports::SystemClock;
 use std::sync::Arc;
@@ -40,10 +40,11 @@ pub fn engine(
         actions: Arc::new(SqsActionQueue::new(sdk, counter, &config.action_queue_url)),
         timers: Arc::new(AwsTimerService::new(steps.clone(), store.clone())),
         steps: Arc::new(steps),
-        idempotency: store,
+        idempotency: store.clone(),
+        held: store,
         crm: Arc::new(SqsCrmCommandSink::new(sdk, counter, crm_queue)),
         clock: Arc::new(SystemClock),
-        config: EngineConfig::default(),
+        config: config.engine_config(),
     })
 }
 

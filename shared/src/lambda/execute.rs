@@ -11,7 +11,7 @@ use crate::ses::SesEmailSender;
 use crate::sqs::{SqsCrmCommandSink, SqsStepQueue};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use crmflow_core::engine::{EngineConfig, Execute, Intake};
+use crmflow_core::engine::{Execute, Intake};
 use crmflow_core::messages::ActionMessage;
 use crmflow_core::ports::SystemClock;
 use std::sync::Arc;
@@ -55,10 +55,7 @@ pub fn engine(
             runs: store.clone(),
             steps: Arc::new(SqsStepQueue::new(sdk, counter, &config.step_queue_url)),
             clock: Arc::new(SystemClock),
-            config: EngineConfig {
-                notify_urls: config.notify_urls.clone(),
-                ..EngineConfig::default()
-            },
+            config: config.engine_config(),
         },
         idempotency: store,
         email: Arc::new(SesEmailSender::new(sdk, counter, sender)),

@@ -8,7 +8,7 @@ use crate::request_counter::RequestCounter;
 use crate::sqs::SqsStepQueue;
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use crmflow_core::engine::{EngineConfig, Intake};
+use crmflow_core::engine::Intake;
 use crmflow_core::event::parse_event;
 use crmflow_core::ports::SystemClock;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub fn engine(config: &FunctionConfig, sdk: &SdkConfig, counter: Option<&Request
         runs: store,
         steps: Arc::new(SqsStepQueue::new(sdk, counter, &config.step_queue_url)),
         clock: Arc::new(SystemClock),
-        config: EngineConfig::default(),
+        config: config.engine_config(),
     }
 }
 

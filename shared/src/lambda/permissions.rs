@@ -43,12 +43,14 @@ pub fn required(function: FunctionName) -> Vec<Permission> {
             p("dynamodb:Query", Table),
             p("sqs:SendMessage", StepQueue),
         ],
-        // load/decide/save (transactions of Put/Update/Delete), timers, dispatch
+        // load/decide/save (transactions of Put/Update/Delete), timers, dispatch; inputs held
+        // while the automation is paused (Put, Query, Delete)
         FunctionName::Evaluate => vec![
             p("dynamodb:GetItem", Table),
             p("dynamodb:PutItem", Table),
             p("dynamodb:UpdateItem", Table),
             p("dynamodb:DeleteItem", Table),
+            p("dynamodb:Query", Table),
             p("sqs:SendMessage", StepQueue),
             p("sqs:SendMessage", ActionQueue),
             p("sqs:SendMessage", CrmCommandsQueue),

@@ -5,6 +5,7 @@ mod automations;
 mod cli;
 mod events;
 mod idempotency;
+mod lifecycle;
 mod openapi;
 mod readme;
 mod runs;

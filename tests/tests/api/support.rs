@@ -4,10 +4,9 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use crmflow_api::auth::MemoryApiKeys;
 use crmflow_api::{ApiState, router};
-use crmflow_core::engine::{EngineConfig, Evaluate};
-use crmflow_core::memory::{
-    ManualClock, MemoryCatalog, MemoryEventQueue, MemoryQueue, MemoryRunStore, MemoryTimers, Queued, RecordingCrm,
-};
+use crmflow_core::embedded::Embedded;
+use crmflow_core::engine::EngineConfig;
+use crmflow_core::memory::{ManualClock, MemoryCatalog, MemoryEventQueue, MemoryQueue, MemoryRunStore, Queued};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
@@ -22,6 +21,8 @@ pub struct Api {
     /// The events posted to the API, waiting for intake.
     pub events: Arc<MemoryEventQueue>,
     pub clock: Arc<ManualClock>,
+    /// The engine on the same adapters ([`Api::settle`]).
+    pub embedded: Embedded,
     /// Tenant `acme`'s key.
     pub acme: String,
     /// Tenant `globex`'s key.
@@ -42,10 +43,11 @@ impl Api {
         let (acme, _) = keys.create("acme");
         let (globex, _) = keys.create("globex");
         let catalog = Arc::new(MemoryCatalog::new());
-        let runs = Arc::new(MemoryRunStore::new());
         let clock = Arc::new(ManualClock::new("2026-03-02T14:00:00Z".parse().unwrap()));
-        let queue = Arc::new(MemoryQueue::new(clock.clone()));
-        let events = Arc::new(MemoryEventQueue::new());
+        let embedded = Embedded::new(catalog.clone(), clock.clone(), EngineConfig::default());
+        let runs = embedded.store.clone();
+        let queue = embedded.queue.clone();
+        let events = embedded.events.clone();
         let state = ApiState {
             automations: catalog.clone(),
             run_store: runs.clone(),
@@ -54,6 +56,7 @@ impl Api {
             events: events.clone(),
             keys: Arc::new(keys),
             idempotency: runs.clone(),
+            held: embedded.held.clone(),
             clock: clock.clone(),
         };
         Api {
@@ -63,6 +66,7 @@ impl Api {
             queue,
             events,
             clock,
+            embedded,
             acme,
             globex,
         }
@@ -145,17 +149,7 @@ impl Api {
     /// Lets evaluate handle every step message queued so far (actions are left queued, so runs
     /// stay on their action steps); returns how many it handled.
     pub async fn evaluate_queued(&self) -> usize {
-        let evaluate = Evaluate {
-            catalog: self.catalog.clone(),
-            runs: self.runs.clone(),
-            steps: self.queue.clone(),
-            actions: self.queue.clone(),
-            timers: Arc::new(MemoryTimers::new(self.queue.clone())),
-            idempotency: self.runs.clone(),
-            crm: Arc::new(RecordingCrm::new(false)),
-            clock: self.clock.clone(),
-            config: EngineConfig::default(),
-        };
+        let evaluate = &self.embedded.engine.evaluate;
         let mut handled = 0;
         let mut actions = Vec::new();
         while let Some(queued) = self
@@ -171,6 +165,18 @@ impl Api {
             }
         }
         handled
+    }
+
+    /// Runs the engine (events, steps, actions, due timers) until nothing is left to do at the
+    /// clock's time.
+    pub async fn settle(&self) {
+        self.embedded.settle().await;
+    }
+
+    /// Moves the clock to `time` and settles.
+    pub async fn settle_at(&self, time: &str) {
+        self.clock.set(time.parse().unwrap());
+        self.settle().await;
     }
 
     /// acme's automation `id` ([`body`]) with `status`, created through the API.

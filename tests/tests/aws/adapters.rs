@@ -25,8 +25,8 @@ use crmflow_core::event::{Event, Subject};
 use crmflow_core::messages::{ActionMessage, StepMessage};
 use crmflow_core::ports::{
     ActionQueue, AutomationCatalog, AutomationDirectory, Claim, CreateOutcome, CrmCommandSink, EmailSender, ErrorKind,
-    IdempotencyStore, OutboundCrmCommand, RunDirectory, RunFilter, RunStore, StepQueue, StoreError, Timer,
-    TimerService,
+    HeldInputStore, IdempotencyStore, OutboundCrmCommand, RunDirectory, RunFilter, RunStore, StepQueue, StoreError,
+    Timer, TimerService,
 };
 use crmflow_core::run::{Run, RunStatus, StepRecord, StepStatus};
 use crmflow_tests::local_aws::{LocalDeployment, LocalResources};
@@ -980,4 +980,51 @@ async fn request_counter_counts_per_operation() {
             .collect::<Vec<_>>()
     );
     assert_eq!(env.counter.total(), 6);
+}
+
+/// Inputs held while an automation is paused: kept per run in arrival order, listed by run
+/// across pages, and forgotten one by one.
+#[tokio::test]
+async fn held_inputs_keep_their_order_per_run_on_dynamodb() {
+    let env = env_or_skip!("held_inputs");
+    let held: &dyn HeldInputStore = &env.store;
+    let t0 = ts("2026-03-02T09:00:00Z");
+    let inputs = [
+        (
+            "run-b",
+            Input::TimerFired {
+                timer_id: "run-b.1".into(),
+            },
+        ),
+        ("run-a", Input::Continue),
+        ("run-b", Input::Event { event: event("e-held") }),
+        ("run-c", Input::Start),
+    ];
+    for (i, (run_id, input)) in inputs.iter().enumerate() {
+        let at = t0 + SignedDuration::from_secs(i64::try_from(i).unwrap());
+        held.hold("t1", "welcome", run_id, input, at).await.unwrap();
+    }
+    held.hold("t2", "welcome", "run-z", &Input::Continue, t0).await.unwrap();
+
+    let b = held.held_for_run("t1", "welcome", "run-b", 10).await.unwrap();
+    let kinds: Vec<&str> = b.iter().map(|h| h.input.kind()).collect();
+    assert_eq!(kinds, vec!["timer_fired", "event"], "oldest first");
+    assert_eq!(b[1].input, inputs[2].1, "the input round-trips");
+
+    let first = held.runs_with_held("t1", "welcome", None, 2).await.unwrap();
+    assert_eq!(first, vec!["run-a", "run-b"], "one entry per run, by id");
+    let rest = held.runs_with_held("t1", "welcome", Some("run-b"), 2).await.unwrap();
+    assert_eq!(rest, vec!["run-c"], "after the cursor");
+
+    held.forget("t1", "welcome", "run-b", &b[0].key).await.unwrap();
+    let b = held.held_for_run("t1", "welcome", "run-b", 10).await.unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].input.kind(), "event");
+    assert!(
+        held.held_for_run("t2", "welcome", "run-b", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "another tenant's partition"
+    );
 }

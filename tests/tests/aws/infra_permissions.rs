@@ -20,7 +20,7 @@ use std::fmt::Write;
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
 
 /// Every variable `FunctionConfig` reads (shared/src/lambda/config.rs, crate crmflow-aws).
-const KNOWN_VARIABLES: [&str; 8] = [
+const KNOWN_VARIABLES: [&str; 9] = [
     "CRMFLOW_TABLE_NAME",
     "CRMFLOW_STEP_QUEUE_URL",
     "CRMFLOW_ACTION_QUEUE_URL",
@@ -29,6 +29,7 @@ const KNOWN_VARIABLES: [&str; 8] = [
     "CRMFLOW_NOTIFY_URLS",
     "CRMFLOW_RETENTION_DAYS",
     "CRMFLOW_ALLOW_PRIVATE_WEBHOOKS",
+    "CRMFLOW_DRY_RUN",
 ];
 
 struct Template {
@@ -541,6 +542,7 @@ fn every_function_gets_the_environment_its_config_needs() {
             env.get(k).map(|_| match k {
                 "CRMFLOW_RETENTION_DAYS" => "30".to_string(),
                 "CRMFLOW_NOTIFY_URLS" => "{}".to_string(),
+                "CRMFLOW_DRY_RUN" => "false".to_string(),
                 _ => "set".to_string(),
             })
         });

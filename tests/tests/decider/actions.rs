@@ -664,3 +664,65 @@ fn an_event_deferred_across_a_yield_is_still_applied() {
     assert_eq!(h.record("replied").status, StepStatus::Completed);
     assert!(h.run.deferred_events.is_empty(), "nothing left deferred");
 }
+
+/// `mode: sandbox`: the run is a dry run; an external effect is rendered into the history as a
+/// dry-run skip and never handed to execute, the run goes on, and later steps see the skip.
+#[test]
+fn a_sandbox_run_records_each_effect_it_would_have_had_and_performs_none() {
+    let yaml = def_with(
+        "mode: sandbox",
+        r#"
+- id: act
+  action: {type: send_email, params: {subject: "Hi {{ contact.first_name }}", text: "{{ record.name }}"}}
+- id: hook
+  action: {type: webhook, params: {url: "https://example.com/hook", method: POST}}
+- id: check
+  branch:
+    if: {field: steps.act.status, operator: equals, value: skipped}
+    then: [{id: seen, end: {}}]
+- id: fin
+  end: {}
+"#,
+    );
+    let mut h = Harness::new(&yaml, &trigger(), contact());
+    assert!(h.run.dry_run, "a sandbox automation's run is a dry run");
+    let d = h.start();
+    assert!(
+        !d.commands.iter().any(|c| matches!(c, Command::Perform(_))),
+        "nothing is handed to execute: {:?}",
+        d.commands
+    );
+    assert_eq!(run_status(&d), RunStatus::Completed);
+    h.assert_path(
+        "sandbox",
+        &[
+            ("act", StepStatus::Skipped),
+            ("hook", StepStatus::Skipped),
+            ("check", StepStatus::Completed),
+            ("seen", StepStatus::Completed),
+        ],
+    );
+    let email = h.record("act");
+    assert_eq!(email.skip_reason.as_deref(), Some("dry run"));
+    assert!(
+        email.detail.contains("email to ada@example.com: \"Hi Ada\""),
+        "{}",
+        email.detail
+    );
+    let output = email.output.as_ref().expect("the rendered effect");
+    assert_eq!(output["dry_run"], json!(true));
+    assert_eq!(output["effect"]["effect"], json!("email"));
+    assert_eq!(output["effect"]["to"], json!("ada@example.com"));
+    assert_eq!(output["effect"]["text"], json!("Tom & <Jerry>"));
+    assert_eq!(
+        h.record("hook").output.as_ref().expect("rendered")["effect"]["url"],
+        json!("https://example.com/hook")
+    );
+
+    // The same definition live performs the email.
+    let live = yaml.replace("mode: sandbox", "mode: live");
+    let mut h = Harness::new(&live, &trigger(), contact());
+    assert!(!h.run.dry_run);
+    let d = h.start();
+    assert!(matches!(effect(&d), Effect::Email(_)), "live: the email is performed");
+}

@@ -70,6 +70,7 @@ async fn an_interrupted_dispatch_is_completed_by_the_next_input() {
         email: Arc::new(RecordingEmail::default()),
         crm: crm.clone(),
         http: Arc::new(RecordingHttp::default()),
+        held: Arc::new(crmflow_core::memory::MemoryHeldInputs::new()),
         clock: clock.clone(),
         config: EngineConfig::default(),
     });
