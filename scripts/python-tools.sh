@@ -7,6 +7,7 @@
 #   scripts/python-tools.sh lambda    # cargo-lambda (+ ziglang, its cross linker)
 #   scripts/python-tools.sh sam       # aws-sam-cli (`sam build` / `sam deploy`)
 #   scripts/python-tools.sh schema    # jsonschema + PyYAML (scripts/check-schema.sh)
+#   scripts/python-tools.sh api       # schemathesis + openapi-spec-validator (scripts/check-openapi.sh)
 #   scripts/python-tools.sh all       # every group above
 #   scripts/python-tools.sh path lambda   # prints the bin directory to put first on PATH for
 #                                         # cargo-lambda (its python3 finds zig, see below)
@@ -17,7 +18,9 @@
 # cfn-lint and cfn-lint-serverless go into .venv itself: they fit beside moto.
 # checkov and aws-sam-cli pin boto3/botocore (and a few more) to versions that would downgrade
 # what moto runs on, so each gets a virtualenv of its own under .venv/tools/<group>/ and its
-# commands are linked into .venv/bin/. moto keeps working whatever is installed here.
+# commands are linked into .venv/bin/. moto keeps working whatever is installed here. The api group
+# (schemathesis, openapi-spec-validator) is kept apart too: schemathesis brings its own jsonschema,
+# hypothesis and HTTP stack, which should not move what the schema group or moto run on.
 #
 # cargo-lambda (with ziglang, the cross linker it drives) gets a virtualenv beside the cargo
 # target directory instead: $CARGO_TARGET_DIR/crmflow-tools/cargo-lambda, or
@@ -37,6 +40,7 @@ checkov_spec=("checkov==3.3.30")
 lambda_spec=("cargo-lambda==1.9.2")
 sam_spec=("aws-sam-cli==1.170.0")
 schema_spec=("jsonschema>=4.23,<5" "PyYAML>=6,<7")
+api_spec=("schemathesis==4.32.5" "openapi-spec-validator==0.9.0")
 
 log() { printf 'python-tools.sh: %s\n' "$*" >&2; }
 
@@ -118,12 +122,13 @@ install_group() {
         checkov) isolated checkov "$tools/checkov" checkov "${checkov_spec[@]}" ;;
         sam) isolated sam "$tools/sam" sam "${sam_spec[@]}" ;;
         schema) shared schema "${schema_spec[@]}" ;;
+        api) isolated api "$tools/api" st,schemathesis,openapi-spec-validator "${api_spec[@]}" ;;
         all)
             local g
-            for g in lint lambda checkov sam schema; do install_group "$g"; done
+            for g in lint lambda checkov sam schema api; do install_group "$g"; done
             ;;
         *)
-            echo "usage: $0 lint|checkov|lambda|sam|schema|all..." >&2
+            echo "usage: $0 lint|checkov|lambda|sam|schema|api|all..." >&2
             exit 2
             ;;
     esac

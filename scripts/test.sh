@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README "First steps"; CI runs it through .ci/run):
 # formatting, the core's dependency boundary, lints, function length, API docs, every test (unit, integration, CEL conformance, and end-to-end against a
-# local AWS-protocol server that this script starts and stops), the IaC checks, and the
+# local AWS-protocol server that this script starts and stops), the definition schema and the
+# management API's OpenAPI document (committed as generated, valid, schemathesis against
+# `crmflow serve`), the IaC checks, and the
 # deployable build (`cargo lambda build --release`, then `sam build`, no Docker needed).
 # It installs what it needs itself (Python tools into the project-local .venv/).
 set -euo pipefail
@@ -37,6 +39,9 @@ cargo test --workspace
 
 step "the definition schema accepts what the loader accepts (jsonschema)"
 scripts/check-schema.sh
+
+step "the OpenAPI document: committed as generated, valid, and schemathesis against crmflow serve"
+scripts/check-openapi.sh
 
 if [ -x scripts/validate-infra.sh ]; then
     step "infrastructure template"

@@ -75,6 +75,20 @@ impl MemoryApiKeys {
             .insert(digest(&key), credential.clone());
         (key, credential)
     }
+
+    /// Accepts a key chosen by the caller (`crmflow serve --api-key`) for `tenant`; only its
+    /// digest is kept.
+    pub fn insert(&self, key: &str, tenant: &str) -> Credential {
+        let credential = Credential {
+            id: new_key().1,
+            tenant: tenant.to_owned(),
+        };
+        self.by_digest
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest(key), credential.clone());
+        credential
+    }
 }
 
 #[async_trait]

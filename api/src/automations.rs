@@ -17,11 +17,12 @@ use crmflow_core::definition::load::from_value;
 use crmflow_core::definition::{Automation, AutomationStatus};
 use crmflow_core::ports::{AutomationVersion, CreateOutcome};
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// An automation as the API returns it: the newest (or a given) version.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct AutomationView {
     pub id: String,
     pub name: String,
@@ -30,6 +31,7 @@ pub struct AutomationView {
     /// When this version was stored (RFC 3339, UTC); null for versions loaded another way.
     pub created_at: Option<Timestamp>,
     /// The definition, in the steps form.
+    #[schemars(schema_with = "crate::openapi::automation_ref")]
     pub definition: Automation,
 }
 
@@ -48,18 +50,23 @@ impl From<&AutomationVersion> for AutomationView {
 }
 
 /// A page of a list, and the cursor of the next one (null on the last page).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "{T}Page")]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
 /// The query of `GET /api/v1/automations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only automations with this status.
     status: Option<AutomationStatus>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// The most items on the page (default 50).
+    #[schemars(range(min = 1, max = 200))]
     limit: Option<usize>,
 }
 
@@ -68,9 +75,9 @@ pub const MAX_PAGE: usize = 200;
 const DEFAULT_PAGE: usize = 50;
 
 /// `PATCH` body: the new status.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct StatusChange {
+pub struct StatusChange {
     status: AutomationStatus,
 }
 
@@ -186,8 +193,15 @@ pub(crate) async fn newest(state: &ApiState, caller: &Caller, id: &str) -> Resul
 }
 
 fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Problem> {
-    path.map(|Path(p)| p)
-        .map_err(|e| Problem::invalid_field("path", e.body_text()))
+    path.map(|Path(p)| p).map_err(Problem::from)
+}
+
+/// The path of `GET /api/v1/automations/{id}/versions/{version}` (named, so that an error
+/// names the parameter).
+#[derive(Debug, Deserialize)]
+pub struct VersionPath {
+    id: String,
+    version: u32,
 }
 
 /// `GET /api/v1/automations/{id}`: the newest version.
@@ -208,7 +222,7 @@ pub async fn list(
     caller: Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page<AutomationView>>, Problem> {
-    let Query(query) = query.map_err(|e| Problem::invalid_field("query", e.body_text()))?;
+    let Query(query) = query.map_err(Problem::from)?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(Problem::invalid_field("limit", format!("must be from 1 to {MAX_PAGE}")));
@@ -245,9 +259,9 @@ pub async fn list_versions(
 pub async fn get_version(
     State(state): State<ApiState>,
     caller: Caller,
-    params: Result<Path<(String, u32)>, PathRejection>,
+    params: Result<Path<VersionPath>, PathRejection>,
 ) -> Result<Json<AutomationView>, Problem> {
-    let (id, version) = path(params)?;
+    let VersionPath { id, version } = path(params)?;
     let all = versions(&state, &caller, &id).await?;
     all.iter()
         .find(|v| v.program.version() == version)

@@ -11,6 +11,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use crmflow_core::definition::AutomationStatus;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -19,18 +20,21 @@ pub const MANUAL_ENROLLMENT_EVENT: &str = "crmflow.enrolled_by_hand";
 
 /// The body: the record (as an event's `subject`), and optionally its fields and a contact
 /// snapshot.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Enrollment {
-    subject: Value,
+pub struct Enrollment {
+    /// The record: `{"type": "lead", "id": "L1", "contact_id"?: "C1"}`, as an event's subject.
+    pub subject: Value,
+    /// The record's fields (`record.*` and `trigger.data.*` for the run).
     #[serde(default)]
-    data: Map<String, Value>,
+    pub data: Map<String, Value>,
+    /// The contact snapshot the run starts with.
     #[serde(default)]
-    contact: Option<Map<String, Value>>,
+    pub contact: Option<Map<String, Value>>,
 }
 
 /// What happened.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Enrolled {
     pub run_id: String,
     pub automation_id: String,

@@ -13,11 +13,12 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use crmflow_core::event::{Event, parse_event};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
 /// What was queued.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Queued {
     pub event_id: String,
     #[serde(rename = "type")]

@@ -1,9 +1,10 @@
 //! The crmflow management API: one [axum] router, on the core's ports, served by the api Lambda
 //! function (behind an API Gateway HTTP API) and by `crmflow serve` (on the embedded store).
 //!
-//! Every route needs an API key ([`auth`]) and takes its tenant from it. Errors are RFC 9457
-//! problem documents ([`problem`]). [`routes`] is the route table the router is built from,
-//! so tests can walk every route.
+//! Every route but the OpenAPI document needs an API key ([`auth`]) and takes its tenant from
+//! it. Errors are RFC 9457 problem documents ([`problem`]). [`routes`] is the route table the
+//! router is built from, so tests can walk every route; each route carries its OpenAPI
+//! operation, and [`openapi`] writes the document from the table.
 
 pub mod auth;
 pub mod automations;
@@ -11,6 +12,7 @@ pub mod enroll;
 pub mod events;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod openapi;
 pub mod problem;
 pub mod runs;
 pub mod tasks;
@@ -25,6 +27,7 @@ use crmflow_core::engine::Intake;
 use crmflow_core::ports::{
     AutomationDirectory, Clock, EventQueue, HeldInputStore, IdempotencyStore, RunDirectory, RunStore, StepQueue,
 };
+use openapi::Operation;
 use problem::Problem;
 use std::sync::Arc;
 
@@ -54,52 +57,274 @@ impl FromRef<ApiState> for Arc<dyn ApiKeyStore> {
     }
 }
 
-/// One route: method, path (axum's syntax, `{id}` for a parameter) and handler.
+/// One route: method, path (axum's syntax, `{id}` for a parameter), handler, and its OpenAPI
+/// operation ([`openapi`]): a route is documented where it is registered, or not at all.
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
     pub handler: MethodRouter<ApiState>,
+    pub doc: Operation,
 }
 
-fn route(method: Method, path: &'static str, handler: MethodRouter<ApiState>) -> Route {
-    Route { method, path, handler }
+impl Route {
+    /// Served without an API key (the OpenAPI document).
+    pub fn is_public(&self) -> bool {
+        self.doc.public
+    }
 }
+
+fn route(method: Method, path: &'static str, handler: MethodRouter<ApiState>, doc: Operation) -> Route {
+    Route {
+        method,
+        path,
+        handler,
+        doc,
+    }
+}
+
+/// OpenAPI links ([`Operation::link`]): the automation an answer is about, and the first run of
+/// a page of runs.
+const NEW_ID: &str = "$response.body#/id";
+const BY_ID: &[(&str, &str)] = &[("id", NEW_ID)];
+const FIRST_RUN: &[(&str, &str)] = &[("id", "$request.path.id"), ("run_id", "$response.body#/items/0/id")];
 
 /// Every route of the API.
 pub fn routes() -> Vec<Route> {
+    let mut all = automation_routes();
+    all.extend(version_routes());
+    all.extend(run_routes());
+    all.extend(manual_routes());
+    all.extend([
+        route(
+            Method::POST,
+            "/api/v1/events",
+            post(events::post),
+            Operation::new("postEvent", "Queue a CRM event")
+                .describe(
+                    "Validated as intake would, in the API key's tenant (a body naming another tenant is \
+                     refused), and queued for intake.",
+                )
+                .event_body("One CRM event, in any of the three envelopes")
+                .reply::<events::Queued>(202, "Queued")
+                .problem(
+                    400,
+                    "The event is not valid (`errors` names the field), or names another tenant",
+                ),
+        ),
+        route(
+            Method::GET,
+            openapi::PATH,
+            get(openapi::serve),
+            Operation::new("getOpenApi", "This document").public().document_reply(),
+        ),
+    ]);
+    all
+}
+
+fn automation_routes() -> Vec<Route> {
+    use automations as a;
+    let view = "The automation: its newest version";
+    vec![
+        route(
+            Method::POST,
+            "/api/v1/automations",
+            post(a::create),
+            Operation::new("createAutomation", "Create an automation")
+                .describe(
+                    "The server sets `tenant` (the API key's), `version` (1), `status` (`draft` unless the \
+                     body sets one) and `id` when the body has none (a new UUID).",
+                )
+                .definition_body("A definition in the flat form (the seed API's body, as is) or the steps form")
+                .reply::<a::AutomationView>(201, "Created")
+                .header("Location")
+                .link("getAutomation", BY_ID)
+                .link("replaceAutomation", BY_ID)
+                .link("changeAutomationStatus", BY_ID)
+                .link("listAutomationVersions", BY_ID)
+                .link(
+                    "getAutomationVersion",
+                    &[("id", NEW_ID), ("version", "$response.body#/version")],
+                )
+                .link("listRuns", BY_ID)
+                .problem(400, "The definition is not valid: `errors` names each field")
+                .problem(
+                    409,
+                    "An automation with the body's `id` exists: PUT a new version instead",
+                ),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/automations",
+            get(a::list),
+            Operation::new("listAutomations", "List automations")
+                .describe("The newest version of each automation, by id, one page at a time.")
+                .query::<a::ListQuery>()
+                .reply::<a::Page<a::AutomationView>>(200, "One page"),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/automations/{id}",
+            get(a::get),
+            Operation::new("getAutomation", "Get an automation")
+                .reply::<a::AutomationView>(200, view)
+                .problem(404, "No such automation"),
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/automations/{id}",
+            put(a::replace),
+            Operation::new("replaceAutomation", "Store a new version")
+                .describe(
+                    "The body becomes the next version. Runs already going finish on their version. The \
+                     status stays unless the body sets one.",
+                )
+                .definition_body("The new version's definition, in either form")
+                .reply::<a::AutomationView>(200, "The new version")
+                .problem(
+                    400,
+                    "The definition is not valid (`errors` names each field), or its `id` is not the path's",
+                )
+                .problem(404, "No such automation")
+                .problem(409, "The automation is archived, or another write made a version first"),
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/automations/{id}",
+            patch(a::change_status),
+            Operation::new("changeAutomationStatus", "Change an automation's status")
+                .describe("draft → active, active ⇄ paused, any → archived; archived is read-only.")
+                .body::<a::StatusChange>("The new status")
+                .reply::<a::AutomationView>(200, "The same version, with its new status")
+                .problem(404, "No such automation")
+                .problem(409, "The transition is not allowed"),
+        ),
+    ]
+}
+
+fn version_routes() -> Vec<Route> {
     use automations as a;
     vec![
-        route(Method::POST, "/api/v1/automations", post(a::create)),
-        route(Method::GET, "/api/v1/automations", get(a::list)),
-        route(Method::GET, "/api/v1/automations/{id}", get(a::get)),
-        route(Method::PUT, "/api/v1/automations/{id}", put(a::replace)),
-        route(Method::PATCH, "/api/v1/automations/{id}", patch(a::change_status)),
-        route(Method::GET, "/api/v1/automations/{id}/versions", get(a::list_versions)),
+        route(
+            Method::GET,
+            "/api/v1/automations/{id}/versions",
+            get(a::list_versions),
+            Operation::new("listAutomationVersions", "List an automation's versions")
+                .reply::<Vec<a::AutomationView>>(200, "Every version, oldest first")
+                .problem(404, "No such automation"),
+        ),
         route(
             Method::GET,
             "/api/v1/automations/{id}/versions/{version}",
             get(a::get_version),
+            Operation::new("getAutomationVersion", "Get one version of an automation")
+                .reply::<a::AutomationView>(200, "The version")
+                .problem(404, "No such automation, or no such version of it"),
         ),
-        route(Method::GET, "/api/v1/automations/{id}/runs", get(runs::list)),
-        route(Method::GET, "/api/v1/automations/{id}/runs/{run_id}", get(runs::get)),
+    ]
+}
+
+fn run_routes() -> Vec<Route> {
+    let no_run = "No such automation, or no such run of it";
+    vec![
+        route(
+            Method::GET,
+            "/api/v1/automations/{id}/runs",
+            get(runs::list),
+            Operation::new("listRuns", "List an automation's runs")
+                .describe("Newest first, one page at a time.")
+                .query::<runs::RunQuery>()
+                .reply::<automations::Page<runs::RunView>>(200, "One page")
+                .link("getRun", FIRST_RUN)
+                .link("completeTask", FIRST_RUN)
+                .link("cancelRun", FIRST_RUN)
+                .problem(404, "No such automation"),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/automations/{id}/runs/{run_id}",
+            get(runs::get),
+            Operation::new("getRun", "Get a run and its history")
+                .reply::<runs::RunDetail>(200, "The run, and one record per step it entered, in order")
+                .problem(404, no_run),
+        ),
         route(
             Method::POST,
             "/api/v1/automations/{id}/runs/{run_id}/complete-task",
             post(tasks::complete),
+            Operation::new("completeTask", "Complete a run's human task")
+                .describe(
+                    "Checked against the run head, then queued for the engine. The output is \
+                     `steps.<task id>.output` for later steps.",
+                )
+                .body::<tasks::Completion>("The task's output, and its id if it should be checked")
+                .reply::<tasks::Accepted>(202, "Queued")
+                .problem(404, no_run)
+                .problem(
+                    409,
+                    "The run has ended, has no open task, or `task_id` is not the open one",
+                ),
         ),
         route(
             Method::POST,
             "/api/v1/automations/{id}/runs/{run_id}/cancel",
             post(tasks::cancel),
+            Operation::new("cancelRun", "Cancel a run")
+                .reply::<tasks::Accepted>(202, "Queued: the run ends `cancelled`, its outcome naming the API key")
+                .problem(404, no_run)
+                .problem(409, "The run has ended"),
         ),
         route(
             Method::POST,
             "/api/v1/automations/{id}/runs/{run_id}/retry",
             post(tasks::retry),
+            Operation::new("retryRun", "Retry a failed run")
+                .describe(
+                    "The run resumes from the step that failed, on the version it started on; its \
+                     history keeps both attempts. An action whose failed attempt may have performed \
+                     it (an email that timed out) is not performed again unless `resend_uncertain`.",
+                )
+                .body::<tasks::RetryRequest>("Whether to repeat an action that may have been performed (may be empty)")
+                .reply::<tasks::Accepted>(202, "Queued")
+                .problem(404, no_run)
+                .problem(
+                    409,
+                    "The run has not failed, failed other than at a step, or its automation is archived",
+                ),
         ),
-        route(Method::POST, "/api/v1/automations/{id}/enroll", post(enroll::enroll)),
-        route(Method::POST, "/api/v1/automations/{id}/test", post(test_run::test)),
-        route(Method::POST, "/api/v1/events", post(events::post)),
+    ]
+}
+
+fn manual_routes() -> Vec<Route> {
+    vec![
+        route(
+            Method::POST,
+            "/api/v1/automations/{id}/enroll",
+            post(enroll::enroll),
+            Operation::new("enrollRecord", "Enroll a record by hand")
+                .describe("Under the automation's enrollment policy; the trigger and conditions are not checked.")
+                .body::<enroll::Enrollment>("The record, and optionally its fields and a contact snapshot")
+                .reply::<enroll::Enrolled>(201, "Enrolled: the new run")
+                .problem(404, "No such automation")
+                .problem(
+                    409,
+                    "The automation is not active, or its enrollment policy refuses the record",
+                ),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/automations/{id}/test",
+            post(test_run::test),
+            Operation::new("testAutomation", "Test a version with a sample event")
+                .describe(
+                    "Runs the event (and contact) through a draft or active version with waits \
+                     fast-forwarded; nothing is performed or stored. The answer is the timeline, as \
+                     `crmflow simulate --format json` prints it.",
+                )
+                .body::<test_run::TestRequest>("The sample event, contact and version")
+                .reply::<test_run::TestResult>(200, "The runs the event started, step by step")
+                .problem(404, "No such automation, or no such version of it")
+                .problem(409, "The automation is archived"),
+        ),
     ]
 }
 

@@ -9,25 +9,30 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crmflow_core::definition::DefinitionError;
 use crmflow_core::ports::StoreError;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// The media type of problem documents (RFC 9457, section 3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// One problem document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One problem document (RFC 9457).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Problem {
+    /// A URI naming the kind of problem; `about:blank` when the status says it all.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub title: &'static str,
+    /// The HTTP status.
     pub status: u16,
+    /// What went wrong, in words.
     pub detail: String,
+    /// For an invalid request: each field at fault.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }
 
 /// One invalid field of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct FieldError {
     /// Where: a dotted path with `[i]` for list items; empty for the whole body.
     pub path: String,
@@ -157,6 +162,42 @@ impl From<axum::extract::rejection::BytesRejection> for Problem {
             Problem::too_large(2 * 1024 * 1024)
         } else {
             Problem::invalid_field("", rejection.body_text())
+        }
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for Problem {
+    /// A path parameter that does not parse: 400 naming it (its name when the extractor has
+    /// named fields, else `path`).
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Problem {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        let field = match &rejection {
+            PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
+                _ => "path".to_owned(),
+            },
+            _ => "path".to_owned(),
+        };
+        Problem::invalid_field(&field, rejection.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for Problem {
+    /// A query string that does not parse: 400 naming the parameter at fault (`limit`,
+    /// `status`, or an unknown one), taken from the deserializer's `name: message`.
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Problem {
+        let text = rejection.body_text();
+        let detail = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text);
+        match detail.split_once(": ") {
+            Some((name, message))
+                if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Problem::invalid_field(name, message)
+            }
+            _ => Problem::invalid_field("query", detail),
         }
     }
 }

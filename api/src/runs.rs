@@ -11,10 +11,11 @@ use crmflow_core::event::Subject;
 use crmflow_core::ports::RunFilter;
 use crmflow_core::run::{Run, RunStatus, StepRecord};
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A run as the API lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct RunView {
     pub id: String,
     pub automation_id: String,
@@ -57,7 +58,7 @@ impl From<&Run> for RunView {
 
 /// One run with every step it went through, in order: each record says what happened and why
 /// (the branch taken and the condition results behind it, the wait's due time, the email sent).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct RunDetail {
     #[serde(flatten)]
     pub run: RunView,
@@ -65,15 +66,19 @@ pub struct RunDetail {
 }
 
 /// The query of the run list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunQuery {
+    /// Only runs with this status.
     status: Option<RunStatus>,
     /// Runs started at or after this instant (RFC 3339).
     started_from: Option<Timestamp>,
     /// Runs started before this instant (RFC 3339).
     started_before: Option<Timestamp>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// The most items on the page (default 50).
+    #[schemars(range(min = 1, max = 200))]
     limit: Option<usize>,
 }
 
@@ -86,7 +91,7 @@ pub async fn list(
     query: Result<Query<RunQuery>, QueryRejection>,
 ) -> Result<Json<Page<RunView>>, Problem> {
     let Path(id) = id.map_err(|e| Problem::invalid_field("path", e.body_text()))?;
-    let Query(query) = query.map_err(|e| Problem::invalid_field("query", e.body_text()))?;
+    let Query(query) = query.map_err(Problem::from)?;
     let limit = query.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_PAGE {
         return Err(Problem::invalid_field("limit", format!("must be from 1 to {MAX_PAGE}")));

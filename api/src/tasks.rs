@@ -13,22 +13,25 @@ use crmflow_core::command::Input;
 use crmflow_core::definition::AutomationStatus;
 use crmflow_core::messages::StepMessage;
 use crmflow_core::run::{Run, RunStatus, WaitingFor};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
 /// `complete-task` body: the seed's `{"output": {...}}`, and the task's id when the caller
 /// wants it checked.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Completion {
+pub struct Completion {
+    /// The task's output: `steps.<task id>.output` for later steps.
     output: serde_json::Map<String, Value>,
+    /// The open task's id (its step id), checked when given.
     #[serde(default)]
     task_id: Option<String>,
 }
 
 /// What an accepted request queued.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Accepted {
     pub run_id: String,
     /// `complete_task`, `cancel` or `retry`.
@@ -136,11 +139,12 @@ pub async fn cancel(
 
 /// `retry` body: whether an action whose failed attempt may have performed it is performed
 /// again. An empty body is `{}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RetryRequest {
+pub struct RetryRequest {
+    /// Perform again an action whose failed attempt may have performed it (default false).
     #[serde(default)]
-    resend_uncertain: bool,
+    pub resend_uncertain: bool,
 }
 
 /// `POST /api/v1/automations/{id}/runs/{runId}/retry` with `{"resend_uncertain"?: bool}`: 202

@@ -14,26 +14,27 @@ use axum::extract::{Path, State};
 use crmflow_core::definition::{AutomationStatus, Program};
 use crmflow_core::event::Event;
 use crmflow_core::simulate::{RunReport, SimulationOptions, Simulator};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// The body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TestRequest {
+pub struct TestRequest {
     /// One event, in any envelope intake reads.
-    event: Value,
+    pub event: Value,
     /// The contact snapshot the run starts with.
     #[serde(default)]
-    contact: Option<Map<String, Value>>,
+    pub contact: Option<Map<String, Value>>,
     /// The version to test; the newest when absent.
     #[serde(default)]
-    version: Option<u32>,
+    pub version: Option<u32>,
 }
 
 /// The timeline.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct TestResult {
     pub automation_id: String,
     pub version: u32,

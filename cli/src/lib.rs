@@ -1,11 +1,14 @@
 //! `crmflow`: validate automation definitions, simulate them against sample events, print the
 //! definition schema; load definitions into a deployment and read its runs (see `aws.rs`, with
 //! the default `aws` feature); serve the management API locally (`serve.rs`, with the default
-//! `serve` feature). The binary (`main.rs`) calls [`run`] with the process's arguments,
+//! `serve` feature), and operate automations and runs through it (`client.rs`, with the default
+//! `client` feature). The binary (`main.rs`) calls [`run`] with the process's arguments,
 //! standard output and standard error; tests call it with buffers.
 
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "client")]
+mod client;
 #[cfg(feature = "serve")]
 mod serve;
 
@@ -61,15 +64,19 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     #[cfg(feature = "serve")]
+    /// Print the management API's OpenAPI 3.1 document (docs/openapi.json is this output).
+    Openapi,
+    #[cfg(feature = "serve")]
     /// Serve the management API on 127.0.0.1 on the embedded store (no AWS): prints the URL and
     /// an API key for the tenant, then serves until interrupted.
     Serve(serve::ServeArgs),
-    #[cfg(feature = "aws")]
-    /// Read runs from a deployment's DynamoDB table.
-    Runs {
-        #[command(subcommand)]
-        command: aws::RunsCommand,
-    },
+    #[cfg(feature = "client")]
+    /// Create, list, read, pause, resume and archive automations through the API.
+    Automations(client::AutomationsArgs),
+    #[cfg(feature = "client")]
+    /// Read runs, complete their tasks, cancel and retry them through the API (or, with
+    /// `--table`, read them from a deployment's DynamoDB table).
+    Runs(client::RunsArgs),
 }
 
 /// The options of `crmflow simulate`.
@@ -120,10 +127,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> u8 {
         Command::Schema => schema(io),
         #[cfg(feature = "aws")]
         Command::DeployAutomations { table, paths } => aws::deploy_automations(io, &table, &paths),
-        #[cfg(feature = "aws")]
-        Command::Runs { command } => aws::runs(io, command),
+        #[cfg(feature = "client")]
+        Command::Automations(args) => client::automations(io, args),
+        #[cfg(feature = "client")]
+        Command::Runs(args) => client::runs(io, args),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::serve(io, &args),
+        #[cfg(feature = "serve")]
+        Command::Openapi => serve::openapi(io),
     };
     match result {
         Ok(true) => 0,

@@ -27,6 +27,21 @@ pub struct ServeArgs {
     /// The tenant of the printed API key.
     #[arg(long, default_value = "default")]
     tenant: String,
+    /// Accept this API key (for the tenant) instead of making a random one, so that scripts,
+    /// tests and the API commands (which read the same variable) can call the server. Any string
+    /// of 16 or more visible ASCII characters.
+    #[arg(long, env = "CRMFLOW_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+/// Prints the OpenAPI document of the API, as `GET /api/v1/openapi.json` serves it.
+pub fn openapi(io: &mut Io<'_>) -> Result<bool> {
+    writeln!(
+        io.out,
+        "{}",
+        serde_json::to_string_pretty(&crmflow_api::openapi::document())?
+    )?;
+    Ok(true)
 }
 
 /// Serves until interrupted (Ctrl-C). Definitions that fail to load are reported and skipped.
@@ -53,7 +68,14 @@ async fn run(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
         None => true,
     };
     let keys = MemoryApiKeys::new();
-    let (key, _) = keys.create(&args.tenant);
+    let key = match &args.api_key {
+        Some(key) if key.len() >= 16 && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            keys.insert(key, &args.tenant);
+            key.clone()
+        }
+        Some(_) => anyhow::bail!("--api-key: must be 16 or more visible ASCII characters"),
+        None => keys.create(&args.tenant).0,
+    };
     let embedded = Embedded::new(catalog.clone(), clock.clone(), EngineConfig::default());
     let state = ApiState {
         automations: catalog,

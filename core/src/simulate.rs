@@ -271,7 +271,7 @@ fn describe_message(message: &Queued) -> String {
 }
 
 /// One run as `crmflow simulate --format json` prints it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RunReport {
     pub run_id: String,
     pub automation_id: String,
@@ -287,7 +287,7 @@ pub struct RunReport {
     pub steps: Vec<StepReport>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StepReport {
     pub step_id: String,
     #[serde(rename = "type")]

@@ -11,18 +11,23 @@ pub use super::error::DefinitionError;
 /// Parses one definition. JSON is recognised by a leading `{`; anything else is read as YAML.
 /// Applies defaults (id from the name), turns the flat `actions` form into steps, and validates.
 pub fn parse_automation(text: &str) -> Result<Automation, Vec<DefinitionError>> {
-    let value: serde_json::Value = if text.trim_start().starts_with('{') {
+    from_value(&parse_text(text).map_err(|e| vec![e])?)
+}
+
+/// The JSON value of a definition's text, as [`parse_automation`] reads it (JSON when it starts
+/// with `{`, else YAML 1.2), before defaults and validation: what the API takes as a body.
+pub fn parse_text(text: &str) -> Result<serde_json::Value, DefinitionError> {
+    if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| {
-            vec![DefinitionError::new(
+            DefinitionError::new(
                 "",
                 format!("invalid JSON at line {} column {}: {e}", e.line(), e.column()),
-            )]
-        })?
+            )
+        })
     } else {
         serde_saphyr::from_str_with_options(text, yaml_options())
-            .map_err(|e| vec![DefinitionError::new("", format!("invalid YAML: {e}"))])?
-    };
-    from_value(&value)
+            .map_err(|e| DefinitionError::new("", format!("invalid YAML: {e}")))
+    }
 }
 
 /// YAML 1.2 booleans only (`true`/`false`): a tag named `y` or `no` stays a string, not the

@@ -131,7 +131,7 @@ async fn put_adds_a_version_and_keeps_the_old_one() {
         .as_acme(Method::GET, "/api/v1/automations/welcome/versions/first", None)
         .await
         .problem(StatusCode::BAD_REQUEST);
-    assert_eq!(errors[0].0, "path");
+    assert_eq!(errors[0].0, "version", "the error names the parameter");
 
     let errors = api
         .as_acme(
@@ -215,10 +215,14 @@ async fn the_list_pages_with_a_cursor_and_filters_by_status() {
 
     let all = api.as_acme(Method::GET, "/api/v1/automations", None).await;
     assert_eq!(all.body["items"].as_array().unwrap().len(), 5);
-    for bad in ["limit=0", "limit=201", "status=running", "colour=red"] {
-        api.as_acme(Method::GET, &format!("/api/v1/automations?{bad}"), None)
+    for bad in ["limit=0", "limit=201", "limit=x", "status=running", "colour=red"] {
+        let errors = api
+            .as_acme(Method::GET, &format!("/api/v1/automations?{bad}"), None)
             .await
             .problem(StatusCode::BAD_REQUEST);
+        let field = bad.split_once('=').unwrap().0;
+        assert_eq!(errors.len(), 1, "{bad}");
+        assert_eq!(errors[0].0, field, "{bad}: the error names the parameter");
     }
 }
 
@@ -232,6 +236,11 @@ async fn every_route_needs_a_key_and_unknown_routes_are_problems() {
             .replace("{version}", "1")
             .replace("{run_id}", "r");
         let reply = api.call(None, route.method.clone(), &uri, Some("{}")).await;
+        if route.is_public() {
+            // Public by design (the OpenAPI document): it answers without a key.
+            assert_eq!(reply.status, StatusCode::OK, "{}", route.path);
+            continue;
+        }
         reply.problem(StatusCode::UNAUTHORIZED);
         let reply = api
             .call(Some("cfk_not-a-key"), route.method.clone(), &uri, Some("{}"))
@@ -285,7 +294,24 @@ async fn tenants_are_isolated_on_every_route() {
         let reply = api
             .call(Some(&globex), route.method.clone(), &uri, Some(&payload))
             .await;
-        if route.path.contains("{id}") {
+        if route.is_public() {
+            // A public route answers the same to every tenant, and to no key at all: nothing in
+            // it depends on who asks.
+            assert!(
+                !route.path.contains('{'),
+                "{}: a public route names nothing",
+                route.path
+            );
+            let anonymous = api.call(None, route.method.clone(), &uri, None).await;
+            let acme = api.as_acme(route.method.clone(), &uri, None).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", route.path);
+            assert_eq!(
+                (&reply.body, &acme.body),
+                (&anonymous.body, &anonymous.body),
+                "{}",
+                route.path
+            );
+        } else if route.path.contains("{id}") {
             // Every route naming acme's automation or run answers as if neither existed.
             reply.problem(StatusCode::NOT_FOUND);
         } else if route.method == Method::GET {

@@ -2,10 +2,13 @@
 //! seed's bodies sent verbatim, and tenant isolation over the whole route table.
 
 mod automations;
+mod cli;
 mod events;
 mod idempotency;
 mod lifecycle;
 mod manual;
+mod openapi;
+mod readme;
 mod runs;
 mod support;
 mod tasks;
