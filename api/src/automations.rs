@@ -169,8 +169,18 @@ pub async fn create(
             "automation {id:?} exists; PUT a new version instead"
         )));
     }
-    let view = newest(&state, &caller, &id).await?;
-    Ok((StatusCode::CREATED, location(&id), Json(AutomationView::from(&view))))
+    let view = AutomationView::from(&newest(&state, &caller, &id).await?);
+    let after = serde_json::to_value(&view).ok();
+    crate::audit::record(
+        &state,
+        &caller,
+        "automation.create",
+        format!("automations/{id}"),
+        None,
+        after,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, location(&id), Json(view)))
 }
 
 /// Every version of the caller's automation `id`; 404 when it has none.
@@ -288,12 +298,24 @@ pub async fn replace(
         )));
     }
     let automation = definition(body, &caller, current.version + 1, Some(&id), current.status)?;
+    let before = serde_json::to_value(current).ok();
     state
         .automations
         .add_version(automation, state.clock.now())
         .await
         .map_err(|e| Problem::store(&e))?;
-    Ok(Json(AutomationView::from(&newest(&state, &caller, &id).await?)))
+    let view = AutomationView::from(&newest(&state, &caller, &id).await?);
+    let after = serde_json::to_value(&view).ok();
+    crate::audit::record(
+        &state,
+        &caller,
+        "automation.version",
+        format!("automations/{id}"),
+        before,
+        after,
+    )
+    .await?;
+    Ok(Json(view))
 }
 
 /// Whether an automation may go from one status to another: draft → active, active ⇄ paused,
@@ -348,6 +370,19 @@ pub async fn change_status(
         }
         AutomationStatus::Draft | AutomationStatus::Paused => {}
     }
+    let (before, after) = (
+        status_name(current.program.automation.status),
+        status_name(change.status),
+    );
+    crate::audit::record(
+        &state,
+        &caller,
+        "automation.status",
+        format!("automations/{id}"),
+        Some(serde_json::json!({ "status": before })),
+        Some(serde_json::json!({ "status": after })),
+    )
+    .await?;
     Ok(Json(AutomationView::from(&newest(&state, &caller, &id).await?)))
 }
 

@@ -83,14 +83,19 @@ pub async fn enroll(
         .await
         .map_err(|e| Problem::store(&crmflow_core::ports::StoreError::Transient(e.to_string())))?;
     match outcome.run_id {
-        Some(run_id) => Ok((
-            StatusCode::CREATED,
-            Json(Enrolled {
-                run_id,
-                automation_id: id,
-                result: outcome.result,
-            }),
-        )),
+        Some(run_id) => {
+            let target = format!("automations/{id}/runs/{run_id}");
+            let after = serde_json::json!({ "run_id": run_id, "subject": event.subject.record_key() });
+            crate::audit::record(&state, &caller, "run.enroll", target, None, Some(after)).await?;
+            Ok((
+                StatusCode::CREATED,
+                Json(Enrolled {
+                    run_id,
+                    automation_id: id,
+                    result: outcome.result,
+                }),
+            ))
+        }
         None => Err(Problem::conflict(format!(
             "automation {id:?} does not enroll this record: {}",
             outcome.reason

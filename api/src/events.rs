@@ -40,11 +40,14 @@ pub async fn post(
         )
     })?;
     let event = caller_event(&caller, &value, "")?;
+    let after = serde_json::json!({ "type": event.event_type, "subject": event.subject.record_key() });
     state
         .events
         .send_event(&event)
         .await
         .map_err(|e| Problem::store(&crmflow_core::ports::StoreError::Transient(e.to_string())))?;
+    let target = format!("events/{}", event.id);
+    crate::audit::record(&state, &caller, "event.post", target, None, Some(after)).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Queued {

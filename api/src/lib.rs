@@ -6,15 +6,18 @@
 //! router is built from, so tests can walk every route; each route carries its OpenAPI
 //! operation, and [`openapi`] writes the document from the table.
 
+pub mod audit;
 pub mod auth;
 pub mod automations;
 pub mod enroll;
+pub mod evaluations;
 pub mod events;
 pub mod idempotency;
 pub mod lifecycle;
 pub mod openapi;
 pub mod problem;
 pub mod runs;
+pub mod stats;
 pub mod tasks;
 pub mod test_run;
 
@@ -25,7 +28,8 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, get, patch, post, put};
 use crmflow_core::engine::Intake;
 use crmflow_core::ports::{
-    AutomationDirectory, Clock, EventQueue, HeldInputStore, IdempotencyStore, RunDirectory, RunStore, StepQueue,
+    AuditLog, AutomationDirectory, Clock, EvaluationLog, EventQueue, HeldInputStore, IdempotencyStore, RunDirectory,
+    RunStore, StepQueue,
 };
 use openapi::Operation;
 use problem::Problem;
@@ -39,6 +43,10 @@ pub struct ApiState {
     pub run_directory: Arc<dyn RunDirectory>,
     /// Intake's ports, for enrolling a record by hand.
     pub intake: Intake,
+    /// Every write made through the API ([`audit`]).
+    pub audit: Arc<dyn AuditLog>,
+    /// Intake's recent trigger evaluations ([`evaluations`]).
+    pub evaluations: Arc<dyn EvaluationLog>,
     /// Where task completions and cancellations go for the engine.
     pub steps: Arc<dyn StepQueue>,
     /// Where posted events go for intake.
@@ -110,6 +118,18 @@ pub fn routes() -> Vec<Route> {
                     400,
                     "The event is not valid (`errors` names the field), or names another tenant",
                 ),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/audit",
+            get(audit::list),
+            Operation::new("listAudit", "The audit log")
+                .describe(
+                    "Every write made through the API in the key's tenant, newest first: who (the \
+                     key's id), what, when, before and after.",
+                )
+                .query::<audit::AuditQuery>()
+                .reply::<automations::Page<crmflow_core::ports::AuditEntry>>(200, "One page"),
         ),
         route(
             Method::GET,
@@ -296,6 +316,32 @@ fn run_routes() -> Vec<Route> {
 
 fn manual_routes() -> Vec<Route> {
     vec![
+        route(
+            Method::GET,
+            "/api/v1/automations/{id}/stats",
+            get(stats::stats),
+            Operation::new("getAutomationStats", "Step statistics")
+                .describe(
+                    "Enrollments, and per step: entered, completed, failed, waiting now; conversion for \
+                     goals. Counted from the newest runs (`runs`, default 500) when read.",
+                )
+                .query::<stats::StatsQuery>()
+                .reply::<stats::Stats>(200, "The counts")
+                .problem(404, "No such automation"),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/automations/{id}/evaluations",
+            get(evaluations::list),
+            Operation::new("listTriggerEvaluations", "Why a record did or did not enroll")
+                .describe(
+                    "The record's recent trigger evaluations (kept 7 days), newest first: the \
+                     conditions' results or the enrollment policy's reason.",
+                )
+                .query::<evaluations::EvaluationQuery>()
+                .reply::<evaluations::Evaluations>(200, "The evaluations")
+                .problem(404, "No such automation"),
+        ),
         route(
             Method::POST,
             "/api/v1/automations/{id}/enroll",

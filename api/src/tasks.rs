@@ -104,7 +104,9 @@ pub async fn complete(
         step_id: open_task.clone(),
         output: Value::Object(completion.output),
     };
+    let after = serde_json::to_value(&input).ok();
     queue(&state, &run, input).await?;
+    audit_run(&state, &caller, "run.complete_task", &run, after).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -126,7 +128,10 @@ pub async fn cancel(
     let Path((id, run_id)) = params.map_err(|e| Problem::invalid_field("path", e.body_text()))?;
     let run = open_run(&state, &caller, &id, &run_id).await?;
     let reason = format!("cancelled through the API (key {})", caller.0.id);
-    queue(&state, &run, Input::Cancel { reason }).await?;
+    let input = Input::Cancel { reason };
+    let after = serde_json::to_value(&input).ok();
+    queue(&state, &run, input).await?;
+    audit_run(&state, &caller, "run.cancel", &run, after).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -195,7 +200,9 @@ pub async fn retry(
     let input = Input::Retry {
         resend_uncertain: request.resend_uncertain,
     };
+    let after = serde_json::to_value(&input).ok();
     queue(&state, &run, input).await?;
+    audit_run(&state, &caller, "run.retry", &run, after).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -204,4 +211,17 @@ pub async fn retry(
             task_id: None,
         }),
     ))
+}
+
+/// The audit entry of a request on a run: the run's status before, the input queued after.
+async fn audit_run(
+    state: &ApiState,
+    caller: &Caller,
+    action: &str,
+    run: &Run,
+    queued: Option<Value>,
+) -> Result<(), Problem> {
+    let target = format!("automations/{}/runs/{}", run.automation_id, run.run_id);
+    let before = serde_json::json!({ "status": run.status.as_str(), "version": run.version });
+    crate::audit::record(state, caller, action, target, Some(before), queued).await
 }

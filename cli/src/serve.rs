@@ -86,6 +86,8 @@ async fn run(io: &mut Io<'_>, args: &ServeArgs) -> Result<bool> {
         keys: Arc::new(keys),
         held: embedded.held.clone(),
         intake: embedded.engine.intake.clone(),
+        audit: embedded.logs.clone(),
+        evaluations: embedded.logs.clone(),
         idempotency: embedded.store.clone(),
         clock,
     };

@@ -4,8 +4,8 @@
 
 use crate::engine::{Engine, EngineConfig, EnginePorts};
 use crate::memory::{
-    MemoryCatalog, MemoryEventQueue, MemoryHeldInputs, MemoryQueue, MemoryRunStore, MemoryTimers, RecordingCrm,
-    RecordingEmail, RecordingHttp,
+    MemoryCatalog, MemoryEventQueue, MemoryHeldInputs, MemoryLogs, MemoryQueue, MemoryRunStore, MemoryTimers,
+    RecordingCrm, RecordingEmail, RecordingHttp,
 };
 use crate::ports::{Clock, TimerService};
 use std::sync::Arc;
@@ -21,6 +21,8 @@ pub struct Embedded {
     /// Events posted for intake.
     pub events: Arc<MemoryEventQueue>,
     pub held: Arc<MemoryHeldInputs>,
+    /// The audit log and the trigger evaluations.
+    pub logs: Arc<MemoryLogs>,
     pub email: Arc<RecordingEmail>,
     pub crm: Arc<RecordingCrm>,
     pub http: Arc<RecordingHttp>,
@@ -33,6 +35,7 @@ impl Embedded {
         let queue = Arc::new(MemoryQueue::new(clock.clone()));
         let timers = Arc::new(MemoryTimers::new(queue.clone()));
         let held = Arc::new(MemoryHeldInputs::new());
+        let logs = Arc::new(MemoryLogs::new());
         let (email, crm, http) = (
             Arc::new(RecordingEmail::new(false)),
             Arc::new(RecordingCrm::new(false)),
@@ -49,6 +52,7 @@ impl Embedded {
             crm: crm.clone(),
             http: http.clone(),
             held: held.clone(),
+            evaluations: Some(logs.clone()),
             clock: clock.clone(),
             config,
         });
@@ -60,6 +64,7 @@ impl Embedded {
             timers,
             events: Arc::new(MemoryEventQueue::new()),
             held,
+            logs,
             email,
             crm,
             http,

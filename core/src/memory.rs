@@ -7,10 +7,10 @@ use crate::definition::{Automation, AutomationStatus, Program};
 use crate::enrollment::EnrollmentState;
 use crate::messages::{ActionMessage, StepMessage};
 use crate::ports::{
-    ActionQueue, AutomationCatalog, AutomationDirectory, AutomationVersion, Claim, Clock, CreateOutcome,
-    CrmCommandSink, EffectError, EmailSender, EventQueue, HeldInput, HeldInputStore, HttpClient, HttpResponse,
-    IdempotencyStore, OutboundCrmCommand, QueueError, Route, RunDirectory, RunFilter, RunStore, StepQueue, StoreError,
-    Timer, TimerService,
+    ActionQueue, AuditEntry, AuditLog, AutomationCatalog, AutomationDirectory, AutomationVersion, Claim, Clock,
+    CreateOutcome, CrmCommandSink, EffectError, EmailSender, EvaluationLog, EventQueue, HeldInput, HeldInputStore,
+    HttpClient, HttpResponse, IdempotencyStore, OutboundCrmCommand, QueueError, Route, RunDirectory, RunFilter,
+    RunStore, StepQueue, StoreError, Timer, TimerService, TriggerEvaluation,
 };
 use crate::run::{Run, StepRecord};
 use async_trait::async_trait;
@@ -1163,6 +1163,76 @@ impl HeldInputStore for MemoryHeldInputs {
             }
         }
         Ok(())
+    }
+}
+
+/// The audit log and the trigger evaluations in memory.
+#[derive(Default)]
+pub struct MemoryLogs {
+    audit: Mutex<BTreeMap<(String, String), AuditEntry>>,
+    evaluations: Mutex<BTreeMap<(String, String, String), std::collections::VecDeque<TriggerEvaluation>>>,
+}
+
+/// Evaluations kept per automation and record.
+const MEMORY_EVALUATIONS: usize = 50;
+
+impl MemoryLogs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryLogs {
+    async fn append(&self, tenant: &str, entry: &AuditEntry) -> Result<(), StoreError> {
+        lock(&self.audit).insert((tenant.to_string(), entry.id.clone()), entry.clone());
+        Ok(())
+    }
+
+    async fn list(&self, tenant: &str, after: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let audit = lock(&self.audit);
+        Ok(audit
+            .iter()
+            .rev()
+            .filter(|((t, id), _)| t == tenant && after.is_none_or(|after| id.as_str() < after))
+            .take(limit)
+            .map(|(_, entry)| entry.clone())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl EvaluationLog for MemoryLogs {
+    async fn record(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        evaluation: &TriggerEvaluation,
+    ) -> Result<(), StoreError> {
+        let key = (
+            tenant.to_string(),
+            automation_id.to_string(),
+            evaluation.subject.clone(),
+        );
+        let mut evaluations = lock(&self.evaluations);
+        let kept = evaluations.entry(key).or_default();
+        kept.push_front(evaluation.clone());
+        kept.truncate(MEMORY_EVALUATIONS);
+        Ok(())
+    }
+
+    async fn recent(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        subject: &str,
+        limit: usize,
+    ) -> Result<Vec<TriggerEvaluation>, StoreError> {
+        let key = (tenant.to_string(), automation_id.to_string(), subject.to_string());
+        Ok(lock(&self.evaluations)
+            .get(&key)
+            .map(|kept| kept.iter().take(limit).cloned().collect())
+            .unwrap_or_default())
     }
 }
 

@@ -237,6 +237,76 @@ pub trait HeldInputStore: Send + Sync {
     async fn forget(&self, tenant: &str, automation_id: &str, run_id: &str, key: &str) -> Result<(), StoreError>;
 }
 
+/// One write made through the management API.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct AuditEntry {
+    /// A UUID v7: entries sort by it in time order.
+    pub id: String,
+    /// When (UTC).
+    pub at: Timestamp,
+    /// Who: the id of the API key (never the key).
+    pub credential: String,
+    /// What: `automation.create`, `automation.version`, `automation.status`,
+    /// `run.complete_task`, `run.cancel`, `run.retry`, `run.enroll`, `event.post`.
+    pub action: String,
+    /// The automation (`automations/{id}`), run (`automations/{id}/runs/{run_id}`) or event
+    /// (`events/{event_id}`) written.
+    pub target: String,
+    /// The state before the write (absent for a creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    /// The state after it, or what was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
+}
+
+/// The audit log of the management API, per tenant.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn append(&self, tenant: &str, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Newest first, starting after the entry `after` (the previous page's last id), at most
+    /// `limit`.
+    async fn list(&self, tenant: &str, after: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// How long trigger evaluations are kept, in days.
+pub const EVALUATION_RETENTION_DAYS: i64 = 7;
+
+/// One event's trigger evaluation for one automation: why the record did or did not enroll.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct TriggerEvaluation {
+    pub event_id: String,
+    pub event_type: String,
+    /// The record: `lead/L1`.
+    pub subject: String,
+    /// When intake evaluated it (UTC).
+    pub evaluated_at: Timestamp,
+    /// `enrolled`, `not_matched` (a trigger condition or condition did not hold) or
+    /// `not_enrolled` (the enrollment policy refused).
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The conditions' results (`trigger.conditions: record.priority equals "critical" was
+    /// false: ...`) or the enrollment policy's reason.
+    pub reason: String,
+}
+
+/// Recent trigger evaluations, kept [`EVALUATION_RETENTION_DAYS`] days (at most 50 per
+/// automation and record in memory).
+#[async_trait]
+pub trait EvaluationLog: Send + Sync {
+    async fn record(&self, tenant: &str, automation_id: &str, evaluation: &TriggerEvaluation)
+    -> Result<(), StoreError>;
+    /// The evaluations of one record, newest first, at most `limit`.
+    async fn recent(
+        &self,
+        tenant: &str,
+        automation_id: &str,
+        subject: &str,
+        limit: usize,
+    ) -> Result<Vec<TriggerEvaluation>, StoreError>;
+}
+
 /// The state of an effect's idempotency record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {

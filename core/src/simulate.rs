@@ -110,6 +110,7 @@ impl Simulator {
             crm: crm.clone(),
             http: http.clone(),
             held: Arc::new(crate::memory::MemoryHeldInputs::new()),
+            evaluations: None,
             clock: clock.clone(),
             config,
         });

@@ -8,7 +8,7 @@ use crate::enrollment::{self, EnrollmentRefused};
 use crate::event::Event;
 use crate::ids::run_id_for;
 use crate::messages::StepMessage;
-use crate::ports::{CreateOutcome, StoreError};
+use crate::ports::{CreateOutcome, StoreError, TriggerEvaluation};
 use crate::run::{Run, SharedValue};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -56,6 +56,7 @@ impl Intake {
         let mut shared = EventShared::new(event, &contact, now, &programs);
         for program in programs {
             let outcome = self.enroll_for_event(&program, &mut shared).await?;
+            self.keep_evaluation(event, &outcome, now).await?;
             if let Some(id) = &outcome.run_id {
                 created.push(id.clone());
             }
@@ -140,6 +141,27 @@ impl Intake {
         }
     }
 
+    /// Keeps the outcome of one automation's trigger evaluation in the evaluation log.
+    async fn keep_evaluation(
+        &self,
+        event: &Event,
+        outcome: &IntakeOutcome,
+        now: jiff::Timestamp,
+    ) -> Result<(), EngineError> {
+        let Some(log) = &self.evaluations else { return Ok(()) };
+        let evaluation = TriggerEvaluation {
+            event_id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            subject: event.subject.record_key(),
+            evaluated_at: now,
+            result: outcome.result.clone(),
+            run_id: outcome.run_id.clone(),
+            reason: outcome.reason.clone(),
+        };
+        log.record(&event.tenant, &outcome.automation_id, &evaluation).await?;
+        Ok(())
+    }
+
     /// Enrolls the record of `event` in `program` by hand (the management API's `enroll`): no
     /// trigger or conditions are checked, only the enrollment policy. The run id derives from
     /// the event id, so the same request again finds the same run.
@@ -156,12 +178,14 @@ impl Intake {
             Ok(()) => ("enrolled", Some(run_id), "enrolled by hand".to_string()),
             Err(refused) => ("not_enrolled", None, refused.to_string()),
         };
-        Ok(IntakeOutcome {
+        let outcome = IntakeOutcome {
             automation_id: program.id().to_string(),
             result: result.to_string(),
             run_id,
             reason,
-        })
+        };
+        self.keep_evaluation(event, &outcome, now).await?;
+        Ok(outcome)
     }
 
     /// Creates a run under the enrollment policy and sends it `Start`. Idempotent: a run that
@@ -417,6 +441,7 @@ mod tests {
                 catalog,
                 runs: Arc::new(crate::memory::MemoryRunStore::new()),
                 steps: Arc::new(crate::memory::MemoryQueue::new(clock.clone())),
+                evaluations: None,
                 clock,
                 config: crate::engine::EngineConfig {
                     explain_intake,

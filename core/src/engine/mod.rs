@@ -16,8 +16,8 @@ pub use execute::RetryPolicy;
 pub use intake::{IntakeOutcome, IntakeReport};
 
 use crate::ports::{
-    ActionQueue, AutomationCatalog, Clock, CrmCommandSink, EmailSender, HeldInputStore, HttpClient, IdempotencyStore,
-    QueueError, RunStore, StepQueue, StoreError, TimerService,
+    ActionQueue, AutomationCatalog, Clock, CrmCommandSink, EmailSender, EvaluationLog, HeldInputStore, HttpClient,
+    IdempotencyStore, QueueError, RunStore, StepQueue, StoreError, TimerService,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,6 +29,9 @@ pub struct Intake {
     pub catalog: Arc<dyn AutomationCatalog>,
     pub runs: Arc<dyn RunStore>,
     pub steps: Arc<dyn StepQueue>,
+    /// Where each trigger evaluation is kept (why a record did or did not enroll); none in
+    /// `crmflow simulate`.
+    pub evaluations: Option<Arc<dyn EvaluationLog>>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
 }
@@ -92,6 +95,7 @@ pub struct EnginePorts {
     pub crm: Arc<dyn CrmCommandSink>,
     pub http: Arc<dyn HttpClient>,
     pub held: Arc<dyn HeldInputStore>,
+    pub evaluations: Option<Arc<dyn EvaluationLog>>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
 }
@@ -110,6 +114,7 @@ impl Engine {
             crm,
             http,
             held,
+            evaluations,
             clock,
             config,
         } = ports;
@@ -117,6 +122,7 @@ impl Engine {
             catalog: catalog.clone(),
             runs: runs.clone(),
             steps: steps.clone(),
+            evaluations,
             clock: clock.clone(),
             config: config.clone(),
         };

@@ -21,6 +21,8 @@
 //! | idempotency | `IDEMP#key` | `IDEMP` | `state` (`INPROGRESS`/`COMPLETED`), `lease_until`, `output`, `expires_at` |
 //! | long timer | `DUE#yyyymmddHHMM` | `RUN#run_id#T#timer_id` | `tenant`, `run_id`, `timer_id`, `due_at` |
 //! | sweep cursor | `SWEEP` | `CURSOR` | `minute` (epoch minutes of the next bucket to sweep), `bucket` |
+//! | audit entry | `TENANT#t#AUDIT` | entry id (UUID v7) | `entry` (JSON) |
+//! | trigger evaluation | `TENANT#t#EVAL#automation#lead/L1` | `<nanos>#<event id>` | `entry` (JSON), `expires_at` (+7 days) |
 //! | held input | `TENANT#t#HELD#automation` | `RUN#run_id#<nanos>#<hash>` | `run_id`, `input` (held while the automation is paused) |
 //!
 //! IAM actions per method (on the table, and `table/index/GSI1` for the listings):
@@ -43,6 +45,8 @@
 //! | `IdempotencyStore::complete` | `UpdateItem` |
 //! | `IdempotencyStore::release` | `DeleteItem` |
 //! | `DynamoStore::list_runs`, `RunDirectory::list_runs` | `Query` (on `GSI1`), `BatchGetItem` |
+//! | `AuditLog::append`, `EvaluationLog::record` | `PutItem` |
+//! | `AuditLog::list`, `EvaluationLog::recent` | `Query` |
 //! | `HeldInputStore::hold` | `PutItem` |
 //! | `HeldInputStore::held_for_run`, `runs_with_held` | `Query` |
 //! | `HeldInputStore::forget` | `DeleteItem` |
@@ -57,6 +61,7 @@
 mod catalog;
 mod held;
 mod idempotency;
+mod logs;
 mod runs;
 mod timers;
 

@@ -54,6 +54,7 @@ pub fn engine(
             catalog: store.clone(),
             runs: store.clone(),
             steps: Arc::new(SqsStepQueue::new(sdk, counter, &config.step_queue_url)),
+            evaluations: None,
             clock: Arc::new(SystemClock),
             config: config.engine_config(),
         },

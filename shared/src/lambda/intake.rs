@@ -24,8 +24,9 @@ pub fn engine(config: &FunctionConfig, sdk: &SdkConfig, counter: Option<&Request
     ));
     Intake {
         catalog: store.clone(),
-        runs: store,
+        runs: store.clone(),
         steps: Arc::new(SqsStepQueue::new(sdk, counter, &config.step_queue_url)),
+        evaluations: Some(store),
         clock: Arc::new(SystemClock),
         config: config.engine_config(),
     }

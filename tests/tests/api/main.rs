@@ -7,6 +7,7 @@ mod events;
 mod idempotency;
 mod lifecycle;
 mod manual;
+mod observe;
 mod openapi;
 mod readme;
 mod runs;

@@ -6,7 +6,7 @@ use crmflow_api::auth::MemoryApiKeys;
 use crmflow_api::{ApiState, router};
 use crmflow_core::embedded::Embedded;
 use crmflow_core::engine::EngineConfig;
-use crmflow_core::memory::{ManualClock, MemoryCatalog, MemoryEventQueue, MemoryQueue, MemoryRunStore, Queued};
+use crmflow_core::memory::{ManualClock, MemoryCatalog, MemoryEventQueue, MemoryQueue, Queued};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
@@ -14,8 +14,6 @@ use tower::ServiceExt;
 
 pub struct Api {
     pub router: axum::Router,
-    pub catalog: Arc<MemoryCatalog>,
-    pub runs: Arc<MemoryRunStore>,
     /// The step queue the API queues task completions and cancellations on.
     pub queue: Arc<MemoryQueue>,
     /// The events posted to the API, waiting for intake.
@@ -58,12 +56,12 @@ impl Api {
             idempotency: runs.clone(),
             held: embedded.held.clone(),
             intake: embedded.engine.intake.clone(),
+            audit: embedded.logs.clone(),
+            evaluations: embedded.logs.clone(),
             clock: clock.clone(),
         };
         Api {
             router: router(state),
-            catalog,
-            runs,
             queue,
             events,
             clock,
@@ -136,13 +134,7 @@ impl Api {
     /// [`Api::enroll`] for a parsed event.
     pub async fn enroll_event(&self, event: crmflow_core::event::Event) -> Vec<String> {
         self.clock.set(event.time);
-        let intake = crmflow_core::engine::Intake {
-            catalog: self.catalog.clone(),
-            runs: self.runs.clone(),
-            steps: self.queue.clone(),
-            clock: self.clock.clone(),
-            config: EngineConfig::default(),
-        };
+        let intake = self.embedded.engine.intake.clone();
         let report = intake.handle(&event, serde_json::Map::new()).await.unwrap();
         report.outcomes.into_iter().filter_map(|o| o.run_id).collect()
     }

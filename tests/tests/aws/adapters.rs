@@ -1066,3 +1066,51 @@ async fn a_reopened_run_gets_its_routes_back() {
         "version-checked like any save"
     );
 }
+
+/// The audit log pages newest first per tenant; trigger evaluations come back newest first per
+/// automation and record, with their expiry set.
+#[tokio::test]
+async fn audit_and_evaluation_logs_on_dynamodb() {
+    use crmflow_core::ports::{AuditEntry, AuditLog, EvaluationLog, TriggerEvaluation};
+    let env = env_or_skip!("logs");
+    let audit: &dyn AuditLog = &env.store;
+    for i in 0..3 {
+        let entry = AuditEntry {
+            id: format!("0190-{i}"),
+            at: ts("2026-03-02T09:00:00Z"),
+            credential: "key_1".into(),
+            action: "automation.status".into(),
+            target: "automations/welcome".into(),
+            before: Some(serde_json::json!({"status": "active"})),
+            after: None,
+        };
+        audit.append("t1", &entry).await.unwrap();
+    }
+    let page = audit.list("t1", None, 2).await.unwrap();
+    let ids: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["0190-2", "0190-1"]);
+    assert_eq!(page[0].before, Some(serde_json::json!({"status": "active"})));
+    let rest = audit.list("t1", Some("0190-1"), 2).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].id, "0190-0");
+    assert!(audit.list("t2", None, 5).await.unwrap().is_empty());
+
+    let log: &dyn EvaluationLog = &env.store;
+    let now = Timestamp::now();
+    for (i, result) in ["not_matched", "enrolled"].into_iter().enumerate() {
+        let evaluation = TriggerEvaluation {
+            event_id: format!("e{i}"),
+            event_type: "lead.created".into(),
+            subject: "lead/L1".into(),
+            evaluated_at: now + SignedDuration::from_secs(i64::try_from(i).unwrap()),
+            result: result.into(),
+            run_id: None,
+            reason: "trigger.conditions: not met".into(),
+        };
+        log.record("t1", "welcome", &evaluation).await.unwrap();
+    }
+    let recent = log.recent("t1", "welcome", "lead/L1", 10).await.unwrap();
+    let results: Vec<&str> = recent.iter().map(|e| e.result.as_str()).collect();
+    assert_eq!(results, ["enrolled", "not_matched"], "newest first");
+    assert!(log.recent("t1", "welcome", "lead/L2", 10).await.unwrap().is_empty());
+}

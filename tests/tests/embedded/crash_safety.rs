@@ -71,6 +71,7 @@ async fn an_interrupted_dispatch_is_completed_by_the_next_input() {
         crm: crm.clone(),
         http: Arc::new(RecordingHttp::default()),
         held: Arc::new(crmflow_core::memory::MemoryHeldInputs::new()),
+        evaluations: None,
         clock: clock.clone(),
         config: EngineConfig::default(),
     });
