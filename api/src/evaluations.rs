@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct EvaluationQuery {
     /// The record, `type/id`: `lead/L1`, `contact/C1`.
+    #[schemars(regex(pattern = r"^[^/]+/.+$"))]
     subject: String,
     /// The most evaluations (default 20).
     #[schemars(range(min = 1, max = 50))]
@@ -44,7 +45,7 @@ pub async fn list(
     if limit == 0 || limit > 50 {
         return Err(Problem::invalid_field("limit", "must be from 1 to 50"));
     }
-    if !query.subject.contains('/') {
+    if !query.subject.split_once('/').is_some_and(|(t, id)| !t.is_empty() && !id.is_empty()) {
         return Err(Problem::invalid_field("subject", "expected type/id, e.g. lead/L1"));
     }
     let items = state
