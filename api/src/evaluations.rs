@@ -45,7 +45,11 @@ pub async fn list(
     if limit == 0 || limit > 50 {
         return Err(Problem::invalid_field("limit", "must be from 1 to 50"));
     }
-    if !query.subject.split_once('/').is_some_and(|(t, id)| !t.is_empty() && !id.is_empty()) {
+    if !query
+        .subject
+        .split_once('/')
+        .is_some_and(|(t, id)| !t.is_empty() && !id.is_empty())
+    {
         return Err(Problem::invalid_field("subject", "expected type/id, e.g. lead/L1"));
     }
     let items = state
