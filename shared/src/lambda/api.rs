@@ -1,0 +1,77 @@
+//! The api function: the management API (`crmflow_api::router`) behind an API Gateway HTTP API
+//! (payload format 2.0), on `lambda_http`, with the DynamoDB and SQS adapters.
+//!
+//! [`state`] wires [`ApiState`] from the function's configuration: the table (definitions,
+//! runs, kept responses of idempotent POSTs, API keys), the step queue (task completions and
+//! cancellations for evaluate) and the events queue (posted events for intake). Nothing else:
+//! the api sends no email and consumes no queue.
+
+use super::{FunctionConfig, FunctionName};
+use crate::dynamodb::DynamoStore;
+use crate::request_counter::RequestCounter;
+use crate::sqs::{SqsEventQueue, SqsStepQueue};
+use aws_config::SdkConfig;
+use crmflow_api::{ApiState, router};
+use crmflow_core::ports::SystemClock;
+use lambda_http::tower::ServiceExt;
+use std::sync::Arc;
+
+/// What a misconfigured api function says (before any request is served).
+fn missing(variable: &'static str) -> super::ConfigError {
+    super::ConfigError {
+        variable,
+        message: "must be set for the api function".to_string(),
+    }
+}
+
+/// The API's ports on AWS, as the api function wires them.
+pub fn state(
+    config: &FunctionConfig,
+    sdk: &SdkConfig,
+    counter: Option<&RequestCounter>,
+) -> Result<ApiState, super::ConfigError> {
+    let events_queue_url = config
+        .events_queue_url
+        .as_deref()
+        .ok_or_else(|| missing("CRMFLOW_EVENTS_QUEUE_URL"))?;
+    let store = Arc::new(DynamoStore::new(
+        sdk,
+        counter,
+        &config.table_name,
+        config.retention_days,
+    ));
+    Ok(ApiState {
+        automations: store.clone(),
+        run_store: store.clone(),
+        run_directory: store.clone(),
+        steps: Arc::new(SqsStepQueue::new(sdk, counter, &config.step_queue_url)),
+        events: Arc::new(SqsEventQueue::new(sdk, counter, events_queue_url)),
+        keys: store.clone(),
+        idempotency: store,
+        clock: Arc::new(SystemClock),
+    })
+}
+
+/// The whole main of the api function: each API Gateway request goes through the router; one
+/// log line per request with its method, route, status and the AWS requests it made.
+pub async fn main() -> Result<(), lambda_runtime::Error> {
+    let config = super::init(FunctionName::Api)?;
+    let counter = RequestCounter::new();
+    let state = state(&config, &crate::sdk::load_sdk_config().await, Some(&counter))?;
+    let app = router(state);
+    let counter = &counter;
+    lambda_http::run(lambda_http::service_fn(move |request: lambda_http::Request| {
+        let app = app.clone();
+        async move {
+            let method = request.method().clone();
+            let path = request.uri().path().to_owned();
+            let response = app.oneshot(request).await;
+            let (aws_requests, by_operation) = counter.take_summary();
+            if let Ok(r) = &response {
+                tracing::info!(%method, path, status = r.status().as_u16(), aws_requests, %by_operation, "request done");
+            }
+            response
+        }
+    }))
+    .await
+}
