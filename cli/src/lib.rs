@@ -5,6 +5,8 @@
 //! standard output and standard error; tests call it with buffers.
 
 #[cfg(feature = "aws")]
+mod api_keys;
+#[cfg(feature = "aws")]
 mod aws;
 #[cfg(feature = "serve")]
 mod serve;
@@ -65,6 +67,12 @@ enum Command {
     /// an API key for the tenant, then serves until interrupted.
     Serve(serve::ServeArgs),
     #[cfg(feature = "aws")]
+    /// Make, list and revoke the management API's keys in a deployment's DynamoDB table.
+    ApiKeys {
+        #[command(subcommand)]
+        command: api_keys::ApiKeysCommand,
+    },
+    #[cfg(feature = "aws")]
     /// Read runs from a deployment's DynamoDB table.
     Runs {
         #[command(subcommand)]
@@ -122,6 +130,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> u8 {
         Command::DeployAutomations { table, paths } => aws::deploy_automations(io, &table, &paths),
         #[cfg(feature = "aws")]
         Command::Runs { command } => aws::runs(io, command),
+        #[cfg(feature = "aws")]
+        Command::ApiKeys { command } => api_keys::api_keys(io, command),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::serve(io, &args),
     };

@@ -52,26 +52,39 @@ pub fn state(
     })
 }
 
-/// The whole main of the api function: each API Gateway request goes through the router; one
-/// log line per request with its method, route, status and the AWS requests it made.
-pub async fn main() -> Result<(), lambda_runtime::Error> {
-    let config = super::init(FunctionName::Api)?;
-    let counter = RequestCounter::new();
-    let state = state(&config, &crate::sdk::load_sdk_config().await, Some(&counter))?;
+/// What the api function serves: each request (converted from the API Gateway payload by
+/// `lambda_http`) goes through the router; one log line per request with its method, path,
+/// status and the AWS requests it made (`counter`, attached to the state's clients).
+pub fn handler(
+    state: ApiState,
+    counter: RequestCounter,
+) -> impl lambda_http::Service<
+    lambda_http::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone {
     let app = router(state);
-    let counter = &counter;
-    lambda_http::run(lambda_http::service_fn(move |request: lambda_http::Request| {
-        let app = app.clone();
+    lambda_http::service_fn(move |request: lambda_http::Request| {
+        let (app, counter) = (app.clone(), counter.clone());
         async move {
             let method = request.method().clone();
             let path = request.uri().path().to_owned();
             let response = app.oneshot(request).await;
             let (aws_requests, by_operation) = counter.take_summary();
             if let Ok(r) = &response {
-                tracing::info!(%method, path, status = r.status().as_u16(), aws_requests, %by_operation, "request done");
+                let status = r.status().as_u16();
+                tracing::info!(%method, path, status, aws_requests, %by_operation, "request done");
             }
             response
         }
-    }))
-    .await
+    })
+}
+
+/// The whole main of the api function.
+pub async fn main() -> Result<(), lambda_runtime::Error> {
+    let config = super::init(FunctionName::Api)?;
+    let counter = RequestCounter::new();
+    let state = state(&config, &crate::sdk::load_sdk_config().await, Some(&counter))?;
+    lambda_http::run(handler(state, counter)).await
 }
