@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the four Lambda functions (intake, evaluate, execute, resume) as `bootstrap` binaries
+# Builds the five Lambda functions (intake, evaluate, execute, resume, api) as `bootstrap` binaries
 # for the provided.al2023 runtime, with cargo-lambda (installed from PyPI, with the zig it
 # cross-links with, by scripts/python-tools.sh).
 #
@@ -13,7 +13,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-functions=(intake evaluate execute resume)
+functions=(intake evaluate execute resume api)
 arch_flag=--arm64
 rust_target=aarch64-unknown-linux-gnu
 extra=()
@@ -39,7 +39,7 @@ fi
 
 # Selected by binary (--bin), as `sam build` selects each function: cargo then resolves features
 # over the same packages (the whole workspace) and compiles the same units, so a later
-# `sam build` finds them fresh instead of compiling and linking all four again.
+# `sam build` finds them fresh instead of compiling and linking all five again.
 binaries=()
 for f in "${functions[@]}"; do binaries+=(--bin "$f"); done
 

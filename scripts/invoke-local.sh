@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs the four Lambda functions locally with cargo-lambda against a moto server, and invokes
+# Runs the five Lambda functions locally with cargo-lambda against a moto server, and invokes
 # each once with its sample event from events/lambda/ (not part of CI: the first invocation of
-# each function compiles it).
+# each function compiles it). The api function gets API Gateway HTTP API (payload 2.0) requests:
+# events/lambda/api.json (GET /api/v1/automations) and api-create-automation.json (POST of the
+# seed's body), both with the samples' API key, which the local setup stores.
 #
-#   scripts/invoke-local.sh             # intake, evaluate, execute, resume
+#   scripts/invoke-local.sh             # intake, evaluate, execute, resume, api
 #   scripts/invoke-local.sh intake      # only these functions
 #
 # Steps: installs moto and cargo-lambda (scripts/python-tools.sh) if needed; starts a moto server on
@@ -20,7 +22,7 @@ lambda_bin=$(scripts/python-tools.sh path lambda)
 export PATH="$lambda_bin:$root/.venv/bin:$PATH"
 
 functions=("$@")
-[ ${#functions[@]} -gt 0 ] || functions=(intake evaluate execute resume)
+[ ${#functions[@]} -gt 0 ] || functions=(intake evaluate execute resume api)
 
 state=$(mktemp -d)
 watch_pid=
@@ -52,10 +54,14 @@ for _ in $(seq 1 100); do
 done
 
 for f in "${functions[@]}"; do
-    echo "== cargo lambda invoke $f --data-file events/lambda/$f.json" >&2
-    cargo lambda invoke "$f" --invoke-address 127.0.0.1 --invoke-port "$port" \
-        --data-file "events/lambda/$f.json"
-    echo
+    samples=("events/lambda/$f.json")
+    [ "$f" != api ] || samples+=(events/lambda/api-create-automation.json)
+    for sample in "${samples[@]}"; do
+        echo "== cargo lambda invoke $f --data-file $sample" >&2
+        cargo lambda invoke "$f" --invoke-address 127.0.0.1 --invoke-port "$port" \
+            --data-file "$sample"
+        echo
+    done
 done
 
 echo "== the functions' logs" >&2

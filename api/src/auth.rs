@@ -14,20 +14,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-/// What a key stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credential {
-    /// The key's id (not secret): `key_` and a UUID.
-    pub id: String,
-    pub tenant: String,
-}
-
-/// Looks keys up by digest.
-#[async_trait]
-pub trait ApiKeyStore: Send + Sync {
-    /// The credential whose key has this SHA-256 digest (lowercase hex), unless revoked.
-    async fn credential(&self, digest: &str) -> Option<Credential>;
-}
+/// The key store port and what a key stands for live with the core's other ports, so the
+/// AWS adapters implement them without depending on this crate.
+pub use crmflow_core::ports::{ApiKeyStore, Credential};
 
 /// The prefix of every key, so that a leaked key is recognisable.
 pub const KEY_PREFIX: &str = "cfk_";

@@ -6,6 +6,8 @@
 //! standard output and standard error; tests call it with buffers.
 
 #[cfg(feature = "aws")]
+mod api_keys;
+#[cfg(feature = "aws")]
 mod aws;
 #[cfg(feature = "client")]
 mod client;
@@ -77,6 +79,12 @@ enum Command {
     /// Read runs, complete their tasks, cancel and retry them through the API (or, with
     /// `--table`, read them from a deployment's DynamoDB table).
     Runs(client::RunsArgs),
+    #[cfg(feature = "aws")]
+    /// Make, list and revoke the management API's keys in a deployment's DynamoDB table.
+    ApiKeys {
+        #[command(subcommand)]
+        command: api_keys::ApiKeysCommand,
+    },
 }
 
 /// The options of `crmflow simulate`.
@@ -131,6 +139,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> u8 {
         Command::Automations(args) => client::automations(io, args),
         #[cfg(feature = "client")]
         Command::Runs(args) => client::runs(io, args),
+        #[cfg(feature = "aws")]
+        Command::ApiKeys { command } => api_keys::api_keys(io, command),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::serve(io, &args),
         #[cfg(feature = "serve")]

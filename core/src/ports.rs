@@ -343,6 +343,23 @@ pub trait EventQueue: Send + Sync {
     async fn send_event(&self, event: &crate::event::Event) -> Result<(), QueueError>;
 }
 
+/// What a management API key stands for: its id (not secret, what the audit shows) and its
+/// tenant, the tenant of every read and write a request with the key makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The key's id: `key_` and a UUID.
+    pub id: String,
+    pub tenant: String,
+}
+
+/// The management API's keys, looked up by the SHA-256 digest of the key (lowercase hex): the
+/// key itself is never stored.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// The credential whose key has this digest, unless it is revoked or unknown.
+    async fn credential(&self, digest: &str) -> Option<Credential>;
+}
+
 /// The step queue: inputs for evaluate. Delays are whole seconds, at most 900 (the SQS
 /// `DelaySeconds` limit).
 #[async_trait]

@@ -1,4 +1,5 @@
-//! SQS adapters: the step queue ([`SqsStepQueue`]), the action queue ([`SqsActionQueue`]) and the
+//! SQS adapters: the events queue ([`SqsEventQueue`], for the management API's posted events),
+//! the step queue ([`SqsStepQueue`]), the action queue ([`SqsActionQueue`]) and the
 //! outbound CRM command queue ([`SqsCrmCommandSink`]). Timers use the step queue too
 //! ([`crate::timers::AwsTimerService`]).
 //!
@@ -12,6 +13,7 @@
 //! | `SqsActionQueue::send_action` | `sqs:SendMessage` (action queue) |
 //! | `SqsStepQueue::send_steps` | `sqs:SendMessage` (step queue; `SendMessageBatch` is authorised by it) |
 //! | `SqsCrmCommandSink::send` | `sqs:SendMessage` (CRM command queue) |
+//! | `SqsEventQueue::send_event` | `sqs:SendMessage` (events queue) |
 
 use super::request_counter::RequestCounter;
 use super::sdk::{describe, is_transient, sqs_client};
@@ -19,8 +21,11 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use crmflow_core::event::Event;
 use crmflow_core::messages::{ActionMessage, StepMessage};
-use crmflow_core::ports::{ActionQueue, CrmCommandSink, EffectError, OutboundCrmCommand, QueueError, StepQueue};
+use crmflow_core::ports::{
+    ActionQueue, CrmCommandSink, EffectError, EventQueue, OutboundCrmCommand, QueueError, StepQueue,
+};
 
 /// SQS's largest `DelaySeconds` (15 minutes).
 pub const MAX_DELAY_SECONDS: u32 = 900;
@@ -109,6 +114,49 @@ impl StepQueue for SqsStepQueue {
             .send()
             .await
             .map_err(|e| queue_error("SendMessage", describe(&e)))?;
+        Ok(())
+    }
+}
+
+/// The events queue intake reads: an event is sent in crmflow's native envelope (the JSON of
+/// [`Event`], which intake parses back to the same event), with its tenant as the message
+/// attribute `tenant`.
+#[derive(Debug, Clone)]
+pub struct SqsEventQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsEventQueue {
+    pub fn new(sdk: &SdkConfig, counter: Option<&RequestCounter>, queue_url: impl Into<String>) -> Self {
+        SqsEventQueue {
+            client: sqs_client(sdk, counter),
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl EventQueue for SqsEventQueue {
+    async fn send_event(&self, event: &Event) -> Result<(), QueueError> {
+        let tenant = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(&event.tenant)
+            .build()
+            .map_err(|e| queue_error("building the tenant attribute", e))?;
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(to_json(event)?);
+        // SQS refuses empty attribute values.
+        if !event.tenant.is_empty() {
+            request = request.message_attributes("tenant", tenant);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| queue_error("SendMessage to the events queue", describe(&e)))?;
         Ok(())
     }
 }

@@ -625,6 +625,8 @@ impl Wired {
                 engine.clock = clock;
                 Wired::Resume(engine)
             }
+            // Driven by HTTP requests, not by the harness (see tests/tests/aws/api.rs).
+            FunctionName::Api => return Err("the harness drives the engine functions only".to_string()),
         })
     }
 
@@ -750,7 +752,7 @@ impl Harness {
         let store = DynamoStore::new(sdk, None, &resources.table, 30);
         let mut functions = BTreeMap::new();
         let gate = Arc::new(tokio::sync::Mutex::new(()));
-        for function in FunctionName::ALL {
+        for function in FunctionName::ENGINE {
             let env = environment(function, &resources, &options)?;
             let config = FunctionConfig::from_lookup(function, |k| env.get(k).cloned()).map_err(|e| e.to_string())?;
             let wire = Wire::new(gate.clone());
@@ -761,7 +763,7 @@ impl Harness {
                 FunctionName::Intake => Some(resources.events_queue_url.clone()),
                 FunctionName::Evaluate => Some(resources.step_queue_url.clone()),
                 FunctionName::Execute => Some(resources.action_queue_url.clone()),
-                FunctionName::Resume => None,
+                FunctionName::Resume | FunctionName::Api => None,
             };
             let queue_arn = match &queue_url {
                 Some(url) => Some(queue_arn(&sqs, url).await?),

@@ -41,6 +41,13 @@ impl LocalNames {
     }
 }
 
+/// The API key of the API Gateway samples (`events/lambda/api*.json`), tenant `default`: a
+/// fixed, public key that only local deployments (`local-setup`) store, so the samples work
+/// with `cargo lambda invoke`. Never store it in a real deployment.
+pub const SAMPLE_API_KEY: &str = "cfk_5a3b1e005a3b1e005a3b1e005a3b1e005a3b1e005a3b1e005a3b1e005a3b1e00";
+/// Its key id.
+pub const SAMPLE_API_KEY_ID: &str = "key_local_sample";
+
 /// The queues of a deployment, by role.
 pub const QUEUE_ROLES: [&str; 4] = ["events", "step", "action", "crm-commands"];
 

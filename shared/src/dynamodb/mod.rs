@@ -1,7 +1,7 @@
 //! DynamoDB adapter: [`DynamoStore`] implements [`crmflow_core::ports::RunStore`],
 //! [`crmflow_core::ports::IdempotencyStore`], [`crmflow_core::ports::AutomationCatalog`] and, for the
-//! management API, [`crmflow_core::ports::AutomationDirectory`] and
-//! [`crmflow_core::ports::RunDirectory`], and keeps the long
+//! management API, [`crmflow_core::ports::AutomationDirectory`],
+//! [`crmflow_core::ports::RunDirectory`] and [`crmflow_core::ports::ApiKeyStore`], and keeps the long
 //! timers that [`crate::timers::AwsTimerService`] schedules and sweeps.
 //!
 //! One table: `PK` (S) / `SK` (S), one GSI `GSI1` (`GSI1PK` / `GSI1SK`, keys only) and TTL on
@@ -24,6 +24,8 @@
 //! | audit entry | `TENANT#t#AUDIT` | entry id (UUID v7) | `entry` (JSON) |
 //! | trigger evaluation | `TENANT#t#EVAL#automation#lead/L1` | `<nanos>#<event id>` | `entry` (JSON), `expires_at` (+7 days) |
 //! | held input | `TENANT#t#HELD#automation` | `RUN#run_id#<nanos>#<hash>` | `run_id`, `input` (held while the automation is paused) |
+//! | API key | `APIKEY#<SHA-256 of the key>` | `APIKEY` | `key_id`, `tenant`, `created_at`, `revoked`, `revoked_at` |
+//! | a tenant's API keys | `TENANT#t#APIKEYS` | `KEY#<key_id>` | `key_id`, `digest`, `created_at`, `revoked`, `revoked_at` |
 //!
 //! IAM actions per method (on the table, and `table/index/GSI1` for the listings):
 //!
@@ -55,9 +57,14 @@
 //! | `DynamoStore::delete_timers` | `BatchWriteItem` |
 //! | `DynamoStore::timers_in_bucket` | `Query` |
 //! | `DynamoStore::sweep_cursor` / `set_sweep_cursor` | `GetItem` / `UpdateItem` |
+//! | `ApiKeyStore::credential` | `GetItem` |
+//! | `DynamoStore::put_api_key` | `TransactWriteItems` (→ `PutItem`) |
+//! | `DynamoStore::list_api_keys` | `Query` |
+//! | `DynamoStore::revoke_api_key` | `GetItem`, `TransactWriteItems` (→ `UpdateItem`) |
 //!
 //! A `TransactWriteItems` call needs the permissions of the item actions it contains.
 
+mod api_keys;
 mod catalog;
 mod held;
 mod idempotency;
@@ -78,6 +85,7 @@ use crmflow_core::ports::StoreError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use api_keys::{ApiKeyInfo, Revocation};
 pub use timers::timer_bucket;
 
 /// Attribute names.

@@ -5,11 +5,12 @@
 //! | `CRMFLOW_TABLE_NAME` | all | the DynamoDB table |
 //! | `CRMFLOW_STEP_QUEUE_URL` | all | the step queue (inputs for evaluate) |
 //! | `CRMFLOW_ACTION_QUEUE_URL` | evaluate | the action queue (work for execute) |
+//! | `CRMFLOW_EVENTS_QUEUE_URL` | api | the events queue (what intake reads), for posted events |
 //! | `CRMFLOW_CRM_COMMANDS_QUEUE_URL` | evaluate, execute | the outbound CRM command queue |
 //! | `CRMFLOW_SENDER_ADDRESS` | execute | the default `From` address (an SES-verified identity) |
 //! | `CRMFLOW_NOTIFY_URLS` | execute | JSON object, notification channel → URL (optional) |
 //! | `CRMFLOW_RETENTION_DAYS` | all | days finished runs are kept (TTL), default 30 |
-//! | `CRMFLOW_DRY_RUN` | intake, evaluate, execute | `true` runs the whole deployment dry: no effect is performed, each is recorded in its run's history (default `false`) |
+//! | `CRMFLOW_DRY_RUN` | intake, evaluate, execute, api | `true` runs the whole deployment dry: no effect is performed, each is recorded in its run's history (default `false`) |
 //! | `CRMFLOW_ALLOW_PRIVATE_WEBHOOKS` | execute | `true` lets webhooks reach private/loopback addresses (local testing only) |
 //!
 //! AWS clients honour `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_<SERVICE>`), so the functions can
@@ -25,10 +26,21 @@ pub enum FunctionName {
     Evaluate,
     Execute,
     Resume,
+    /// The management API, behind an API Gateway HTTP API.
+    Api,
 }
 
 impl FunctionName {
-    pub const ALL: [FunctionName; 4] = [
+    pub const ALL: [FunctionName; 5] = [
+        FunctionName::Intake,
+        FunctionName::Evaluate,
+        FunctionName::Execute,
+        FunctionName::Resume,
+        FunctionName::Api,
+    ];
+
+    /// The functions of the engine, driven by queues and the timer schedule (all but the api).
+    pub const ENGINE: [FunctionName; 4] = [
         FunctionName::Intake,
         FunctionName::Evaluate,
         FunctionName::Execute,
@@ -41,6 +53,7 @@ impl FunctionName {
             FunctionName::Evaluate => "evaluate",
             FunctionName::Execute => "execute",
             FunctionName::Resume => "resume",
+            FunctionName::Api => "api",
         }
     }
 }
@@ -57,6 +70,9 @@ pub struct FunctionConfig {
     pub table_name: String,
     pub step_queue_url: String,
     pub action_queue_url: String,
+    /// The events queue: only the api function sends to it (intake consumes it through its
+    /// event source mapping).
+    pub events_queue_url: Option<String>,
     pub crm_commands_queue_url: Option<String>,
     pub sender_address: Option<String>,
     pub notify_urls: BTreeMap<String, String>,
@@ -94,6 +110,10 @@ impl FunctionConfig {
             required("CRMFLOW_ACTION_QUEUE_URL")?
         } else {
             get("CRMFLOW_ACTION_QUEUE_URL").unwrap_or_default()
+        };
+        let events_queue_url = match function {
+            FunctionName::Api => Some(required("CRMFLOW_EVENTS_QUEUE_URL")?),
+            _ => None,
         };
         let crm_commands_queue_url = match function {
             FunctionName::Evaluate | FunctionName::Execute => Some(required("CRMFLOW_CRM_COMMANDS_QUEUE_URL")?),
@@ -133,6 +153,7 @@ impl FunctionConfig {
             table_name,
             step_queue_url,
             action_queue_url,
+            events_queue_url,
             crm_commands_queue_url,
             sender_address,
             notify_urls,
@@ -201,6 +222,17 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.retention_days, 7);
         assert!(cfg.sender_address.is_none());
+    }
+
+    #[test]
+    fn the_api_needs_the_events_queue() {
+        let base = [("CRMFLOW_TABLE_NAME", "t"), ("CRMFLOW_STEP_QUEUE_URL", "s")];
+        let err = FunctionConfig::from_lookup(FunctionName::Api, env(&base)).unwrap_err();
+        assert_eq!(err.variable, "CRMFLOW_EVENTS_QUEUE_URL");
+        let with = [base[0], base[1], ("CRMFLOW_EVENTS_QUEUE_URL", "e")];
+        let cfg = FunctionConfig::from_lookup(FunctionName::Api, env(&with)).unwrap();
+        assert_eq!(cfg.events_queue_url.as_deref(), Some("e"));
+        assert!(cfg.crm_commands_queue_url.is_none() && cfg.sender_address.is_none());
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //! | evaluate | [`evaluate`] | [`Evaluate`](crmflow_core::engine::Evaluate) | DynamoDB (catalog, runs, idempotency, timers), step and action queues, CRM command queue |
 //! | execute | [`execute`] | [`Execute`](crmflow_core::engine::Execute) | DynamoDB (catalog, runs, idempotency), step queue, CRM command queue, SES v2, HTTPS |
 //! | resume | [`resume`] | [`Resume`](crmflow_core::engine::Resume) | DynamoDB (timers), step queue |
+//! | api | `api` (feature `api`) | `crmflow_api::router` on `lambda_http` | DynamoDB (catalog, runs, idempotency, API keys), step and events queues |
 //!
 //! The binaries in `functions/` only call their module's `main`.
 
+#[cfg(feature = "api")]
+pub mod api;
 pub mod batch;
 pub mod config;
 pub mod evaluate;

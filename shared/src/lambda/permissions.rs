@@ -10,6 +10,8 @@ use super::FunctionName;
 pub enum Resource {
     /// The DynamoDB table.
     Table,
+    /// Its index `GSI1` (`table/index/GSI1`): the management API's listings.
+    TableIndex,
     EventsQueue,
     StepQueue,
     ActionQueue,
@@ -73,12 +75,27 @@ pub fn required(function: FunctionName) -> Vec<Permission> {
             p("dynamodb:BatchWriteItem", Table),
             p("sqs:SendMessage", StepQueue),
         ],
+        // the management API: definitions (create, versions, status), run reads, listings on
+        // GSI1 with their BatchGetItem, kept responses of idempotent POSTs (claim, complete,
+        // release), API keys by digest; task completions and cancellations onto the step queue,
+        // posted events onto the events queue
+        FunctionName::Api => vec![
+            p("dynamodb:GetItem", Table),
+            p("dynamodb:PutItem", Table),
+            p("dynamodb:UpdateItem", Table),
+            p("dynamodb:DeleteItem", Table),
+            p("dynamodb:Query", Table),
+            p("dynamodb:BatchGetItem", Table),
+            p("dynamodb:Query", TableIndex),
+            p("sqs:SendMessage", StepQueue),
+            p("sqs:SendMessage", EventsQueue),
+        ],
     };
     let consumed = match function {
         FunctionName::Intake => Some(EventsQueue),
         FunctionName::Evaluate => Some(StepQueue),
         FunctionName::Execute => Some(ActionQueue),
-        FunctionName::Resume => None,
+        FunctionName::Resume | FunctionName::Api => None,
     };
     if let Some(queue) = consumed {
         out.extend(CONSUME.iter().map(|a| p(a, queue)));

@@ -1,5 +1,6 @@
 //! Creates a local deployment on the AWS-protocol server at `AWS_ENDPOINT_URL` (table, queues,
-//! sender identity), stores the example automations in its table, and writes the functions'
+//! sender identity), stores the example automations in its table and the API Gateway samples'
+//! API key ([`SAMPLE_API_KEY`], tenant `default`, only its digest), and writes the functions'
 //! environment to a file for `cargo lambda watch --env-file`.
 //!
 //! ```sh
@@ -9,8 +10,8 @@
 use crmflow_aws::dynamodb::DynamoStore;
 use crmflow_aws::sdk::load_sdk_config;
 use crmflow_core::definition::load::load_programs;
-use crmflow_core::ports::AutomationCatalog;
-use crmflow_tests::local_aws::{LocalNames, create_local_resources};
+use crmflow_core::ports::{AutomationCatalog, Credential, StoreError};
+use crmflow_tests::local_aws::{LocalNames, SAMPLE_API_KEY, SAMPLE_API_KEY_ID, create_local_resources};
 use std::path::Path;
 
 #[tokio::main]
@@ -30,6 +31,16 @@ async fn main() -> Result<(), String> {
     for program in load_programs(&examples).map_err(|e| e.to_string())? {
         store.put(program.automation.clone()).await.map_err(|e| e.to_string())?;
         eprintln!("stored {} v{}", program.id(), program.version());
+    }
+    let sample = Credential {
+        id: SAMPLE_API_KEY_ID.to_string(),
+        tenant: "default".to_string(),
+    };
+    let digest = crmflow_api::auth::digest(SAMPLE_API_KEY);
+    match store.put_api_key(&digest, &sample, jiff::Timestamp::now()).await {
+        // Stored by an earlier run on the same resources.
+        Ok(()) | Err(StoreError::Conflict(_)) => eprintln!("stored the samples' API key ({SAMPLE_API_KEY_ID})"),
+        Err(e) => return Err(e.to_string()),
     }
     let lines = [
         ("CRMFLOW_TABLE_NAME", resources.table.as_str()),

@@ -4,7 +4,8 @@
 //! email; every SQS event source reports batch item failures; every queue has a dead-letter
 //! queue (`maxReceiveCount` ≥ 5) and a visibility timeout of at least 6 × its consumer's timeout;
 //! every function gets the environment `FunctionConfig` needs; the table has the keys, index and
-//! TTL attribute the DynamoDB adapter uses.
+//! TTL attribute the DynamoDB adapter uses; the api function sits behind a throttled HTTP API
+//! (payload 2.0) whose access log goes to a log group with a retention.
 //!
 //! The template uses only the long form of intrinsic functions (`Ref`, `Fn::GetAtt`, `Fn::Sub`),
 //! so a plain YAML parser reads it as it is.
@@ -20,10 +21,11 @@ use std::fmt::Write;
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
 
 /// Every variable `FunctionConfig` reads (shared/src/lambda/config.rs, crate crmflow-aws).
-const KNOWN_VARIABLES: [&str; 9] = [
+const KNOWN_VARIABLES: [&str; 10] = [
     "CRMFLOW_TABLE_NAME",
     "CRMFLOW_STEP_QUEUE_URL",
     "CRMFLOW_ACTION_QUEUE_URL",
+    "CRMFLOW_EVENTS_QUEUE_URL",
     "CRMFLOW_CRM_COMMANDS_QUEUE_URL",
     "CRMFLOW_SENDER_ADDRESS",
     "CRMFLOW_NOTIFY_URLS",
@@ -110,6 +112,7 @@ impl Template {
                 ("CRMFLOW_STEP_QUEUE_URL", Resource::StepQueue),
                 ("CRMFLOW_ACTION_QUEUE_URL", Resource::ActionQueue),
                 ("CRMFLOW_CRM_COMMANDS_QUEUE_URL", Resource::CrmCommandsQueue),
+                ("CRMFLOW_EVENTS_QUEUE_URL", Resource::EventsQueue),
             ] {
                 if let Some(value) = self.environment(function).get(variable) {
                     let id = ref_of(value).unwrap_or_else(|| panic!("{fid}: {variable} must be a Ref, got {value}"));
@@ -227,6 +230,12 @@ fn target(value: &Value, ids: &BTreeMap<Resource, String>, template: &Template) 
             Value::Array(parts) => (parts[0].as_str().unwrap_or(""), parts.get(1)),
             _ => ("", None),
         };
+        // The table's GSI1 (the management API's listings), and nothing else under the table.
+        if let Some(table) = ids.get(&Resource::Table)
+            && pattern == format!("${{{table}.Arn}}/index/{GSI1}")
+        {
+            return Target::Known(Resource::TableIndex);
+        }
         let prefix = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/";
         if let Some(identity) = pattern.strip_prefix(prefix) {
             // The identity must come from the sender parameters, whichever way it is spelt.
@@ -617,4 +626,56 @@ fn the_table_matches_the_dynamodb_adapter() {
         table["DeletionPolicy"], "Retain",
         "runs and definitions outlive the stack"
     );
+}
+
+#[test]
+fn the_api_function_is_behind_a_throttled_and_logged_http_api() {
+    let template = Template::load();
+    let (fid, function) = template.function(FunctionName::Api);
+    let events = function["Properties"]["Events"].as_object().expect("api Events");
+    assert!(!events.is_empty(), "{fid}: no events");
+    let mut apis = BTreeSet::new();
+    for (name, event) in events {
+        assert_eq!(
+            event["Type"], "HttpApi",
+            "{fid} {name}: the api is invoked only by its HTTP API"
+        );
+        let props = &event["Properties"];
+        let api = ref_of(&props["ApiId"]).unwrap_or_else(|| panic!("{fid} {name}: ApiId must be a Ref"));
+        assert!(
+            props["PayloadFormatVersion"].is_null() || props["PayloadFormatVersion"] == "2.0",
+            "{fid} {name}: payload format 2.0 (what lambda_http reads)"
+        );
+        let path = props["Path"].as_str().unwrap_or("");
+        assert!(
+            path.starts_with("/api/"),
+            "{fid} {name}: Path {path:?} is not the API's"
+        );
+        apis.insert(api.to_string());
+    }
+    for api in apis {
+        let resource = template.resource(&api);
+        assert_eq!(resource["Type"], "AWS::Serverless::HttpApi", "{api}");
+        let props = &resource["Properties"];
+        for limit in ["ThrottlingBurstLimit", "ThrottlingRateLimit"] {
+            assert!(
+                props["DefaultRouteSettings"].get(limit).is_some(),
+                "{api}: DefaultRouteSettings.{limit} (route throttling)"
+            );
+        }
+        let log_group = getatt_arn(&props["AccessLogSettings"]["DestinationArn"])
+            .unwrap_or_else(|| panic!("{api}: AccessLogSettings.DestinationArn must be Fn::GetAtt [<log group>, Arn]"));
+        let group = template.resource(log_group);
+        assert_eq!(group["Type"], "AWS::Logs::LogGroup", "{api}: access logs");
+        assert!(
+            group["Properties"].get("RetentionInDays").is_some(),
+            "{log_group}: the access log needs a retention"
+        );
+        let format = props["AccessLogSettings"]["Format"].as_str().unwrap_or("");
+        assert!(format.contains("$context.requestId"), "{api}: the access log format");
+        assert!(
+            !format.to_ascii_lowercase().contains("authorization"),
+            "{api}: the access log must not hold credentials"
+        );
+    }
 }

@@ -1,8 +1,10 @@
 //! Against a local AWS-protocol server (moto, started by `scripts/test.sh`): the AWS adapters,
-//! the four functions end to end through the SQS event-source harness, the CLI's deployment
+//! the four engine functions end to end through the SQS event-source harness, the api function
+//! (its adapters, `crmflow api-keys`, API Gateway requests end to end), the CLI's deployment
 //! commands, endpoint configuration, the webhook client, TLS and the template's IAM permissions.
 
 mod adapters;
+mod api;
 mod cli_commands;
 mod e2e;
 mod endpoint_env;

@@ -1,0 +1,105 @@
+//! The api function: the management API (`crmflow_api::router`) behind an API Gateway HTTP API
+//! (payload format 2.0), on `lambda_http`, with the DynamoDB and SQS adapters.
+//!
+//! [`state`] wires [`ApiState`] from the function's configuration: the table (definitions,
+//! runs, kept responses of idempotent POSTs, API keys), the step queue (task completions and
+//! cancellations for evaluate) and the events queue (posted events for intake). Nothing else:
+//! the api sends no email and consumes no queue.
+
+use super::{FunctionConfig, FunctionName};
+use crate::dynamodb::DynamoStore;
+use crate::request_counter::RequestCounter;
+use crate::sqs::{SqsEventQueue, SqsStepQueue};
+use aws_config::SdkConfig;
+use crmflow_api::{ApiState, router};
+use crmflow_core::engine::Intake;
+use crmflow_core::ports::SystemClock;
+use lambda_http::tower::ServiceExt;
+use std::sync::Arc;
+
+/// What a misconfigured api function says (before any request is served).
+fn missing(variable: &'static str) -> super::ConfigError {
+    super::ConfigError {
+        variable,
+        message: "must be set for the api function".to_string(),
+    }
+}
+
+/// The API's ports on AWS, as the api function wires them.
+pub fn state(
+    config: &FunctionConfig,
+    sdk: &SdkConfig,
+    counter: Option<&RequestCounter>,
+) -> Result<ApiState, super::ConfigError> {
+    let events_queue_url = config
+        .events_queue_url
+        .as_deref()
+        .ok_or_else(|| missing("CRMFLOW_EVENTS_QUEUE_URL"))?;
+    let store = Arc::new(DynamoStore::new(
+        sdk,
+        counter,
+        &config.table_name,
+        config.retention_days,
+    ));
+    let steps = Arc::new(SqsStepQueue::new(sdk, counter, &config.step_queue_url));
+    let clock = Arc::new(SystemClock);
+    let intake = Intake {
+        catalog: store.clone(),
+        runs: store.clone(),
+        steps: steps.clone(),
+        evaluations: Some(store.clone()),
+        clock: clock.clone(),
+        config: config.engine_config(),
+    };
+    Ok(ApiState {
+        automations: store.clone(),
+        run_store: store.clone(),
+        run_directory: store.clone(),
+        steps,
+        events: Arc::new(SqsEventQueue::new(sdk, counter, events_queue_url)),
+        keys: store.clone(),
+        held: store.clone(),
+        intake,
+        audit: store.clone(),
+        evaluations: store.clone(),
+        idempotency: store,
+        clock,
+    })
+}
+
+/// What the api function serves: each request (converted from the API Gateway payload by
+/// `lambda_http`) goes through the router; one log line per request with its method, path,
+/// status and the AWS requests it made (`counter`, attached to the state's clients).
+pub fn handler(
+    state: ApiState,
+    counter: RequestCounter,
+) -> impl lambda_http::Service<
+    lambda_http::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone {
+    let app = router(state);
+    lambda_http::service_fn(move |request: lambda_http::Request| {
+        let (app, counter) = (app.clone(), counter.clone());
+        async move {
+            let method = request.method().clone();
+            let path = request.uri().path().to_owned();
+            let response = app.oneshot(request).await;
+            let (aws_requests, by_operation) = counter.take_summary();
+            if let Ok(r) = &response {
+                let status = r.status().as_u16();
+                tracing::info!(%method, path, status, aws_requests, %by_operation, "request done");
+            }
+            response
+        }
+    })
+}
+
+/// The whole main of the api function.
+pub async fn main() -> Result<(), lambda_runtime::Error> {
+    let config = super::init(FunctionName::Api)?;
+    let counter = RequestCounter::new();
+    let state = state(&config, &crate::sdk::load_sdk_config().await, Some(&counter))?;
+    lambda_http::run(handler(state, counter)).await
+}
