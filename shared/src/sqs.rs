@@ -129,8 +129,12 @@ pub struct SqsEventQueue {
 
 impl SqsEventQueue {
     pub fn new(sdk: &SdkConfig, counter: Option<&RequestCounter>, queue_url: impl Into<String>) -> Self {
+        Self::from_client(sqs_client(sdk, counter), queue_url)
+    }
+
+    pub fn from_client(client: Client, queue_url: impl Into<String>) -> Self {
         SqsEventQueue {
-            client: sqs_client(sdk, counter),
+            client,
             queue_url: queue_url.into(),
         }
     }

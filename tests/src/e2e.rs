@@ -348,7 +348,12 @@ impl Receiver {
 
 /// Answers every request with 200 and records it.
 pub async fn receiver() -> Receiver {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    receiver_on("127.0.0.1:0").await
+}
+
+/// [`receiver`] on a given address (`127.0.0.1:PORT`).
+pub async fn receiver_on(address: &str) -> Receiver {
+    let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
     let base_url = format!("http://{}", listener.local_addr().expect("addr"));
     let hits = Arc::new(Mutex::new(Vec::new()));
     let recorded = hits.clone();

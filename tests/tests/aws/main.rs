@@ -5,6 +5,7 @@
 
 mod adapters;
 mod api;
+mod api_lifecycle;
 mod cli_commands;
 mod e2e;
 mod endpoint_env;
