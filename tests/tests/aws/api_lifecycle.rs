@@ -30,6 +30,11 @@ struct Api {
 /// The API on the harness's table and queues, its clock the harness's, with a key of tenant
 /// `default` (the harness's events name no tenant).
 async fn api(h: &Harness) -> Api {
+    api_of(h, "default").await
+}
+
+/// [`api`] with a key of `tenant`.
+async fn api_of(h: &Harness, tenant: &str) -> Api {
     let r = h.resources();
     let store = Arc::new(DynamoStore::from_client(h.dynamodb().clone(), &r.table, 30));
     let steps = Arc::new(SqsStepQueue::from_client(h.sqs().clone(), &r.step_queue_url));
@@ -59,7 +64,7 @@ async fn api(h: &Harness) -> Api {
     let (key, id) = new_key();
     let credential = Credential {
         id,
-        tenant: "default".into(),
+        tenant: tenant.into(),
     };
     store
         .put_api_key(&digest(&key), &credential, h.now())
@@ -318,4 +323,96 @@ async fn a_task_completed_through_the_api_drives_the_branch_and_a_failed_run_is_
         "the task's output took the branch; both attempts of the webhook are kept"
     );
     assert_eq!(receiver.hits().len(), 1, "the retry called the webhook once");
+}
+
+/// A valid request for each route of the route table (acme's automation `nurture` and its run),
+/// and the status it succeeds with.
+fn valid_request(method: &Method, path: &str) -> (Option<String>, StatusCode) {
+    let body = |v: Value| Some(v.to_string());
+    match (method.as_str(), path.rsplit('/').next().unwrap_or("")) {
+        ("POST", "automations") => (
+            body(json!({"name": "Another", "trigger": {"event": "lead.created"},
+            "actions": [{"type": "add_tag", "params": {"tag": "x"}}]})),
+            StatusCode::CREATED,
+        ),
+        ("PUT", _) => (Some(NURTURE.to_owned()), StatusCode::OK),
+        ("PATCH", _) => (body(json!({"status": "active"})), StatusCode::OK),
+        ("POST", "complete-task") => (body(json!({"output": {}})), StatusCode::CONFLICT),
+        ("POST", "cancel") => (None, StatusCode::ACCEPTED),
+        ("POST", "retry") => (None, StatusCode::CONFLICT),
+        ("POST", "enroll") => (
+            body(json!({"subject": {"type": "lead", "id": "L9"}})),
+            StatusCode::CREATED,
+        ),
+        ("POST", "test") => (
+            body(
+                json!({"event": {"id": "t1", "type": "lead.created", "time": "2026-06-01T09:00:00Z",
+                                  "subject": {"type": "lead", "id": "L8"}}}),
+            ),
+            StatusCode::OK,
+        ),
+        ("POST", "events") => (
+            body(
+                json!({"id": "x1", "type": "lead.updated", "time": "2026-06-01T09:00:00Z",
+                        "subject": {"type": "lead", "id": "L7"}}),
+            ),
+            StatusCode::ACCEPTED,
+        ),
+        _ => (None, StatusCode::OK),
+    }
+}
+
+/// Every route of the router on DynamoDB and SQS: the owner's valid request succeeds (or, for
+/// complete-task and retry on a run with no task and no failure, answers 409); another tenant
+/// gets 404 for everything named by the path, and its listings show nothing of the owner's.
+#[tokio::test]
+async fn every_route_answers_on_aws_and_tenants_stay_apart() {
+    let ctx: Ctx = setup_or_skip!("api-routes", HarnessOptions::default());
+    let h = &ctx.h;
+    let (acme, globex) = (api_of(h, "acme").await, api_of(h, "globex").await);
+    let created = acme
+        .expect(Method::POST, "/api/v1/automations", Some(NURTURE), StatusCode::CREATED)
+        .await;
+    assert_eq!(created["id"], "nurture");
+    let mut event: Value = serde_json::from_str(&lead("e1", "lead.created", h.now(), "new")).unwrap();
+    event["tenant"] = json!("acme");
+    h.send_event(&event.to_string()).await.unwrap();
+    pumped(h.pump().await);
+    let run = acme.only_run("nurture").await;
+    for route in crmflow_api::routes() {
+        let uri = route
+            .path
+            .replace("{id}", "nurture")
+            .replace("{version}", "1")
+            .replace("{run_id}", &run);
+        let uri = match route.path.rsplit('/').next() {
+            Some("evaluations") => format!("{uri}?subject=lead/L1"),
+            _ => uri,
+        };
+        let (body, success) = valid_request(&route.method, route.path);
+        let (theirs, reply) = globex.call(route.method.clone(), &uri, body.as_deref()).await;
+        if route.path.contains("{id}") {
+            assert_eq!(
+                theirs,
+                StatusCode::NOT_FOUND,
+                "{} {uri} as globex: {reply:#}",
+                route.method
+            );
+        } else if route.method == Method::GET && route.path != "/api/v1/openapi.json" {
+            assert_eq!(theirs, StatusCode::OK, "{} {uri} as globex: {reply:#}", route.method);
+            assert!(!reply.to_string().contains("nurture"), "{uri} leaks: {reply:#}");
+        }
+        acme.expect(route.method.clone(), &uri, body.as_deref(), success).await;
+    }
+    let unknown = format!(
+        "/api/v1/automations/nurture/runs/{}x/complete-task",
+        &run[..run.len() - 1]
+    );
+    acme.expect(Method::POST, &unknown, Some(r#"{"output": {}}"#), StatusCode::NOT_FOUND)
+        .await;
+    let audit = acme.expect(Method::GET, "/api/v1/audit", None, StatusCode::OK).await;
+    assert!(
+        audit["items"].as_array().unwrap().len() >= 5,
+        "the writes are in acme's audit log: {audit:#}"
+    );
 }
