@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crmflow_core::ports::StoreError;
 /// The key store port and what a key stands for live with the core's other ports, so the
 /// AWS adapters implement them without depending on this crate.
 pub use crmflow_core::ports::{ApiKeyStore, Credential};
@@ -82,12 +83,13 @@ impl MemoryApiKeys {
 
 #[async_trait]
 impl ApiKeyStore for MemoryApiKeys {
-    async fn credential(&self, digest: &str) -> Option<Credential> {
-        self.by_digest
+    async fn credential(&self, digest: &str) -> Result<Option<Credential>, StoreError> {
+        Ok(self
+            .by_digest
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(digest)
-            .cloned()
+            .cloned())
     }
 }
 
@@ -116,6 +118,7 @@ where
             .ok_or_else(|| Problem::unauthorized("the Authorization header must be `Bearer <API key>`"))?;
         keys.credential(&digest(key))
             .await
+            .map_err(|e| Problem::store(&e))?
             .map(Caller)
             .ok_or_else(|| Problem::unauthorized("unknown or revoked API key"))
     }
@@ -124,6 +127,32 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key store that cannot be read.
+    struct Down;
+
+    #[async_trait]
+    impl ApiKeyStore for Down {
+        async fn credential(&self, _: &str) -> Result<Option<Credential>, StoreError> {
+            Err(StoreError::Transient("throttled".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_store_that_cannot_be_read_answers_503_not_401() {
+        use tower::ServiceExt;
+        let keys: Arc<dyn ApiKeyStore> = Arc::new(Down);
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(|_: Caller| async { "ok" }))
+            .with_state(keys);
+        let request = axum::http::Request::builder()
+            .uri("/")
+            .header(header::AUTHORIZATION, "Bearer cfk_0123")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
 
     #[test]
     fn keys_are_random_prefixed_and_stored_only_as_digests() {

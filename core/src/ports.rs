@@ -356,8 +356,9 @@ pub struct Credential {
 /// key itself is never stored.
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
-    /// The credential whose key has this digest, unless it is revoked or unknown.
-    async fn credential(&self, digest: &str) -> Option<Credential>;
+    /// The credential whose key has this digest, unless it is revoked or unknown (`None`); an
+    /// error when the store could not be read (the API answers 503, not 401).
+    async fn credential(&self, digest: &str) -> Result<Option<Credential>, StoreError>;
 }
 
 /// The step queue: inputs for evaluate. Delays are whole seconds, at most 900 (the SQS

@@ -178,11 +178,8 @@ impl DynamoStore {
 impl ApiKeyStore for DynamoStore {
     /// A key the table cannot be asked about (throttled, unreachable) counts as unknown, and the
     /// failure is logged: the request gets 401 and may be retried.
-    async fn credential(&self, digest: &str) -> Option<Credential> {
-        self.api_key_credential(digest).await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "reading an API key");
-            None
-        })
+    async fn credential(&self, digest: &str) -> Result<Option<Credential>, StoreError> {
+        self.api_key_credential(digest).await
     }
 }
 

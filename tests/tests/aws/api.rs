@@ -116,13 +116,13 @@ async fn api_keys_are_stored_as_digests_found_by_one_get_item_and_revoked() {
     assert!(store.put_api_key(&key, &credential, now).await.is_err());
 
     counter.reset();
-    assert_eq!(store.credential(&digest(&key)).await, Some(credential.clone()));
+    assert_eq!(store.credential(&digest(&key)).await.unwrap(), Some(credential.clone()));
     assert_eq!(
         counter.snapshot().into_keys().collect::<Vec<_>>(),
         [("DynamoDB".to_string(), "GetItem".to_string())]
     );
     assert_eq!(counter.total(), 1, "one GetItem by digest, no scan");
-    assert_eq!(store.credential(&digest("cfk_unknown")).await, None);
+    assert_eq!(store.credential(&digest("cfk_unknown")).await.unwrap(), None);
 
     let listed = store.list_api_keys("acme").await.expect("list");
     assert_eq!(listed.len(), 1);
@@ -139,7 +139,7 @@ async fn api_keys_are_stored_as_digests_found_by_one_get_item_and_revoked() {
         store.revoke_api_key("acme", &id, now).await.unwrap(),
         Revocation::Revoked
     );
-    assert_eq!(store.credential(&digest(&key)).await, None);
+    assert_eq!(store.credential(&digest(&key)).await.unwrap(), None);
     assert_eq!(
         store.revoke_api_key("acme", &id, now).await.unwrap(),
         Revocation::AlreadyRevoked
@@ -205,7 +205,11 @@ async fn crmflow_api_keys_create_list_revoke() {
     assert!(key.starts_with("cfk_") && key.len() == 68, "{out}");
     assert!(err.contains("shown once"), "{err}");
     let store = DynamoStore::new(&sdk, None, table, 30);
-    let credential = store.credential(&digest(&key)).await.expect("the printed key works");
+    let credential = store
+        .credential(&digest(&key))
+        .await
+        .unwrap()
+        .expect("the printed key works");
     assert_eq!(credential.tenant, "acme");
 
     let (code, out, _) = crmflow(args("api-keys list --tenant acme --format json", table)).await;
@@ -220,7 +224,11 @@ async fn crmflow_api_keys_create_list_revoke() {
     let (code, out, err) = crmflow(args(&revoke, table)).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("revoked"), "{out}");
-    assert_eq!(store.credential(&digest(&key)).await, None, "revoked keys stop working");
+    assert_eq!(
+        store.credential(&digest(&key)).await.unwrap(),
+        None,
+        "revoked keys stop working"
+    );
     let (code, out, _) = crmflow(args("api-keys list --tenant acme", table)).await;
     assert_eq!(code, 0);
     assert!(out.contains(&credential.id) && out.contains("revoked"), "{out}");
