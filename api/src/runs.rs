@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use crmflow_core::event::Subject;
-use crmflow_core::ports::RunFilter;
+use crmflow_core::ports::{RunFilter, TriggerEvaluation};
 use crmflow_core::run::{Run, RunStatus, StepRecord};
 use jiff::Timestamp;
 use schemars::JsonSchema;
@@ -62,6 +62,10 @@ impl From<&Run> for RunView {
 pub struct RunDetail {
     #[serde(flatten)]
     pub run: RunView,
+    /// How the run was enrolled: its trigger evaluation, with the trigger conditions' and
+    /// conditions' results (kept 7 days; null after that, or for a run an `enroll` action
+    /// started).
+    pub trigger: Option<TriggerEvaluation>,
     pub history: Vec<StepRecord>,
 }
 
@@ -140,8 +144,16 @@ pub async fn get(
         .history(tenant, &run_id)
         .await
         .map_err(|e| Problem::store(&e))?;
+    let trigger = state
+        .evaluations
+        .recent(tenant, &id, &run.subject.record_key(), 50)
+        .await
+        .map_err(|e| Problem::store(&e))?
+        .into_iter()
+        .find(|e| e.run_id.as_deref() == Some(run_id.as_str()));
     Ok(Json(RunDetail {
         run: RunView::from(run.as_ref()),
+        trigger,
         history,
     }))
 }

@@ -112,6 +112,7 @@ impl Intake {
             reason,
         };
         let run_id = run_id_for(&event.tenant, &event.id, &automation.id, event.time);
+        let mut held = Vec::new();
         for (name, condition) in [
             ("trigger.conditions", &automation.trigger.conditions),
             ("conditions", &automation.conditions),
@@ -123,7 +124,7 @@ impl Intake {
                     false => c.evaluate(scope).map(|holds| (holds, "not met".to_string())),
                 };
                 match verdict {
-                    Ok((true, _)) => {}
+                    Ok((true, why)) => held.push(format!("{name}: {why}")),
                     Ok((false, why)) => return Ok(outcome("not_matched", None, format!("{name}: {why}"))),
                     Err(e) => {
                         tracing::warn!(automation_id = %automation.id, event_id = %event.id, error = %e, "condition error");
@@ -135,8 +136,13 @@ impl Intake {
         let created = self
             .create_run(program, shared.run(run_id.clone(), program), now)
             .await?;
+        let reason = if held.is_empty() {
+            "enrolled".to_string()
+        } else {
+            format!("enrolled; {}", held.join("; "))
+        };
         match created {
-            Ok(()) => Ok(outcome("enrolled", Some(run_id), "enrolled".to_string())),
+            Ok(()) => Ok(outcome("enrolled", Some(run_id), reason)),
             Err(refused) => Ok(outcome("not_enrolled", None, refused.to_string())),
         }
     }

@@ -55,6 +55,19 @@ async fn trigger_evaluations_say_why_a_record_did_or_did_not_enroll() {
         "newest first"
     );
     let reason = |i: usize| items[i]["reason"].as_str().unwrap().to_owned();
+    let run = items[1]["run_id"].as_str().unwrap();
+    let detail = api
+        .as_acme(Method::GET, &format!("/api/v1/automations/high-value/runs/{run}"), None)
+        .await;
+    assert_eq!(
+        detail.body["trigger"]["event_id"], "e2",
+        "the run shows its trigger evaluation"
+    );
+    let why = detail.body["trigger"]["reason"].as_str().unwrap();
+    assert!(
+        why.starts_with("enrolled; trigger.conditions: ") && why.contains("record.value"),
+        "the trigger condition's result: {why}"
+    );
     assert!(
         reason(2).contains("record.value"),
         "the condition result: {}",
