@@ -132,13 +132,7 @@ pub async fn get(
 ) -> Result<Json<RunDetail>, Problem> {
     let Path((id, run_id)) = params.map_err(|e| Problem::invalid_field("path", e.body_text()))?;
     let tenant = &caller.0.tenant;
-    let run = state
-        .run_store
-        .load_run_shared(tenant, &run_id)
-        .await
-        .map_err(|e| Problem::store(&e))?
-        .filter(|run| run.automation_id == id)
-        .ok_or_else(|| Problem::not_found(format!("automation {id:?} has no run {run_id:?}")))?;
+    let run = find(&state, &caller, &id, &run_id).await?;
     let history = state
         .run_store
         .history(tenant, &run_id)
@@ -156,4 +150,21 @@ pub async fn get(
         trigger,
         history,
     }))
+}
+
+/// The caller's run `run_id` of automation `id`; 404 when there is none (another tenant's, or
+/// another automation's, included).
+pub(crate) async fn find(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+    run_id: &str,
+) -> Result<std::sync::Arc<Run>, Problem> {
+    state
+        .run_store
+        .load_run_shared(&caller.0.tenant, run_id)
+        .await
+        .map_err(|e| Problem::store(&e))?
+        .filter(|run| run.automation_id == id)
+        .ok_or_else(|| Problem::not_found(format!("automation {id:?} has no run {run_id:?}")))
 }

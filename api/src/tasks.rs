@@ -43,13 +43,7 @@ pub struct Accepted {
 
 /// The caller's run `run_id` of automation `id`; 404 otherwise; 409 when it has ended.
 async fn open_run(state: &ApiState, caller: &Caller, id: &str, run_id: &str) -> Result<Arc<Run>, Problem> {
-    let run = state
-        .run_store
-        .load_run_shared(&caller.0.tenant, run_id)
-        .await
-        .map_err(|e| Problem::store(&e))?
-        .filter(|run| run.automation_id == id)
-        .ok_or_else(|| Problem::not_found(format!("automation {id:?} has no run {run_id:?}")))?;
+    let run = crate::runs::find(state, caller, id, run_id).await?;
     if run.status.is_terminal() {
         return Err(Problem::conflict(format!(
             "run {run_id} has ended ({})",
@@ -174,13 +168,7 @@ pub async fn retry(
             )
         })?
     };
-    let run = state
-        .run_store
-        .load_run_shared(&caller.0.tenant, &run_id)
-        .await
-        .map_err(|e| Problem::store(&e))?
-        .filter(|run| run.automation_id == id)
-        .ok_or_else(|| Problem::not_found(format!("automation {id:?} has no run {run_id:?}")))?;
+    let run = crate::runs::find(&state, &caller, &id, &run_id).await?;
     if run.status != RunStatus::Failed {
         return Err(Problem::conflict(format!(
             "run {run_id} is {}: only a failed run can be retried",
