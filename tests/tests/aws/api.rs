@@ -251,7 +251,7 @@ struct ApiFunction {
     /// them per request from the same counter; here the handler gets a counter of its own, so
     /// that its per-request summary does not empty this one.)
     requests: RequestCounter,
-    handler: lambda_http::Adapter<'static, axum::response::Response, ApiHandler>,
+    handler: lambda_http::Adapter<'static, api::ApiResponse, ApiHandler>,
     acme: String,
     globex: String,
 }
@@ -259,9 +259,9 @@ struct ApiFunction {
 type ApiHandler = Box<
     dyn lambda_http::Service<
             lambda_http::Request,
-            Response = axum::response::Response,
+            Response = api::ApiResponse,
             Error = std::convert::Infallible,
-            Future = lambda_http::BoxFuture<'static, Result<axum::response::Response, std::convert::Infallible>>,
+            Future = lambda_http::BoxFuture<'static, Result<api::ApiResponse, std::convert::Infallible>>,
         > + Send,
 >;
 
