@@ -2,7 +2,11 @@
 //! to their clients (see [`super::sdk`]). Every attempt counts, retries included, because
 //! every attempt is a billed request. Each function logs its invocation's counts
 //! ([`crate::lambda`]), and the end-to-end tests read them for the request figures.
+//!
+//! A counter may carry a [`CostLedger`] ([`RequestCounter::with_ledger`]): the clients built
+//! with the counter then get the ledger as a second interceptor, which prices each request.
 
+use crate::ledger::CostLedger;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
@@ -17,11 +21,25 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter {
     counts: Arc<Mutex<BTreeMap<(String, String), u64>>>,
+    ledger: Option<CostLedger>,
 }
 
 impl RequestCounter {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A counter whose clients also tally their cost in `ledger`.
+    pub fn with_ledger(ledger: CostLedger) -> Self {
+        RequestCounter {
+            ledger: Some(ledger),
+            ..Self::default()
+        }
+    }
+
+    /// The cost ledger the counter's clients tally in, if any.
+    pub fn ledger(&self) -> Option<&CostLedger> {
+        self.ledger.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), u64>> {

@@ -92,25 +92,34 @@ impl HttpClient for ConnectorOnFirstUse {
 /// the form the SDK's trust store takes. Written when the crate is built (`build.rs`).
 pub const TRUSTED_ROOTS_PEM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trusted-roots.pem"));
 
-/// A DynamoDB client, counting its requests when a counter is given.
+/// A DynamoDB client, counting its requests when a counter is given (and
+/// pricing them when the counter carries a ledger).
 pub fn dynamodb_client(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> aws_sdk_dynamodb::Client {
     let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk);
     if let Some(counter) = counter {
         builder = builder.interceptor(counter.clone());
+        if let Some(ledger) = counter.ledger() {
+            builder = builder.interceptor(ledger.clone());
+        }
     }
     aws_sdk_dynamodb::Client::from_conf(builder.build())
 }
 
-/// An SQS client, counting its requests when a counter is given.
+/// An SQS client, counting its requests when a counter is given (and
+/// pricing them when the counter carries a ledger).
 pub fn sqs_client(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> aws_sdk_sqs::Client {
     let mut builder = aws_sdk_sqs::config::Builder::from(sdk);
     if let Some(counter) = counter {
         builder = builder.interceptor(counter.clone());
+        if let Some(ledger) = counter.ledger() {
+            builder = builder.interceptor(ledger.clone());
+        }
     }
     aws_sdk_sqs::Client::from_conf(builder.build())
 }
 
-/// An SES v2 client, counting its requests when a counter is given.
+/// An SES v2 client, counting its requests when a counter is given (and
+/// pricing them when the counter carries a ledger).
 ///
 /// The SDK's own retries are turned off: a retried `SendEmail` after a timeout can send the
 /// email twice, while a failed attempt surfaces as a transient error that the caller retries
@@ -121,6 +130,9 @@ pub fn sesv2_client(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> aws_sd
         .retry_config(aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(1));
     if let Some(counter) = counter {
         builder = builder.interceptor(counter.clone());
+        if let Some(ledger) = counter.ledger() {
+            builder = builder.interceptor(ledger.clone());
+        }
     }
     aws_sdk_sesv2::Client::from_conf(builder.build())
 }
