@@ -18,8 +18,8 @@
 //!     a projection is billed on the whole items, taken from [`ItemImages`] when known.
 //!
 //!   The item before a write comes from [`ItemImages`] (shared by the ledgers of a
-//!   deployment); a write to an item never seen is billed as if the item were new, and counted
-//!   in [`Tally::unknown_before`].
+//!   deployment); a write to an item never seen is billed as if the item were new (updates,
+//!   deletes and condition checks of such items are counted in [`Tally::unknown_before`]).
 //! - **SQS** billed requests: 1 per 64 KB (65,536 bytes) chunk of payload (message bodies and
 //!   attributes; a receive counts what it returns), at least 1 per request.
 //! - **SES** emails: one per recipient of each accepted `SendEmail`.
@@ -63,7 +63,8 @@ pub struct Tally {
     pub sqs_requests: u64,
     /// SES emails (1 per recipient).
     pub emails: u64,
-    /// DynamoDB item writes billed without knowing the item before (as if new).
+    /// DynamoDB updates, deletes and condition checks of items never seen, billed as if the
+    /// item were absent (a put of an item never seen is taken to create it).
     pub unknown_before: u64,
     /// Update expressions the ledger could not apply (the item after is then the item before
     /// with the expression's values set).
@@ -325,8 +326,9 @@ impl CostLedger {
     fn put(&self, table: &str, item: &Value, factor: u64) -> Write {
         let item = item.as_object().cloned().unwrap_or_default();
         let key = self.schema.key_of(&item).unwrap_or_default();
-        let (before, known) = self.before(table, &key);
-        self.write(table, key, before, Some(item), known, factor)
+        // A put of an item never seen is taken to create it: not counted as unknown.
+        let (before, _) = self.before(table, &key);
+        self.write(table, key, before, Some(item), true, factor)
     }
 
     fn delete(&self, table: &str, key: &Value, factor: u64) -> Write {
@@ -585,7 +587,7 @@ mod tests {
             json!({}),
         );
         let t = l.snapshot()[&("DynamoDB".into(), "PutItem".into())];
-        assert_eq!((t.requests, t.write_units, t.unknown_before), (1, 2, 1));
+        assert_eq!((t.requests, t.write_units, t.unknown_before), (1, 2, 0));
         // A smaller item over it: still 2 (the item before is larger).
         exchange(
             &l,
@@ -596,7 +598,7 @@ mod tests {
             json!({}),
         );
         let t = l.snapshot()[&("DynamoDB".into(), "PutItem".into())];
-        assert_eq!((t.requests, t.write_units, t.unknown_before), (2, 4, 1));
+        assert_eq!((t.requests, t.write_units, t.unknown_before), (2, 4, 0));
         // Now small: a delete costs 1.
         exchange(
             &l,

@@ -159,6 +159,25 @@ impl RunCost {
         self.dynamodb_reads + self.dynamodb_writes + self.sqs + self.lambda_requests + self.lambda_duration + self.ses
     }
 
+    /// The cost of `n` runs as the cost of one (every figure divided by `n`).
+    pub fn divided(self, n: f64) -> RunCost {
+        let n = if n > 0.0 { n } else { 1.0 };
+        RunCost {
+            dynamodb_reads: self.dynamodb_reads / n,
+            dynamodb_writes: self.dynamodb_writes / n,
+            sqs: self.sqs / n,
+            lambda_requests: self.lambda_requests / n,
+            lambda_duration: self.lambda_duration / n,
+            ses: self.ses / n,
+            read_units: self.read_units / n,
+            write_units: self.write_units / n,
+            sqs_requests: self.sqs_requests / n,
+            invocations: self.invocations / n,
+            gb_seconds: self.gb_seconds / n,
+            emails: self.emails / n,
+        }
+    }
+
     /// $ per run without SES (what the engine itself costs; the emails cost the same in any
     /// design).
     pub fn without_email(&self) -> f64 {
@@ -290,6 +309,9 @@ mod tests {
         assert!((ten.sqs_requests - 2.6).abs() < 1e-12);
         assert!(ten.total() < one.total());
         assert_eq!(ten.write_units, one.write_units);
+        let half = one.divided(2.0);
+        assert!((half.total() * 2.0 - one.total()).abs() < 1e-15);
+        assert_eq!(half.write_units, 5.0);
     }
 
     #[test]

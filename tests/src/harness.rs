@@ -46,8 +46,10 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use crmflow_aws::dynamodb::DynamoStore;
+use crmflow_aws::item_images::{ItemImages, TableSchema};
 use crmflow_aws::lambda::config::{FunctionConfig, FunctionName};
 use crmflow_aws::lambda::{self, SqsConsumer};
+use crmflow_aws::ledger::CostLedger;
 use crmflow_aws::request_counter::RequestCounter;
 use crmflow_aws::sdk::{dynamodb_client, sqs_client};
 use crmflow_aws::timers::{TimerStore, minute_floor};
@@ -650,6 +652,8 @@ pub struct FunctionHarness {
     pub engine: Wired,
     /// The function's AWS requests, by (service, operation).
     pub counter: RequestCounter,
+    /// What the function's AWS requests cost, by (service, operation): the counter's ledger.
+    pub ledger: CostLedger,
     /// Requests the event source mapping made for this function: `ReceiveMessage` calls that
     /// returned messages and `DeleteMessageBatch` calls.
     pub esm: RequestCounter,
@@ -672,7 +676,8 @@ pub struct PumpReport {
 }
 
 impl PumpReport {
-    fn merge(&mut self, other: PumpReport) {
+    /// Adds `other`'s records, failures and crashes.
+    pub fn merge(&mut self, other: PumpReport) {
         for (f, n) in other.handled {
             *self.handled.entry(f).or_default() += n;
         }
@@ -749,7 +754,12 @@ impl Harness {
         let overhead = RequestCounter::new();
         let sqs = sqs_client(sdk, Some(&overhead));
         let dynamodb = dynamodb_client(sdk, Some(&overhead));
-        let store = DynamoStore::new(sdk, None, &resources.table, 30);
+        // The ledgers of the functions and of the harness's own store share the item images,
+        // so that a write is billed on the item as it is (definitions and the sweep cursor,
+        // written by the harness, included).
+        let images = ItemImages::new();
+        let tracking = RequestCounter::with_ledger(CostLedger::new(TableSchema::crmflow(), images.clone()));
+        let store = DynamoStore::new(sdk, Some(&tracking), &resources.table, 30);
         let mut functions = BTreeMap::new();
         let gate = Arc::new(tokio::sync::Mutex::new(()));
         for function in FunctionName::ENGINE {
@@ -757,7 +767,8 @@ impl Harness {
             let config = FunctionConfig::from_lookup(function, |k| env.get(k).cloned()).map_err(|e| e.to_string())?;
             let wire = Wire::new(gate.clone());
             let function_sdk = sdk.to_builder().http_client(wire.clone()).build();
-            let counter = RequestCounter::new();
+            let ledger = CostLedger::new(TableSchema::crmflow(), images.clone());
+            let counter = RequestCounter::with_ledger(ledger.clone());
             let engine = Wired::new(&config, &function_sdk, &counter, clock.clone(), &options, &wire)?;
             let queue_url = match function {
                 FunctionName::Intake => Some(resources.events_queue_url.clone()),
@@ -777,6 +788,7 @@ impl Harness {
                     config,
                     engine,
                     counter,
+                    ledger,
                     esm_sqs: sqs_client(sdk, Some(&overhead)),
                     esm,
                     wire,
@@ -829,7 +841,8 @@ impl Harness {
         self.inner.functions.values()
     }
 
-    /// An uncounted store on the deployment's table (to load definitions, read runs).
+    /// An uncounted store on the deployment's table (to load definitions, read runs): its
+    /// requests are attributed to no function, its ledger only keeps the item images.
     pub fn store(&self) -> &DynamoStore {
         &self.inner.store
     }
@@ -855,10 +868,11 @@ impl Harness {
         self.overhead().total() + self.functions().map(|f| f.counter.total()).sum::<u64>()
     }
 
-    /// Clears every function's request counters and wire records.
+    /// Clears every function's request counters, ledgers and wire records.
     pub fn reset_counters(&self) {
         for f in self.functions() {
             f.counter.reset();
+            f.ledger.reset();
             f.esm.reset();
             f.wire.clear_calls();
         }
