@@ -290,9 +290,9 @@ async fn cost_per_million_runs_of_each_example() {
         table.push((program.id().to_string(), runs, one, ten));
     }
     println!("\n$ per million runs (SES aside in brackets)");
-    println!("  {:<24} {:>4} {:>20} {:>20}", "example", "runs", "batch 1", "batch 10");
+    println!("  {:<32} {:>4} {:>20} {:>20}", "example", "runs", "batch 1", "batch 10");
     for (id, runs, one, ten) in &table {
         let cell = |c: &RunCost| format!("{:.2} ({:.2})", c.total() * 1e6, c.without_email() * 1e6);
-        println!("  {id:<24} {runs:>4} {:>20} {:>20}", cell(one), cell(ten));
+        println!("  {id:<32} {runs:>4} {:>20} {:>20}", cell(one), cell(ten));
     }
 }
