@@ -220,11 +220,14 @@ impl CostLedger {
                 pending.table = table.to_string();
                 pending.consistent = body["ConsistentRead"].as_bool().unwrap_or(false);
                 pending.index = body.get("IndexName").and_then(Value::as_str).map(str::to_string);
-                pending.consistent_by_table = body["RequestItems"]
+                pending.batch_gets = body["RequestItems"]
                     .as_object()
                     .into_iter()
                     .flatten()
-                    .map(|(t, r)| (t.clone(), r["ConsistentRead"].as_bool().unwrap_or(false)))
+                    .map(|(t, r)| {
+                        let consistent = r["ConsistentRead"].as_bool().unwrap_or(false);
+                        (t.clone(), (consistent, r["Keys"].as_array().map_or(0, Vec::len) as u64))
+                    })
                     .collect();
             }
         }
@@ -302,15 +305,25 @@ impl CostLedger {
         }
     }
 
+    /// Each key read as a `GetItem`: the items found on their size, the keys not found (asked
+    /// for and neither returned nor left unprocessed) 1 unit each.
     fn batch_get_units(&self, pending: &Pending, body: &Value) -> f64 {
         let mut units = 0.0;
-        for (table, items) in body["Responses"].as_object().into_iter().flatten() {
-            let consistent = pending.consistent_by_table.get(table).copied().unwrap_or(false);
-            for item in items.as_array().into_iter().flatten().filter_map(Value::as_object) {
-                let u = read_units(item_size(item)) as f64;
-                units += if consistent { u } else { u / 2.0 };
+        for (table, (consistent, keys)) in &pending.batch_gets {
+            let items: Vec<&Item> = body["Responses"][table]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object)
+                .collect();
+            let unprocessed = body["UnprocessedKeys"][table]["Keys"].as_array().map_or(0, Vec::len) as u64;
+            let missing = keys.saturating_sub(items.len() as u64 + unprocessed);
+            let mut u = missing as f64;
+            for item in items {
+                u += read_units(item_size(item)) as f64;
                 self.remember(table, item);
             }
+            units += if *consistent { u } else { u / 2.0 };
         }
         units
     }
@@ -454,7 +467,8 @@ pub struct Pending {
     table: String,
     index: Option<String>,
     consistent: bool,
-    consistent_by_table: BTreeMap<String, bool>,
+    /// `BatchGetItem`: per table, consistent reads? and the keys asked for.
+    batch_gets: BTreeMap<String, (bool, u64)>,
     recipients: u64,
 }
 
@@ -710,6 +724,23 @@ mod tests {
             json!({"Items": keys}),
         );
         assert_eq!(l.snapshot()[&("DynamoDB".into(), "Query".into())].read_units, 0.5);
+        // Batch gets: each key on its own (the found 5 KB item 2 units, the missing key 1, the
+        // unprocessed one nothing).
+        let keys = json!([{"PK": {"S": "a"}}, {"PK": {"S": "b"}}, {"PK": {"S": "c"}}]);
+        let found = json!({"Responses": {"t": [item_of_bytes("a", 5000)]},
+                           "UnprocessedKeys": {"t": {"Keys": [{"PK": {"S": "c"}}]}}});
+        exchange(
+            &l,
+            "DynamoDB",
+            "BatchGetItem",
+            json!({"RequestItems": {"t": {"Keys": keys, "ConsistentRead": true}}}),
+            200,
+            found,
+        );
+        assert_eq!(
+            l.snapshot()[&("DynamoDB".into(), "BatchGetItem".into())].read_units,
+            3.0
+        );
         // A missing item still costs a read unit.
         exchange(
             &l,
