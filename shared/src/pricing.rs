@@ -126,8 +126,11 @@ pub struct FunctionUse {
     pub function: String,
     /// Its requests and their cost.
     pub tallies: Tallies,
-    /// SQS records it handled (0 for a scheduled function: its invocations are a fixed cost).
+    /// SQS records it handled (through an event source mapping, in batches).
     pub records: u64,
+    /// Invocations not from a queue (the resume schedule's), priced as they are; the resume
+    /// function's share of a run is its work in sweeps that run anyway: 0 invocations.
+    pub scheduled_invocations: u64,
 }
 
 /// A run's cost, in US dollars, by item; and the quantities behind it.
@@ -208,8 +211,9 @@ pub fn run_cost(uses: &[FunctionUse], batch_size: u32, lambda: &LambdaAssumption
         let invocations = records / batch;
         // Per batch: a ReceiveMessage and a DeleteMessageBatch.
         cost.sqs_requests += 2.0 * invocations;
-        cost.invocations += invocations;
-        ms += invocations * lambda.ms_per_invocation + records * lambda.ms_per_record;
+        let scheduled = u.scheduled_invocations as f64;
+        cost.invocations += invocations + scheduled;
+        ms += (invocations + scheduled) * lambda.ms_per_invocation + records * lambda.ms_per_record;
         cost.gb_seconds += lambda.memory_mb / 1024.0 * ms / 1000.0;
     }
     cost.dynamodb_reads = cost.read_units * prices.dynamodb_read_units_per_million / 1e6;
@@ -269,6 +273,7 @@ mod tests {
                     ),
                 ]),
                 records: 2,
+                ..FunctionUse::default()
             },
             FunctionUse {
                 function: "execute".into(),
@@ -282,6 +287,7 @@ mod tests {
                     },
                 )]),
                 records: 1,
+                ..FunctionUse::default()
             },
         ];
         let lambda = LambdaAssumptions {
@@ -312,6 +318,15 @@ mod tests {
         let half = one.divided(2.0);
         assert!((half.total() * 2.0 - one.total()).abs() < 1e-15);
         assert_eq!(half.write_units, 5.0);
+        // A scheduled invocation: no event source requests, nothing divided by the batch size.
+        let sweep = FunctionUse {
+            function: "resume".into(),
+            scheduled_invocations: 1,
+            ..FunctionUse::default()
+        };
+        let c = run_cost(&[sweep], 10, &lambda, &PRICES);
+        assert_eq!((c.invocations, c.sqs_requests), (1.0, 0.0));
+        assert!((c.gb_seconds - 0.01).abs() < 1e-12);
     }
 
     #[test]

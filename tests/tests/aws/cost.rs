@@ -56,6 +56,7 @@ fn uses(h: &Harness, handled: &BTreeMap<FunctionName, usize>) -> Vec<FunctionUse
             function: f.function.as_str().to_string(),
             tallies: f.ledger.snapshot(),
             records: handled.get(&f.function).copied().unwrap_or(0) as u64,
+            scheduled_invocations: 0,
         })
         .collect()
 }
@@ -198,6 +199,30 @@ async fn a_lead_follow_up_run_costs_no_more_than_its_budget() {
         PRICES.durable_run(8.0, 4.0) * 1e6,
     );
     assert!(ten.total() < one.total(), "batches of 10 cost less than batches of 1");
+
+    // The fixed cost: an empty sweep a minute after the previous one, every minute (30 days).
+    h.sweep().await.expect("sweep");
+    h.clock().advance(SignedDuration::from_secs(60));
+    h.reset_counters();
+    assert_eq!(h.sweep().await.expect("sweep"), 0);
+    let resume = h.function(FunctionName::Resume);
+    let sweep = FunctionUse {
+        function: "resume".to_string(),
+        tallies: resume.ledger.snapshot(),
+        records: 0,
+        scheduled_invocations: 1,
+    };
+    print_ledger(
+        "an empty sweep (the resume schedule, every minute)",
+        std::slice::from_ref(&sweep),
+    );
+    let per_sweep = run_cost(&[sweep], 1, &LAMBDA_ASSUMPTIONS, &PRICES);
+    let minutes = 60.0 * 24.0 * 30.0;
+    println!(
+        "  ${:.4} per 30 days ({minutes} sweeps of ${:.3} per million)",
+        per_sweep.total() * minutes,
+        per_sweep.total() * 1e6
+    );
     let per_million = ten.without_email() * 1e6;
     assert!(
         per_million <= LEAD_FOLLOW_UP_BUDGET_PER_MILLION_RUNS,
