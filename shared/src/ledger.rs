@@ -95,7 +95,7 @@ impl Tally {
 pub type Tallies = BTreeMap<(String, String), Tally>;
 
 /// The cost ledger of one function (or any set of clients); clones share the tallies. Attach it
-/// with [`crate::request_counter::RequestCounter::with_ledger`].
+/// with [`crate::request_counter::RequestCounter::with_interceptor`].
 #[derive(Debug, Clone)]
 pub struct CostLedger {
     tallies: Arc<Mutex<Tallies>>,

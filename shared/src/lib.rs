@@ -6,7 +6,8 @@
 //!   service (delayed messages, or a timer store swept every minute);
 //! - [`ses`]: email through SES v2; [`http`]: webhooks and notifications over HTTPS;
 //! - [`sdk`]: SDK client construction and error classification; [`request_counter`]: an SDK
-//!   interceptor that counts requests per operation; [`ledger`]: one that prices them (DynamoDB
+//!   interceptor that counts requests per operation; [`ledger`]: one that prices them, which a
+//!   counter carries in tests (DynamoDB
 //!   request units by [`item_size`] from the [`item_images`] it keeps, SQS 64 KB chunks, SES
 //!   emails), and [`pricing`]: the price table and the cost of a run;
 //! - [`lambda`]: configuration from the environment, per-function wiring, partial batch

@@ -3,13 +3,12 @@
 //! every attempt is a billed request. Each function logs its invocation's counts
 //! ([`crate::lambda`]), and the end-to-end tests read them for the request figures.
 //!
-//! A counter may carry a [`CostLedger`] ([`RequestCounter::with_ledger`]): the clients built
-//! with the counter then get the ledger as a second interceptor, which prices each request.
+//! A counter may carry other interceptors ([`RequestCounter::with_interceptor`]), which the
+//! clients built with it get after the counter.
 
-use crate::ledger::CostLedger;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -17,11 +16,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Request counts keyed by (service, operation), e.g. `("DynamoDB", "TransactWriteItems")`.
-/// Clones share the counts.
+/// Clones share the counts (and the interceptors).
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter {
     counts: Arc<Mutex<BTreeMap<(String, String), u64>>>,
-    ledger: Option<CostLedger>,
+    interceptors: Vec<SharedInterceptor>,
 }
 
 impl RequestCounter {
@@ -29,17 +28,18 @@ impl RequestCounter {
         Self::default()
     }
 
-    /// A counter whose clients also tally their cost in `ledger`.
-    pub fn with_ledger(ledger: CostLedger) -> Self {
-        RequestCounter {
-            ledger: Some(ledger),
-            ..Self::default()
-        }
+    /// The counter, and `interceptor` for the clients built with it (by the `*_client` functions
+    /// of [`crate::sdk`], after the counter and the interceptors added before): another
+    /// interceptor that should see every request of a function's clients, e.g. a test's cost
+    /// ledger. The functions themselves add none.
+    pub fn with_interceptor(mut self, interceptor: impl Intercept + 'static) -> Self {
+        self.interceptors.push(SharedInterceptor::new(interceptor));
+        self
     }
 
-    /// The cost ledger the counter's clients tally in, if any.
-    pub fn ledger(&self) -> Option<&CostLedger> {
-        self.ledger.as_ref()
+    /// The interceptors added with [`RequestCounter::with_interceptor`], in order.
+    pub fn interceptors(&self) -> &[SharedInterceptor] {
+        &self.interceptors
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), u64>> {

@@ -652,7 +652,8 @@ pub struct FunctionHarness {
     pub engine: Wired,
     /// The function's AWS requests, by (service, operation).
     pub counter: RequestCounter,
-    /// What the function's AWS requests cost, by (service, operation): the counter's ledger.
+    /// What the function's AWS requests cost, by (service, operation): a ledger that sees every
+    /// request the counter counts (an interceptor the counter carries).
     pub ledger: CostLedger,
     /// Requests the event source mapping made for this function: `ReceiveMessage` calls that
     /// returned messages and `DeleteMessageBatch` calls.
@@ -758,7 +759,7 @@ impl Harness {
         // so that a write is billed on the item as it is (definitions and the sweep cursor,
         // written by the harness, included).
         let images = ItemImages::new();
-        let tracking = RequestCounter::with_ledger(CostLedger::new(TableSchema::crmflow(), images.clone()));
+        let tracking = RequestCounter::new().with_interceptor(CostLedger::new(TableSchema::crmflow(), images.clone()));
         let store = DynamoStore::new(sdk, Some(&tracking), &resources.table, 30);
         let mut functions = BTreeMap::new();
         let gate = Arc::new(tokio::sync::Mutex::new(()));
@@ -768,7 +769,7 @@ impl Harness {
             let wire = Wire::new(gate.clone());
             let function_sdk = sdk.to_builder().http_client(wire.clone()).build();
             let ledger = CostLedger::new(TableSchema::crmflow(), images.clone());
-            let counter = RequestCounter::with_ledger(ledger.clone());
+            let counter = RequestCounter::new().with_interceptor(ledger.clone());
             let engine = Wired::new(&config, &function_sdk, &counter, clock.clone(), &options, &wire)?;
             let queue_url = match function {
                 FunctionName::Intake => Some(resources.events_queue_url.clone()),
