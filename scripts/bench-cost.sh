@@ -2,8 +2,8 @@
 # What a run of each example costs on AWS, in US dollars per million runs at batches of 1 and
 # 10 records: each example on its own (its definition, the example events it listens to, then
 # 30 days) through the four functions against a local AWS-protocol server, priced from the
-# functions' cost ledgers (crmflow_aws::ledger) with the price table and Lambda assumptions of
-# crmflow_aws::pricing. Starts its own moto server and stops it.
+# functions' cost ledgers (crmflow_tests::cost::ledger) with the price table and Lambda
+# assumptions of crmflow_tests::cost::pricing. Starts its own moto server and stops it.
 #
 #   scripts/bench-cost.sh            # every example: per-function ledgers, then the table
 #

@@ -29,6 +29,8 @@
 //! The wires of one harness send one AWS request at a time (see [`Wire`]): moto does not
 //! isolate concurrent requests the way AWS does.
 
+use crate::cost::item_images::{ItemImages, TableSchema};
+use crate::cost::ledger::CostLedger;
 use crate::local_aws::LocalResources;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -46,10 +48,8 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use crmflow_aws::dynamodb::DynamoStore;
-use crmflow_aws::item_images::{ItemImages, TableSchema};
 use crmflow_aws::lambda::config::{FunctionConfig, FunctionName};
 use crmflow_aws::lambda::{self, SqsConsumer};
-use crmflow_aws::ledger::CostLedger;
 use crmflow_aws::request_counter::RequestCounter;
 use crmflow_aws::sdk::{dynamodb_client, sqs_client};
 use crmflow_aws::timers::{TimerStore, minute_floor};

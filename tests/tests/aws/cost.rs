@@ -1,6 +1,6 @@
-//! What a run costs on AWS, from the cost ledger (`crmflow_aws::ledger`) of each function as the
-//! harness runs it against the local server, priced by `crmflow_aws::pricing`: the lead
-//! follow-up against a budget, and (`scripts/bench-cost.sh`) every example.
+//! What a run costs on AWS, from the cost ledger (`crmflow_tests::cost::ledger`) of each function
+//! as the harness runs it against the local server, priced by `crmflow_tests::cost::pricing`: the
+//! lead follow-up against a budget, and (`scripts/bench-cost.sh`) every example.
 //!
 //! The harness delivers one record per invocation here (batch size 1), so the event source
 //! mapping's requests it counts are what the model of `pricing::run_cost` says for batches of
@@ -8,10 +8,10 @@
 //! their own requests do not depend on the batch size).
 
 use crmflow_aws::lambda::FunctionName;
-use crmflow_aws::ledger::Tally;
-use crmflow_aws::pricing::{FunctionUse, LAMBDA_ASSUMPTIONS, PRICES, RunCost, run_cost};
 use crmflow_core::definition::Program;
 use crmflow_core::run::RunStatus;
+use crmflow_tests::cost::ledger::Tally;
+use crmflow_tests::cost::pricing::{FunctionUse, LAMBDA_ASSUMPTIONS, PRICES, RunCost, run_cost};
 use crmflow_tests::e2e;
 use crmflow_tests::harness::{Harness, HarnessOptions, PumpReport};
 use crmflow_tests::setup_or_skip;

@@ -1,5 +1,5 @@
 //! What a run costs: the price table (list prices, one date) and the arithmetic from what the
-//! functions used ([`crate::ledger`] tallies, records handled) and stated Lambda assumptions to
+//! functions used ([`super::ledger`] tallies, records handled) and stated Lambda assumptions to
 //! US dollars per run.
 //!
 //! Lambda's side is modelled, not measured (no timed tests): an invocation per batch of
@@ -10,7 +10,7 @@
 //! schedule's invocation every minute, cost the same whatever the traffic: they are not in a
 //! run's cost.
 
-use crate::ledger::Tallies;
+use super::ledger::Tallies;
 
 /// List prices in US dollars, US East (N. Virginia), on-demand, arm64 Lambda.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -228,7 +228,7 @@ pub fn run_cost(uses: &[FunctionUse], batch_size: u32, lambda: &LambdaAssumption
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::Tally;
+    use crate::cost::ledger::Tally;
 
     fn tallies(entries: &[(&str, &str, Tally)]) -> Tallies {
         entries

@@ -1,7 +1,7 @@
 //! A cost ledger: an SDK interceptor that tallies, per (service, operation), what AWS bills for
 //! each request, computed from what is actually sent and received:
 //!
-//! - **DynamoDB** request units, by the item-size rules of [`crate::item_size`]:
+//! - **DynamoDB** request units, by the item-size rules of [`super::item_size`]:
 //!   - `PutItem`, `UpdateItem`: write units on the larger of the item before and after;
 //!     `DeleteItem`: on the deleted item; at least 1 each; a write whose condition fails is
 //!     billed on the item as it is;
@@ -25,10 +25,10 @@
 //! - **SES** emails: one per recipient of each accepted `SendEmail`.
 //!
 //! A request that gets no answer is counted but billed nothing more. Every attempt is a
-//! request, retries included, as for [`crate::request_counter::RequestCounter`].
+//! request, retries included, as for [`crmflow_aws::request_counter::RequestCounter`].
 
-use crate::item_images::{Item, ItemImages, Known, Placeholders, TableSchema, apply_update};
-use crate::item_size::{item_size, read_units, write_units};
+use super::item_images::{Item, ItemImages, Known, Placeholders, TableSchema, apply_update};
+use super::item_size::{item_size, read_units, write_units};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -95,7 +95,7 @@ impl Tally {
 pub type Tallies = BTreeMap<(String, String), Tally>;
 
 /// The cost ledger of one function (or any set of clients); clones share the tallies. Attach it
-/// with [`crate::request_counter::RequestCounter::with_interceptor`].
+/// with [`crmflow_aws::request_counter::RequestCounter::with_interceptor`].
 #[derive(Debug, Clone)]
 pub struct CostLedger {
     tallies: Arc<Mutex<Tallies>>,
