@@ -5,9 +5,11 @@
 # functions' cost ledgers (crmflow_tests::cost::ledger) with the price table and Lambda
 # assumptions of crmflow_tests::cost::pricing. Starts its own moto server and stops it.
 #
-#   scripts/bench-cost.sh            # every example: per-function ledgers, then the table
+#   scripts/bench-cost.sh            # the lead follow-up, then every example: per-function
+#                                    # ledgers, then the table
 #
-# The lead follow-up's budget test (tests/tests/aws/cost.rs) runs with the other AWS tests.
+# It runs the cost tests (tests/tests/aws/cost.rs, which also run with the other AWS tests)
+# with their output shown.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,4 +19,4 @@ eval "$moto_exports"
 export CRMFLOW_REQUIRE_LOCAL_AWS=1
 trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
 
-cargo test -p crmflow-tests --test aws -- --ignored --exact cost::cost_per_million_runs_of_each_example --nocapture
+cargo test -p crmflow-tests --test aws -- cost:: --nocapture --test-threads 1

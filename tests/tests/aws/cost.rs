@@ -1,6 +1,6 @@
 //! What a run costs on AWS, from the cost ledger (`crmflow_tests::cost::ledger`) of each function
 //! as the harness runs it against the local server, priced by `crmflow_tests::cost::pricing`: the
-//! lead follow-up against a budget, and (`scripts/bench-cost.sh`) every example.
+//! lead follow-up against a budget, and every example (`scripts/bench-cost.sh` shows the tables).
 //!
 //! The harness delivers one record per invocation here (batch size 1), so the event source
 //! mapping's requests it counts are what the model of `pricing::run_cost` says for batches of
@@ -59,6 +59,26 @@ fn uses(h: &Harness, handled: &BTreeMap<FunctionName, usize>) -> Vec<FunctionUse
             scheduled_invocations: 0,
         })
         .collect()
+}
+
+/// Every function's tallies added up.
+fn total(uses: &[FunctionUse]) -> Tally {
+    uses.iter()
+        .flat_map(|u| u.tallies.values())
+        .fold(Tally::default(), |mut a, t| {
+            a.add(t);
+            a
+        })
+}
+
+/// No write was priced on an item the ledgers had not seen (as if it were new), and no update
+/// expression was approximated.
+fn assert_priced_on_known_items(total: &Tally, what: &str) {
+    assert_eq!(
+        (total.unknown_before, total.approximated_updates),
+        (0, 0),
+        "{what}: every write was priced on known items"
+    );
 }
 
 fn print_ledger(title: &str, uses: &[FunctionUse]) {
@@ -172,19 +192,9 @@ async fn a_lead_follow_up_run_costs_no_more_than_its_budget() {
     assert_ledgers_agree_with_counters(h, &report.handled);
 
     let uses = uses(h, &report.handled);
-    let total = uses
-        .iter()
-        .flat_map(|u| u.tallies.values())
-        .fold(Tally::default(), |mut a, t| {
-            a.add(t);
-            a
-        });
+    let total = total(&uses);
     assert_eq!(total.emails, 2, "the welcome and the follow-up email");
-    assert_eq!(
-        (total.unknown_before, total.approximated_updates),
-        (0, 0),
-        "every write was priced on known items"
-    );
+    assert_priced_on_known_items(&total, "lead-follow-up");
     print_assumptions();
     print_ledger("cost ledger of one lead follow-up run (no reply: every step)", &uses);
     let one = run_cost(&uses, 1, &LAMBDA_ASSUMPTIONS, &PRICES);
@@ -287,33 +297,62 @@ async fn drive_example(h: &Harness, program: &Program) -> (u64, BTreeMap<Functio
     (runs.len() as u64, report.handled)
 }
 
+/// The runs each example's events start when the example runs on its own ([`drive_example`]).
+const EXAMPLE_RUNS: &[(&str, u64)] = &[
+    ("auto-assign-high-priority-cases", 1),
+    ("closed-won-brief", 1),
+    ("discount-approval", 1),
+    ("lead-follow-up", 3),
+    ("negative-sentiment", 1),
+    ("offer-click-funnel", 2),
+    ("vip-routing", 1),
+];
+
+/// One example on its own in a fresh deployment: checks its ledgers and prints them with the
+/// cost per run; `None` when there is no local endpoint (the test skips).
+async fn measure_example(program: &Program) -> Option<(u64, RunCost, RunCost)> {
+    let ctx = e2e::setup(
+        &format!("cost-{}", program.id()),
+        HarnessOptions {
+            start: e2e::ts("2026-03-02T07:00:00Z"),
+            batch_size: 1,
+            ..HarnessOptions::default()
+        },
+    )
+    .await?;
+    let h = &ctx.h;
+    let (runs, handled) = drive_example(h, program).await;
+    let expected = EXAMPLE_RUNS.iter().find(|(id, _)| *id == program.id()).map(|(_, n)| *n);
+    assert_eq!(Some(runs), expected, "{}: runs its example events start", program.id());
+    assert_ledgers_agree_with_counters(h, &handled);
+    let uses = uses(h, &handled);
+    assert_priced_on_known_items(&total(&uses), program.id());
+    print_ledger(&format!("{} ({runs} runs): all runs", program.id()), &uses);
+    let one = run_cost(&uses, 1, &LAMBDA_ASSUMPTIONS, &PRICES).divided(runs as f64);
+    let ten = run_cost(&uses, 10, &LAMBDA_ASSUMPTIONS, &PRICES).divided(runs as f64);
+    println!("  per run:");
+    print_cost(1, &one);
+    print_cost(10, &ten);
+    Some((runs, one, ten))
+}
+
+/// Every example, each on its own: the runs its example events start, ledgers that agree with
+/// the request counters and price every write on known items; prints the $ per million runs of
+/// each (`--nocapture`, as `scripts/bench-cost.sh` runs it).
 #[tokio::test]
-#[ignore = "a benchmark: scripts/bench-cost.sh"]
 async fn cost_per_million_runs_of_each_example() {
-    print_assumptions();
+    let programs = e2e::example_programs();
+    let ids: BTreeSet<&str> = programs.iter().map(|p| p.id()).collect();
+    let expected: BTreeSet<&str> = EXAMPLE_RUNS.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, expected, "EXAMPLE_RUNS names every example");
     let mut table = Vec::new();
-    for program in e2e::example_programs() {
-        let ctx = setup_or_skip!(
-            &format!("cost-{}", program.id()),
-            HarnessOptions {
-                start: e2e::ts("2026-03-02T07:00:00Z"),
-                batch_size: 1,
-                ..HarnessOptions::default()
-            }
-        );
-        let h = &ctx.h;
-        let (runs, handled) = drive_example(h, &program).await;
-        assert!(runs > 0, "{}: the example events start runs", program.id());
-        assert_ledgers_agree_with_counters(h, &handled);
-        let uses = uses(h, &handled);
-        print_ledger(&format!("{} ({runs} runs): all runs", program.id()), &uses);
-        let one = run_cost(&uses, 1, &LAMBDA_ASSUMPTIONS, &PRICES).divided(runs as f64);
-        let ten = run_cost(&uses, 10, &LAMBDA_ASSUMPTIONS, &PRICES).divided(runs as f64);
-        println!("  per run:");
-        print_cost(1, &one);
-        print_cost(10, &ten);
-        table.push((program.id().to_string(), runs, one, ten));
+    for program in &programs {
+        let Some((runs, one, ten)) = measure_example(program).await else {
+            return;
+        };
+        table.push((program.id(), runs, one, ten));
     }
+    print_assumptions();
     println!("\n$ per million runs (SES aside in brackets)");
     println!("  {:<32} {:>4} {:>20} {:>20}", "example", "runs", "batch 1", "batch 10");
     for (id, runs, one, ten) in &table {
