@@ -2,10 +2,13 @@
 //! to their clients (see [`super::sdk`]). Every attempt counts, retries included, because
 //! every attempt is a billed request. Each function logs its invocation's counts
 //! ([`crate::lambda`]), and the end-to-end tests read them for the request figures.
+//!
+//! A counter may carry other interceptors ([`RequestCounter::with_interceptor`]), which the
+//! clients built with it get after the counter.
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -13,15 +16,30 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Request counts keyed by (service, operation), e.g. `("DynamoDB", "TransactWriteItems")`.
-/// Clones share the counts.
+/// Clones share the counts (and the interceptors).
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter {
     counts: Arc<Mutex<BTreeMap<(String, String), u64>>>,
+    interceptors: Vec<SharedInterceptor>,
 }
 
 impl RequestCounter {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The counter, and `interceptor` for the clients built with it (by the `*_client` functions
+    /// of [`crate::sdk`], after the counter and the interceptors added before): another
+    /// interceptor that should see every request of a function's clients, e.g. a test's cost
+    /// ledger. The functions themselves add none.
+    pub fn with_interceptor(mut self, interceptor: impl Intercept + 'static) -> Self {
+        self.interceptors.push(SharedInterceptor::new(interceptor));
+        self
+    }
+
+    /// The interceptors added with [`RequestCounter::with_interceptor`], in order.
+    pub fn interceptors(&self) -> &[SharedInterceptor] {
+        &self.interceptors
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), u64>> {

@@ -5,7 +5,7 @@
 //! `AWS_ENDPOINT_URL_SQS` and `AWS_ENDPOINT_URL_SESV2` (the service clients resolve those when
 //! they are built from the [`SdkConfig`]), which is how tests and local runs point at a local
 //! AWS emulator. The `*_client` functions build service clients with an optional
-//! [`RequestCounter`] attached.
+//! [`RequestCounter`] attached (and the interceptors it carries).
 //!
 //! Every client speaks HTTPS through [`https_client`]: rustls with the *ring* crypto provider,
 //! trusting the Mozilla root certificates compiled into the binary ([`TRUSTED_ROOTS_PEM`]), not
@@ -20,6 +20,7 @@ use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Response;
@@ -92,25 +93,39 @@ impl HttpClient for ConnectorOnFirstUse {
 /// the form the SDK's trust store takes. Written when the crate is built (`build.rs`).
 pub const TRUSTED_ROOTS_PEM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trusted-roots.pem"));
 
-/// A DynamoDB client, counting its requests when a counter is given.
+/// The interceptors of a client built with `counter`: the counter, then the interceptors it
+/// carries ([`RequestCounter::with_interceptor`]); none without a counter.
+fn counting(counter: Option<&RequestCounter>) -> Vec<SharedInterceptor> {
+    let Some(counter) = counter else {
+        return Vec::new();
+    };
+    let mut interceptors = vec![SharedInterceptor::new(counter.clone())];
+    interceptors.extend(counter.interceptors().iter().cloned());
+    interceptors
+}
+
+/// A DynamoDB client, counting its requests when a counter is given (with the
+/// interceptors the counter carries).
 pub fn dynamodb_client(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> aws_sdk_dynamodb::Client {
     let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk);
-    if let Some(counter) = counter {
-        builder = builder.interceptor(counter.clone());
+    for interceptor in counting(counter) {
+        builder.push_interceptor(interceptor);
     }
     aws_sdk_dynamodb::Client::from_conf(builder.build())
 }
 
-/// An SQS client, counting its requests when a counter is given.
+/// An SQS client, counting its requests when a counter is given (with the
+/// interceptors the counter carries).
 pub fn sqs_client(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> aws_sdk_sqs::Client {
     let mut builder = aws_sdk_sqs::config::Builder::from(sdk);
-    if let Some(counter) = counter {
-        builder = builder.interceptor(counter.clone());
+    for interceptor in counting(counter) {
+        builder.push_interceptor(interceptor);
     }
     aws_sdk_sqs::Client::from_conf(builder.build())
 }
 
-/// An SES v2 client, counting its requests when a counter is given.
+/// An SES v2 client, counting its requests when a counter is given (with the
+/// interceptors the counter carries).
 ///
 /// The SDK's own retries are turned off: a retried `SendEmail` after a timeout can send the
 /// email twice, while a failed attempt surfaces as a transient error that the caller retries
@@ -119,8 +134,8 @@ pub fn sqs_client(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> aws_sdk_
 pub fn sesv2_client(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> aws_sdk_sesv2::Client {
     let mut builder = aws_sdk_sesv2::config::Builder::from(sdk)
         .retry_config(aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(1));
-    if let Some(counter) = counter {
-        builder = builder.interceptor(counter.clone());
+    for interceptor in counting(counter) {
+        builder.push_interceptor(interceptor);
     }
     aws_sdk_sesv2::Client::from_conf(builder.build())
 }

@@ -29,6 +29,8 @@
 //! The wires of one harness send one AWS request at a time (see [`Wire`]): moto does not
 //! isolate concurrent requests the way AWS does.
 
+use crate::cost::item_images::{ItemImages, TableSchema};
+use crate::cost::ledger::CostLedger;
 use crate::local_aws::LocalResources;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -650,6 +652,9 @@ pub struct FunctionHarness {
     pub engine: Wired,
     /// The function's AWS requests, by (service, operation).
     pub counter: RequestCounter,
+    /// What the function's AWS requests cost, by (service, operation): a ledger that sees every
+    /// request the counter counts (an interceptor the counter carries).
+    pub ledger: CostLedger,
     /// Requests the event source mapping made for this function: `ReceiveMessage` calls that
     /// returned messages and `DeleteMessageBatch` calls.
     pub esm: RequestCounter,
@@ -672,7 +677,8 @@ pub struct PumpReport {
 }
 
 impl PumpReport {
-    fn merge(&mut self, other: PumpReport) {
+    /// Adds `other`'s records, failures and crashes.
+    pub fn merge(&mut self, other: PumpReport) {
         for (f, n) in other.handled {
             *self.handled.entry(f).or_default() += n;
         }
@@ -749,7 +755,12 @@ impl Harness {
         let overhead = RequestCounter::new();
         let sqs = sqs_client(sdk, Some(&overhead));
         let dynamodb = dynamodb_client(sdk, Some(&overhead));
-        let store = DynamoStore::new(sdk, None, &resources.table, 30);
+        // The ledgers of the functions and of the harness's own store share the item images,
+        // so that a write is billed on the item as it is (definitions and the sweep cursor,
+        // written by the harness, included).
+        let images = ItemImages::new();
+        let tracking = RequestCounter::new().with_interceptor(CostLedger::new(TableSchema::crmflow(), images.clone()));
+        let store = DynamoStore::new(sdk, Some(&tracking), &resources.table, 30);
         let mut functions = BTreeMap::new();
         let gate = Arc::new(tokio::sync::Mutex::new(()));
         for function in FunctionName::ENGINE {
@@ -757,7 +768,8 @@ impl Harness {
             let config = FunctionConfig::from_lookup(function, |k| env.get(k).cloned()).map_err(|e| e.to_string())?;
             let wire = Wire::new(gate.clone());
             let function_sdk = sdk.to_builder().http_client(wire.clone()).build();
-            let counter = RequestCounter::new();
+            let ledger = CostLedger::new(TableSchema::crmflow(), images.clone());
+            let counter = RequestCounter::new().with_interceptor(ledger.clone());
             let engine = Wired::new(&config, &function_sdk, &counter, clock.clone(), &options, &wire)?;
             let queue_url = match function {
                 FunctionName::Intake => Some(resources.events_queue_url.clone()),
@@ -777,6 +789,7 @@ impl Harness {
                     config,
                     engine,
                     counter,
+                    ledger,
                     esm_sqs: sqs_client(sdk, Some(&overhead)),
                     esm,
                     wire,
@@ -829,7 +842,8 @@ impl Harness {
         self.inner.functions.values()
     }
 
-    /// An uncounted store on the deployment's table (to load definitions, read runs).
+    /// An uncounted store on the deployment's table (to load definitions, read runs): its
+    /// requests are attributed to no function, its ledger only keeps the item images.
     pub fn store(&self) -> &DynamoStore {
         &self.inner.store
     }
@@ -855,10 +869,11 @@ impl Harness {
         self.overhead().total() + self.functions().map(|f| f.counter.total()).sum::<u64>()
     }
 
-    /// Clears every function's request counters and wire records.
+    /// Clears every function's request counters, ledgers and wire records.
     pub fn reset_counters(&self) {
         for f in self.functions() {
             f.counter.reset();
+            f.ledger.reset();
             f.esm.reset();
             f.wire.clear_calls();
         }
