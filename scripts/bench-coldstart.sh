@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Cold-start benchmark of the five Lambda functions (a benchmark, not a test: CI does not run it).
+# Cold-start benchmark of the six Lambda functions (a benchmark, not a test: CI does not run it).
 #
 #   scripts/bench-coldstart.sh                    # builds native release binaries, 15 starts each
 #   scripts/bench-coldstart.sh --runs 31          # more starts
-#   scripts/bench-coldstart.sh --bin-dir DIR      # takes DIR/{intake,evaluate,execute,resume,api,hello-lambda}
+#   scripts/bench-coldstart.sh --bin-dir DIR      # takes DIR/{intake,evaluate,execute,resume,api,simulate,hello-lambda}
 #
 # Each start execs a binary against a fake Lambda Runtime API on 127.0.0.1 (Python, below) with
 # the environment Lambda gives a function, and measures
 #   - init: from the exec to the function's first `GET /2018-06-01/runtime/invocation/next`;
 #   - first invocation: from handing out a sample event (events/lambda/<function>.json, one
-#     record; for api an API Gateway request, GET /api/v1/automations with the samples' key) to
+#     record; for api an API Gateway request, GET /api/v1/automations with the samples' key, for simulate
+#     POST /api/v1/automations/{id}/test of an example) to
 #     the function's `POST /2018-06-01/runtime/invocation/<id>/response`.
 # The process is then killed, and the next start is a new process. The baseline is
 # hello-lambda (tests/hello-lambda), a hello-world lambda_runtime function built with the same
@@ -42,7 +43,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-binaries=(hello-lambda intake evaluate execute resume api)
+binaries=(hello-lambda intake evaluate execute resume api simulate)
 if [ -z "$bin_dir" ]; then
     args=()
     for b in "${binaries[@]}"; do args+=(--bin "$b"); done
@@ -231,7 +232,7 @@ def start_once(binary, invoke, timeout=60):
         answer = json.loads(start.response)
         if isinstance(answer, dict) and answer.get("batchItemFailures"):
             sys.exit(f"{binary}: the record failed: {answer}")
-        if binary == "api" and not 200 <= answer.get("statusCode", 0) < 300:
+        if binary in ("api", "simulate") and not 200 <= answer.get("statusCode", 0) < 300:
             sys.exit(f"{binary}: the request failed: {answer}")
         figures["first"] = (start.response_at - start.sent_at) / 1e6
     return figures

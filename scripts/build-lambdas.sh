@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the five Lambda functions (intake, evaluate, execute, resume, api) as `bootstrap` binaries
+# Builds the six Lambda functions (intake, evaluate, execute, resume, api, simulate) as `bootstrap` binaries
 # for the provided.al2023 runtime, with cargo-lambda (installed from PyPI, with the zig it
 # cross-links with, by scripts/python-tools.sh).
 #
@@ -13,7 +13,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-functions=(intake evaluate execute resume api)
+functions=(intake evaluate execute resume api simulate)
 arch_flag=--arm64
 rust_target=aarch64-unknown-linux-gnu
 extra=()

@@ -22,7 +22,7 @@ lambda_bin=$(scripts/python-tools.sh path lambda)
 export PATH="$lambda_bin:$root/.venv/bin:$PATH"
 
 functions=("$@")
-[ ${#functions[@]} -gt 0 ] || functions=(intake evaluate execute resume api)
+[ ${#functions[@]} -gt 0 ] || functions=(intake evaluate execute resume api simulate)
 
 state=$(mktemp -d)
 watch_pid=

@@ -4,11 +4,11 @@
 #   scripts/sam-build.sh            # arm64, the template's default Architecture
 #   scripts/sam-build.sh --x86-64   # Architecture=x86_64
 #
-# 1. scripts/build-lambdas.sh builds the five functions in one `cargo lambda build --release`.
+# 1. scripts/build-lambdas.sh builds the six functions in one `cargo lambda build --release`.
 # 2. `sam build --beta-features` (rust-cargolambda is a beta build method) runs, per function,
 #    `cargo lambda build --release [--arm64] --bin <Binary>` from the workspace root into the same
 #    target directory, with the same flags, so cargo finds every unit fresh and SAM only copies
-#    the bootstraps. Built one function at a time from cold, the five fat-LTO links run one
+#    the bootstraps. Built one function at a time from cold, the six fat-LTO links run one
 #    after another; step 1 runs them side by side instead.
 # 3. Checks what SAM wrote: .aws-sam/build/template.yaml points each function at its own
 #    directory, and each directory's `bootstrap` is a Linux ELF executable for the architecture,
@@ -64,10 +64,10 @@ esac
 declare -A binaries=(
     [IntakeFunction]=intake [EvaluateFunction]=evaluate
     [ExecuteFunction]=execute [ResumeFunction]=resume
-    [ApiFunction]=api
+    [ApiFunction]=api [SimulateFunction]=simulate
 )
 failures=0
-for function in IntakeFunction EvaluateFunction ExecuteFunction ResumeFunction ApiFunction; do
+for function in IntakeFunction EvaluateFunction ExecuteFunction ResumeFunction ApiFunction SimulateFunction; do
     binary=${binaries[$function]}
     built="$build_dir/$function/bootstrap"
     if [ ! -x "$built" ]; then

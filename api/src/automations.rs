@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use crmflow_core::definition::load::from_value;
 use crmflow_core::definition::{Automation, AutomationStatus};
-use crmflow_core::ports::{AutomationVersion, CreateOutcome};
+use crmflow_core::ports::{AutomationDirectory, AutomationVersion, CreateOutcome};
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -184,9 +184,12 @@ pub async fn create(
 }
 
 /// Every version of the caller's automation `id`; 404 when it has none.
-pub(crate) async fn versions(state: &ApiState, caller: &Caller, id: &str) -> Result<Vec<AutomationVersion>, Problem> {
-    let versions = state
-        .automations
+pub(crate) async fn versions(
+    automations: &dyn AutomationDirectory,
+    caller: &Caller,
+    id: &str,
+) -> Result<Vec<AutomationVersion>, Problem> {
+    let versions = automations
         .versions(&caller.0.tenant, id)
         .await
         .map_err(|e| Problem::store(&e))?;
@@ -197,7 +200,7 @@ pub(crate) async fn versions(state: &ApiState, caller: &Caller, id: &str) -> Res
 }
 
 pub(crate) async fn newest(state: &ApiState, caller: &Caller, id: &str) -> Result<AutomationVersion, Problem> {
-    let mut all = versions(state, caller, id).await?;
+    let mut all = versions(state.automations.as_ref(), caller, id).await?;
     all.pop()
         .ok_or_else(|| Problem::not_found(format!("no automation {id:?}")))
 }
@@ -261,7 +264,7 @@ pub async fn list_versions(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<AutomationView>>, Problem> {
     let id = path(id)?;
-    let all = versions(&state, &caller, &id).await?;
+    let all = versions(state.automations.as_ref(), &caller, &id).await?;
     Ok(Json(all.iter().map(AutomationView::from).collect()))
 }
 
@@ -272,7 +275,7 @@ pub async fn get_version(
     params: Result<Path<VersionPath>, PathRejection>,
 ) -> Result<Json<AutomationView>, Problem> {
     let VersionPath { id, version } = path(params)?;
-    let all = versions(&state, &caller, &id).await?;
+    let all = versions(state.automations.as_ref(), &caller, &id).await?;
     all.iter()
         .find(|v| v.program.version() == version)
         .map(|v| Json(AutomationView::from(v)))

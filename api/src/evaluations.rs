@@ -39,7 +39,7 @@ pub async fn list(
     query: Result<Query<EvaluationQuery>, QueryRejection>,
 ) -> Result<Json<Evaluations>, Problem> {
     let Path(id) = id.map_err(|e| Problem::invalid_field("id", e.body_text()))?;
-    crate::automations::versions(&state, &caller, &id).await?;
+    crate::automations::versions(state.automations.as_ref(), &caller, &id).await?;
     let Query(query) = query.map_err(Problem::from)?;
     let limit = query.limit.unwrap_or(20);
     if limit == 0 || limit > 50 {

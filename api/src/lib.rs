@@ -79,6 +79,11 @@ impl Route {
     pub fn is_public(&self) -> bool {
         self.doc.public
     }
+
+    /// Honours `Idempotency-Key` ([`idempotency`]): a POST that changes something.
+    pub fn is_idempotent(&self) -> bool {
+        self.method == Method::POST && !self.doc.safe
+    }
 }
 
 fn route(method: Method, path: &'static str, handler: MethodRouter<ApiState>, doc: Operation) -> Route {
@@ -96,8 +101,36 @@ const NEW_ID: &str = "$response.body#/id";
 const BY_ID: &[(&str, &str)] = &[("id", NEW_ID)];
 const FIRST_RUN: &[(&str, &str)] = &[("id", "$request.path.id"), ("run_id", "$response.body#/items/0/id")];
 
-/// Every route of the API.
+/// Every route of the API: [`management_routes`] and [`test_route`].
 pub fn routes() -> Vec<Route> {
+    let mut all = management_routes();
+    all.push(test_route());
+    all
+}
+
+/// The test route: an automation run on a sample event ([`test_run`]). It links the whole
+/// engine, so on AWS a function of its own serves it ([`test_router`]).
+pub fn test_route() -> Route {
+    route(
+        Method::POST,
+        test_run::PATH,
+        post(test_run::test),
+        Operation::new("testAutomation", "Test a version with a sample event")
+            .safe()
+            .describe(
+                "Runs the event (and contact) through a draft or active version with waits \
+                 fast-forwarded; nothing is performed or stored. The answer is the timeline, as \
+                 `crmflow simulate --format json` prints it.",
+            )
+            .body::<test_run::TestRequest>("The sample event, contact and version")
+            .reply::<test_run::TestResult>(200, "The runs the event started, step by step")
+            .problem(404, "No such automation, or no such version of it")
+            .problem(409, "The automation is archived"),
+    )
+}
+
+/// Every route but [`test_route`]: what the api function serves ([`management_router`]).
+pub fn management_routes() -> Vec<Route> {
     let mut all = automation_routes();
     all.extend(version_routes());
     all.extend(run_routes());
@@ -356,31 +389,37 @@ fn manual_routes() -> Vec<Route> {
                     "The automation is not active, or its enrollment policy refuses the record",
                 ),
         ),
-        route(
-            Method::POST,
-            "/api/v1/automations/{id}/test",
-            post(test_run::test),
-            Operation::new("testAutomation", "Test a version with a sample event")
-                .describe(
-                    "Runs the event (and contact) through a draft or active version with waits \
-                     fast-forwarded; nothing is performed or stored. The answer is the timeline, as \
-                     `crmflow simulate --format json` prints it.",
-                )
-                .body::<test_run::TestRequest>("The sample event, contact and version")
-                .reply::<test_run::TestResult>(200, "The runs the event started, step by step")
-                .problem(404, "No such automation, or no such version of it")
-                .problem(409, "The automation is archived"),
-        ),
     ]
 }
 
-/// The router: [`routes`] (POST routes honour `Idempotency-Key`), and a problem document for
-/// any other path (404) or method (405).
+/// The router of every route ([`routes`]): `crmflow serve`.
 pub fn router(state: ApiState) -> Router {
-    routes()
+    serve(routes(), state)
+}
+
+/// The router of the api function: [`management_routes`], and 405 on the test route's path, whose
+/// POST goes to the simulate function ([`test_router`]; the HTTP API routes it there).
+pub fn management_router(state: ApiState) -> Router {
+    serve(management_routes(), state).route(test_run::PATH, MethodRouter::new())
+}
+
+/// The router of the simulate function: the test route alone, on [`test_run::TestState`], with
+/// the same answers for any other path or method as [`router`].
+pub fn test_router(state: test_run::TestState) -> Router {
+    Router::new()
+        .route(test_run::PATH, post(test_run::test))
+        .fallback(|| async { Problem::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
+        .with_state(state)
+}
+
+/// `routes` served on `state`: POST routes that change something honour `Idempotency-Key`
+/// ([`Route::is_idempotent`]), and any other path (404) or method (405) gets a problem document.
+fn serve(routes: Vec<Route>, state: ApiState) -> Router {
+    routes
         .into_iter()
         .fold(Router::new(), |router, r| {
-            let handler = if r.method == Method::POST {
+            let handler = if r.is_idempotent() {
                 r.handler.layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     idempotency::idempotent,

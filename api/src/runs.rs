@@ -100,7 +100,7 @@ pub async fn list(
     if limit == 0 || limit > MAX_PAGE {
         return Err(Problem::invalid_field("limit", format!("must be from 1 to {MAX_PAGE}")));
     }
-    crate::automations::versions(&state, &caller, &id).await?;
+    crate::automations::versions(state.automations.as_ref(), &caller, &id).await?;
     let filter = RunFilter {
         status: query.status,
         started_from: query.started_from,

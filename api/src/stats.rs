@@ -79,7 +79,7 @@ pub async fn stats(
     query: Result<Query<StatsQuery>, QueryRejection>,
 ) -> Result<Json<Stats>, Problem> {
     let Path(id) = id.map_err(|e| Problem::invalid_field("id", e.body_text()))?;
-    crate::automations::versions(&state, &caller, &id).await?;
+    crate::automations::versions(state.automations.as_ref(), &caller, &id).await?;
     let Query(query) = query.map_err(Problem::from)?;
     let wanted = query.runs.unwrap_or(DEFAULT_RUNS);
     if wanted == 0 || wanted > MAX_RUNS {

@@ -2,22 +2,53 @@
 //! through a draft or active version of the automation on a private embedded engine, waits
 //! fast-forwarded. Nothing is performed and nothing is stored: the answer is the timeline, as
 //! `crmflow simulate --format json` prints it.
+//!
+//! The route needs only the automations and the API keys ([`TestState`]), and changes nothing:
+//! on AWS it is served by a function of its own (the simulate function, which links the engine
+//! and has read-only access to the table), so that the api function does not link the engine.
 
 use crate::ApiState;
-use crate::auth::Caller;
+use crate::auth::{ApiKeyStore, Caller};
 use crate::events::caller_event;
 use crate::problem::Problem;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use crmflow_core::definition::{AutomationStatus, Program};
 use crmflow_core::event::Event;
+use crmflow_core::ports::AutomationDirectory;
 use crmflow_core::simulate::{RunReport, SimulationOptions, Simulator};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The route's path.
+pub const PATH: &str = "/api/v1/automations/{id}/test";
+
+/// What the route uses.
+#[derive(Clone)]
+pub struct TestState {
+    pub automations: Arc<dyn AutomationDirectory>,
+    pub keys: Arc<dyn ApiKeyStore>,
+}
+
+impl FromRef<ApiState> for TestState {
+    fn from_ref(state: &ApiState) -> Self {
+        TestState {
+            automations: Arc::clone(&state.automations),
+            keys: Arc::clone(&state.keys),
+        }
+    }
+}
+
+impl FromRef<TestState> for Arc<dyn ApiKeyStore> {
+    fn from_ref(state: &TestState) -> Self {
+        Arc::clone(&state.keys)
+    }
+}
 
 /// The body.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -48,14 +79,14 @@ pub struct TestResult {
 /// 200 with the timeline; 400 naming the field at fault; 404 for an unknown automation or
 /// version; 409 for an archived one.
 pub async fn test(
-    State(state): State<ApiState>,
+    State(state): State<TestState>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TestResult>, Problem> {
     let Path(id) = id.map_err(|e| Problem::invalid_field("path", e.body_text()))?;
     // The automation first: another tenant's answers 404 whatever the body.
-    let versions = crate::automations::versions(&state, &caller, &id).await?;
+    let versions = crate::automations::versions(state.automations.as_ref(), &caller, &id).await?;
     let request: TestRequest = serde_json::from_slice(&body?).map_err(|e| {
         Problem::invalid_field(
             "",

@@ -628,7 +628,9 @@ impl Wired {
                 Wired::Resume(engine)
             }
             // Driven by HTTP requests, not by the harness (see tests/tests/aws/api.rs).
-            FunctionName::Api => return Err("the harness drives the engine functions only".to_string()),
+            FunctionName::Api | FunctionName::Simulate => {
+                return Err("the harness drives the engine functions only".to_string());
+            }
         })
     }
 
@@ -775,7 +777,7 @@ impl Harness {
                 FunctionName::Intake => Some(resources.events_queue_url.clone()),
                 FunctionName::Evaluate => Some(resources.step_queue_url.clone()),
                 FunctionName::Execute => Some(resources.action_queue_url.clone()),
-                FunctionName::Resume | FunctionName::Api => None,
+                FunctionName::Resume | FunctionName::Api | FunctionName::Simulate => None,
             };
             let queue_arn = match &queue_url {
                 Some(url) => Some(queue_arn(&sqs, url).await?),

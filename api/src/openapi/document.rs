@@ -3,7 +3,6 @@
 use super::{SCHEMAS, SECURITY_SCHEME, path_parameter, path_parameter_names, schema_of};
 use crate::Route;
 use crate::problem::{PROBLEM_JSON, Problem};
-use axum::http::Method;
 use schemars::SchemaGenerator;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
@@ -138,7 +137,7 @@ fn shared_replies(route: &Route) -> Vec<(u16, &'static str)> {
         ));
         shared.push((413, "The body is too large"));
     }
-    if route.method == Method::POST {
+    if route.is_idempotent() {
         shared.extend([
             (400, "`Idempotency-Key` is not 1 to 255 visible ASCII characters"),
             (409, "A request with this `Idempotency-Key` is still being processed"),
@@ -195,7 +194,7 @@ fn responses(route: &Route, generators: &mut Generators) -> Value {
             entry["content"] = json!({ media_type: { "schema": schema } });
         }
         let mut headers = answer.headers;
-        if route.method == Method::POST && status < 300 {
+        if route.is_idempotent() && status < 300 {
             headers.push("Idempotent-Replayed");
         }
         if !headers.is_empty() {
@@ -232,7 +231,7 @@ fn operation(route: &Route, generators: &mut Generators) -> Value {
     if let Some(query) = op.query {
         parameters.extend(query_parameters(&query(&mut generators.input).to_value()));
     }
-    if route.method == Method::POST {
+    if route.is_idempotent() {
         parameters.push(idempotency_key_parameter());
     }
     let mut out = json!({ "operationId": op.id, "summary": op.summary, "tags": [tag(route.path)] });

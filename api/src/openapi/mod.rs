@@ -50,6 +50,9 @@ pub struct Operation {
     pub description: &'static str,
     /// Served without an API key.
     pub public: bool,
+    /// A POST that changes nothing (POST for its body): retrying it is harmless, and it takes no
+    /// `Idempotency-Key`.
+    pub safe: bool,
     /// A struct whose fields are the query parameters.
     pub query: Option<SchemaFn>,
     pub body: Option<RequestBody>,
@@ -186,6 +189,7 @@ impl Operation {
             summary,
             description: "",
             public: false,
+            safe: false,
             query: None,
             body: None,
             replies: Vec::new(),
@@ -199,6 +203,11 @@ impl Operation {
     /// Served without an API key.
     pub fn public(self) -> Operation {
         Operation { public: true, ..self }
+    }
+
+    /// A POST that changes nothing (see [`Operation::safe`](Operation#structfield.safe)).
+    pub fn safe(self) -> Operation {
+        Operation { safe: true, ..self }
     }
 
     /// The fields of `T` are the query parameters.

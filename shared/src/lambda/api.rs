@@ -1,4 +1,5 @@
-//! The api function: the management API (`crmflow_api::router`) behind an API Gateway HTTP API
+//! The api function: the management API (`crmflow_api::management_router`: every route but the
+//! test route, which the simulate function serves) behind an API Gateway HTTP API
 //! (payload format 2.0), on `lambda_http`, with the DynamoDB and SQS adapters.
 //!
 //! [`state`] wires [`ApiState`] from the function's configuration: the table (definitions,
@@ -11,7 +12,7 @@ use crate::dynamodb::DynamoStore;
 use crate::request_counter::RequestCounter;
 use crate::sqs::{SqsEventQueue, SqsStepQueue};
 use aws_config::SdkConfig;
-use crmflow_api::{ApiState, router};
+use crmflow_api::{ApiState, management_router};
 use crmflow_core::engine::Intake;
 use crmflow_core::ports::SystemClock;
 use lambda_http::tower::ServiceExt;
@@ -97,15 +98,23 @@ impl lambda_http::IntoResponse for ApiResponse {
     }
 }
 
-/// What the api function serves: each request (converted from the API Gateway payload by
-/// `lambda_http`) goes through the router; one log line per request with its method, path,
-/// status and the AWS requests it made (`counter`, attached to the state's clients).
+/// What the api function serves: the management router, logged per request.
 pub fn handler(
     state: ApiState,
     counter: RequestCounter,
 ) -> impl lambda_http::Service<lambda_http::Request, Response = ApiResponse, Error = std::convert::Infallible, Future: Send>
 + Clone {
-    let app = router(state);
+    http_handler(management_router(state), counter)
+}
+
+/// An HTTP function's handler: each request (converted from the API Gateway payload by
+/// `lambda_http`) goes through `app`; one log line per request with its method, path, status and
+/// the AWS requests it made (`counter`, attached to the state's clients).
+pub(super) fn http_handler(
+    app: axum::Router,
+    counter: RequestCounter,
+) -> impl lambda_http::Service<lambda_http::Request, Response = ApiResponse, Error = std::convert::Infallible, Future: Send>
++ Clone {
     lambda_http::service_fn(move |request: lambda_http::Request| {
         let (app, counter) = (app.clone(), counter.clone());
         async move {

@@ -28,18 +28,23 @@ pub enum FunctionName {
     Resume,
     /// The management API, behind an API Gateway HTTP API.
     Api,
+    /// The management API's test route (an automation run on a sample event, on a private
+    /// simulator), behind the same HTTP API.
+    Simulate,
 }
 
 impl FunctionName {
-    pub const ALL: [FunctionName; 5] = [
+    pub const ALL: [FunctionName; 6] = [
         FunctionName::Intake,
         FunctionName::Evaluate,
         FunctionName::Execute,
         FunctionName::Resume,
         FunctionName::Api,
+        FunctionName::Simulate,
     ];
 
-    /// The functions of the engine, driven by queues and the timer schedule (all but the api).
+    /// The functions of the engine, driven by queues and the timer schedule (all but the two of
+    /// the HTTP API).
     pub const ENGINE: [FunctionName; 4] = [
         FunctionName::Intake,
         FunctionName::Evaluate,
@@ -54,6 +59,7 @@ impl FunctionName {
             FunctionName::Execute => "execute",
             FunctionName::Resume => "resume",
             FunctionName::Api => "api",
+            FunctionName::Simulate => "simulate",
         }
     }
 }
@@ -105,7 +111,12 @@ impl FunctionConfig {
             })
         };
         let table_name = required("CRMFLOW_TABLE_NAME")?;
-        let step_queue_url = required("CRMFLOW_STEP_QUEUE_URL")?;
+        // The simulate function sends nothing.
+        let step_queue_url = if function == FunctionName::Simulate {
+            get("CRMFLOW_STEP_QUEUE_URL").unwrap_or_default()
+        } else {
+            required("CRMFLOW_STEP_QUEUE_URL")?
+        };
         let action_queue_url = if function == FunctionName::Evaluate {
             required("CRMFLOW_ACTION_QUEUE_URL")?
         } else {

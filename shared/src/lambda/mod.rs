@@ -8,7 +8,8 @@
 //! | evaluate | [`evaluate`] | [`Evaluate`](crmflow_core::engine::Evaluate) | DynamoDB (catalog, runs, idempotency, timers), step and action queues, CRM command queue |
 //! | execute | [`execute`] | [`Execute`](crmflow_core::engine::Execute) | DynamoDB (catalog, runs, idempotency), step queue, CRM command queue, SES v2, HTTPS |
 //! | resume | [`resume`] | [`Resume`](crmflow_core::engine::Resume) | DynamoDB (timers), step queue |
-//! | api | `api` (feature `api`) | `crmflow_api::router` on `lambda_http` | DynamoDB (catalog, runs, idempotency, API keys), step and events queues |
+//! | api | `api` (feature `api`) | `crmflow_api::management_router` on `lambda_http` | DynamoDB (catalog, runs, idempotency, API keys), step and events queues |
+//! | simulate | `simulate` (feature `api`) | `crmflow_api::test_router` on `lambda_http` | DynamoDB (catalog, API keys), read only |
 //!
 //! The binaries in `functions/` only call their module's `main`.
 
@@ -22,6 +23,8 @@ pub mod intake;
 pub mod logging;
 pub mod permissions;
 pub mod resume;
+#[cfg(feature = "api")]
+pub mod simulate;
 
 pub use config::{ConfigError, FunctionConfig, FunctionName};
 

@@ -90,12 +90,14 @@ pub fn required(function: FunctionName) -> Vec<Permission> {
             p("sqs:SendMessage", StepQueue),
             p("sqs:SendMessage", EventsQueue),
         ],
+        // the test route: the automation's versions and the caller's API key; nothing written
+        FunctionName::Simulate => vec![p("dynamodb:GetItem", Table), p("dynamodb:Query", Table)],
     };
     let consumed = match function {
         FunctionName::Intake => Some(EventsQueue),
         FunctionName::Evaluate => Some(StepQueue),
         FunctionName::Execute => Some(ActionQueue),
-        FunctionName::Resume | FunctionName::Api => None,
+        FunctionName::Resume | FunctionName::Api | FunctionName::Simulate => None,
     };
     if let Some(queue) = consumed {
         out.extend(CONSUME.iter().map(|a| p(a, queue)));

@@ -98,7 +98,12 @@ fn every_route_is_in_the_document_with_its_parameters() {
                 .iter()
                 .map(|p| &p["name"])
                 .collect();
-            assert!(names.contains(&&Value::from("Idempotency-Key")), "{}", route.path);
+            assert_eq!(
+                names.contains(&&Value::from("Idempotency-Key")),
+                route.is_idempotent(),
+                "{}",
+                route.path
+            );
         }
     }
     assert_eq!(documented().len(), routes().len(), "one operation per route");

@@ -17,12 +17,12 @@ use aws_sdk_sqs::types::Message;
 use crmflow_api::auth::{digest, new_key};
 use crmflow_aws::dynamodb::{DynamoStore, Revocation};
 use crmflow_aws::lambda::permissions::{actions_for_operation, required};
-use crmflow_aws::lambda::{FunctionConfig, FunctionName, api};
+use crmflow_aws::lambda::{FunctionConfig, FunctionName, api, simulate};
 use crmflow_aws::request_counter::RequestCounter;
 use crmflow_aws::sdk::sqs_client;
 use crmflow_aws::sqs::SqsEventQueue;
 use crmflow_core::event::{Event, Subject, parse_event};
-use crmflow_core::ports::{ApiKeyStore, Credential, EventQueue, StoreError};
+use crmflow_core::ports::{ApiKeyStore, AutomationCatalog, Credential, EventQueue, StoreError};
 use crmflow_tests::local_aws::{LocalDeployment, LocalResources, SAMPLE_API_KEY, SAMPLE_API_KEY_ID};
 use lambda_http::Service;
 use lambda_http::request::LambdaRequest;
@@ -277,11 +277,7 @@ impl ApiFunction {
         let config = FunctionConfig::from_lookup(FunctionName::Api, |k| env.get(k).cloned()).expect("config");
         let requests = RequestCounter::new();
         let state = api::state(&config, &sdk, Some(&requests)).expect("state");
-        let mut service = api::handler(state, RequestCounter::new());
-        let boxed: ApiHandler = Box::new(lambda_http::service_fn(move |r| {
-            let call = service.call(r);
-            Box::pin(call) as lambda_http::BoxFuture<'static, _>
-        }));
+        let boxed = boxed(api::handler(state, RequestCounter::new()));
         let store = DynamoStore::new(&sdk, None, &resources.table, 30);
         let mut keys = Vec::new();
         for tenant in ["acme", "globex"] {
@@ -302,7 +298,7 @@ impl ApiFunction {
             sdk,
             resources,
             requests,
-            handler: lambda_http::Adapter::from(boxed),
+            handler: boxed,
             acme,
             globex,
         })
@@ -311,11 +307,34 @@ impl ApiFunction {
     /// Invokes the function with an API Gateway HTTP API request (payload 2.0); returns the
     /// response payload it gives the runtime (`statusCode`, `headers`, `body`).
     async fn invoke(&mut self, request: Value) -> Value {
-        let request: LambdaRequest = serde_json::from_value(request).expect("an API Gateway v2 request");
-        let event = lambda_http::LambdaEvent::new(request, lambda_http::Context::default());
-        let response = self.handler.call(event).await.expect("infallible");
-        serde_json::to_value(response).expect("the response payload")
+        invoke(&mut self.handler, request).await
     }
+}
+
+/// An HTTP function's handler as the runtime holds it.
+fn boxed(
+    mut service: impl lambda_http::Service<
+        lambda_http::Request,
+        Response = api::ApiResponse,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Send
+    + 'static,
+) -> lambda_http::Adapter<'static, api::ApiResponse, ApiHandler> {
+    let boxed: ApiHandler = Box::new(lambda_http::service_fn(move |r| {
+        let call = service.call(r);
+        Box::pin(call) as lambda_http::BoxFuture<'static, _>
+    }));
+    lambda_http::Adapter::from(boxed)
+}
+
+/// Invokes an HTTP function with an API Gateway HTTP API request (payload 2.0); returns the
+/// response payload it gives the runtime.
+async fn invoke(handler: &mut lambda_http::Adapter<'static, api::ApiResponse, ApiHandler>, request: Value) -> Value {
+    let request: LambdaRequest = serde_json::from_value(request).expect("an API Gateway v2 request");
+    let event = lambda_http::LambdaEvent::new(request, lambda_http::Context::default());
+    let response = handler.call(event).await.expect("infallible");
+    serde_json::to_value(response).expect("the response payload")
 }
 
 /// An API Gateway HTTP API request (payload format 2.0), as the `$default` stage sends it for the
@@ -511,14 +530,19 @@ async fn post_an_event(f: &mut ApiFunction, key: &str) {
 /// Every AWS operation the api's clients performed is allowed by `permissions::required(Api)`
 /// (which the template's role is checked against).
 fn assert_requests_within_the_permissions(f: &ApiFunction) {
-    let allowed: Vec<&str> = required(FunctionName::Api).iter().map(|p| p.action).collect();
-    let performed = f.requests.snapshot();
+    assert_within_the_permissions(FunctionName::Api, &f.requests);
+}
+
+/// Every AWS operation `requests` counted is allowed by `permissions::required(function)`.
+fn assert_within_the_permissions(function: FunctionName, requests: &RequestCounter) {
+    let allowed: Vec<&str> = required(function).iter().map(|p| p.action).collect();
+    let performed = requests.snapshot();
     assert!(!performed.is_empty());
     for (service, operation) in performed.keys() {
         let needs = actions_for_operation(service, operation);
         assert!(
             needs.iter().any(|a| allowed.contains(&a.as_str())),
-            "{service}:{operation} needs {needs:?}, not in permissions::required(Api)"
+            "{service}:{operation} needs {needs:?}, not in permissions::required({function})"
         );
         if operation != "TransactWriteItems" {
             assert!(
@@ -529,13 +553,9 @@ fn assert_requests_within_the_permissions(f: &ApiFunction) {
     }
 }
 
-/// The samples `cargo lambda invoke api --data-file ...` uses are API Gateway v2 requests the
-/// function answers, with the samples' key as a local deployment stores it.
-#[tokio::test]
-async fn the_api_gateway_samples_in_events_are_answered() {
-    let Some(mut f) = ApiFunction::new("api-samples").await else {
-        return;
-    };
+/// The table of `f`, with the samples' API key stored as a local deployment stores it (tenant
+/// `default`).
+async fn with_the_samples_key(f: &ApiFunction) -> DynamoStore {
     let store = DynamoStore::new(&f.sdk, None, &f.resources.table, 30);
     let sample = Credential {
         id: SAMPLE_API_KEY_ID.into(),
@@ -545,15 +565,86 @@ async fn the_api_gateway_samples_in_events_are_answered() {
         .put_api_key(&digest(SAMPLE_API_KEY), &sample, jiff::Timestamp::now())
         .await
         .expect("put_api_key");
-    let read = |name: &str| -> Value {
-        let path = format!("{}/../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
+    store
+}
+
+/// A Lambda sample payload of events/lambda/.
+fn lambda_sample(name: &str) -> Value {
+    let path = format!("{}/../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
+}
+
+/// The samples `cargo lambda invoke api --data-file ...` uses are API Gateway v2 requests the
+/// function answers, with the samples' key as a local deployment stores it.
+#[tokio::test]
+async fn the_api_gateway_samples_in_events_are_answered() {
+    let Some(mut f) = ApiFunction::new("api-samples").await else {
+        return;
     };
-    let create = read("api-create-automation.json");
+    with_the_samples_key(&f).await;
+    let create = lambda_sample("api-create-automation.json");
     assert_eq!(create["body"], SEED_BODY, "the sample POSTs the seed's body verbatim");
     let (status, created, _) = reply(&f.invoke(create).await);
     assert_eq!(status, 201, "{created}");
-    let (status, listed, _) = reply(&f.invoke(read("api.json")).await);
+    let (status, listed, _) = reply(&f.invoke(lambda_sample("api.json")).await);
     assert_eq!(status, 200, "{listed}");
     assert_eq!(listed["items"][0]["id"], created["id"], "{listed}");
+}
+
+/// The test route on AWS is the simulate function's: with the variables the template gives it,
+/// it answers the sample `cargo lambda invoke simulate` uses (an example automation, the samples'
+/// key) with the run the event starts, reading the table only; the api function answers 405 on
+/// that path, and the simulate function 404 on any other.
+#[tokio::test]
+async fn the_test_route_is_served_by_the_simulate_function_which_only_reads() {
+    let Some(mut f) = ApiFunction::new("api-simulate").await else {
+        return;
+    };
+    let store = with_the_samples_key(&f).await;
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for program in crmflow_core::definition::load_programs(&examples).expect("the examples") {
+        AutomationCatalog::put(&store, program.automation.clone())
+            .await
+            .expect("put");
+    }
+    let env = BTreeMap::from([
+        ("CRMFLOW_TABLE_NAME", f.resources.table.clone()),
+        ("CRMFLOW_RETENTION_DAYS", "30".to_string()),
+    ]);
+    let config = FunctionConfig::from_lookup(FunctionName::Simulate, |k| env.get(k).cloned()).expect("config");
+    let requests = RequestCounter::new();
+    let mut handler = boxed(simulate::handler(
+        simulate::state(&config, &f.sdk, Some(&requests)),
+        RequestCounter::new(),
+    ));
+    let sample = lambda_sample("simulate.json");
+
+    let (status, body, _) = reply(&invoke(&mut handler, sample.clone()).await);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["automation_id"], "auto-assign-high-priority-cases", "{body}");
+    let steps: Vec<&str> = body["runs"][0]["steps"]
+        .as_array()
+        .expect("one run with its steps")
+        .iter()
+        .filter_map(|s| s["step_id"].as_str())
+        .collect();
+    assert_eq!(steps.len(), 2, "{body}");
+    assert_eq!(body["runs"][0]["status"], "completed", "{body}");
+
+    assert_within_the_permissions(FunctionName::Simulate, &requests);
+    let allowed = required(FunctionName::Simulate);
+    assert!(
+        allowed
+            .iter()
+            .all(|p| ["dynamodb:GetItem", "dynamodb:Query"].contains(&p.action)),
+        "{allowed:?}"
+    );
+
+    let elsewhere = request("GET", "/api/v1/automations", Some(SAMPLE_API_KEY), &[], None);
+    assert_eq!(reply(&invoke(&mut handler, elsewhere).await).0, 404);
+    let (status, body, _) = reply(&f.invoke(sample).await);
+    assert_eq!(
+        status, 405,
+        "the api function leaves the test route to the simulate function: {body}"
+    );
 }

@@ -629,30 +629,38 @@ fn the_table_matches_the_dynamodb_adapter() {
 }
 
 #[test]
-fn the_api_function_is_behind_a_throttled_and_logged_http_api() {
+fn the_http_functions_are_behind_a_throttled_and_logged_http_api() {
     let template = Template::load();
-    let (fid, function) = template.function(FunctionName::Api);
-    let events = function["Properties"]["Events"].as_object().expect("api Events");
-    assert!(!events.is_empty(), "{fid}: no events");
     let mut apis = BTreeSet::new();
-    for (name, event) in events {
-        assert_eq!(
-            event["Type"], "HttpApi",
-            "{fid} {name}: the api is invoked only by its HTTP API"
-        );
-        let props = &event["Properties"];
-        let api = ref_of(&props["ApiId"]).unwrap_or_else(|| panic!("{fid} {name}: ApiId must be a Ref"));
-        assert!(
-            props["PayloadFormatVersion"].is_null() || props["PayloadFormatVersion"] == "2.0",
-            "{fid} {name}: payload format 2.0 (what lambda_http reads)"
-        );
-        let path = props["Path"].as_str().unwrap_or("");
-        assert!(
-            path.starts_with("/api/"),
-            "{fid} {name}: Path {path:?} is not the API's"
-        );
-        apis.insert(api.to_string());
+    let mut routes = BTreeSet::new();
+    for function_name in [FunctionName::Api, FunctionName::Simulate] {
+        let (fid, function) = template.function(function_name);
+        let events = function["Properties"]["Events"].as_object().expect("Events");
+        assert!(!events.is_empty(), "{fid}: no events");
+        for (name, event) in events {
+            let props = &event["Properties"];
+            routes.insert((
+                function_name,
+                props["Method"].as_str().unwrap_or("").to_owned(),
+                props["Path"].as_str().unwrap_or("").to_owned(),
+            ));
+            apis.insert(http_api_event(fid, name, event));
+        }
     }
+    // The api function takes every route under /api/ but the test route, which goes to the
+    // simulate function (the more specific route wins in an HTTP API).
+    assert_eq!(
+        routes,
+        BTreeSet::from([
+            (FunctionName::Api, "ANY".to_owned(), "/api/{proxy+}".to_owned()),
+            (
+                FunctionName::Simulate,
+                "POST".to_owned(),
+                crmflow_api::test_run::PATH.to_owned()
+            ),
+        ])
+    );
+    assert_eq!(apis.len(), 1, "one HTTP API");
     for api in apis {
         let resource = template.resource(&api);
         assert_eq!(resource["Type"], "AWS::Serverless::HttpApi", "{api}");
@@ -678,4 +686,21 @@ fn the_api_function_is_behind_a_throttled_and_logged_http_api() {
             "{api}: the access log must not hold credentials"
         );
     }
+}
+
+/// Checks one HttpApi event of an HTTP function; returns the HTTP API's id.
+fn http_api_event(fid: &str, name: &str, event: &Value) -> String {
+    assert_eq!(event["Type"], "HttpApi", "{fid} {name}: invoked only by the HTTP API");
+    let props = &event["Properties"];
+    let api = ref_of(&props["ApiId"]).unwrap_or_else(|| panic!("{fid} {name}: ApiId must be a Ref"));
+    assert!(
+        props["PayloadFormatVersion"].is_null() || props["PayloadFormatVersion"] == "2.0",
+        "{fid} {name}: payload format 2.0 (what lambda_http reads)"
+    );
+    let path = props["Path"].as_str().unwrap_or("");
+    assert!(
+        path.starts_with("/api/"),
+        "{fid} {name}: Path {path:?} is not the API's"
+    );
+    api.to_string()
 }
