@@ -206,6 +206,21 @@ impl Action {
         }
     }
 
+    /// Whether any template this action holds (those of [`Action::templates`]) satisfies
+    /// `pred`; without building their list.
+    pub fn any_template(&self, pred: impl Fn(&Template) -> bool) -> bool {
+        let any = |items: &[Option<&Template>]| items.iter().flatten().any(|t| pred(t));
+        match self {
+            Action::SendEmail(p) => any(&[p.to.as_ref(), Some(&p.subject), p.html.as_ref(), p.text.as_ref()]),
+            Action::SendSms(p) => any(&[p.to.as_ref(), Some(&p.message)]),
+            Action::CreateTask(p) => any(&[Some(&p.title), p.description.as_ref()]),
+            Action::CreateTicket(p) => any(&[Some(&p.subject), p.description.as_ref()]),
+            Action::Notify(p) => any(&[Some(&p.message), p.url.as_ref()]),
+            Action::Webhook(p) => any(&[Some(&p.url), p.body.as_ref()]) || p.headers.values().any(&pred),
+            _ => self.templates().iter().any(|(_, t)| pred(t)),
+        }
+    }
+
     /// Every template this action holds, with its parameter name (for validation).
     pub fn templates(&self) -> Vec<(String, &Template)> {
         fn named<'a>(items: &[(&str, Option<&'a Template>)]) -> Vec<(String, &'a Template)> {
