@@ -183,27 +183,39 @@ pub struct CancelAutomations {
     pub automation_ids: Vec<String>,
 }
 
+/// The name of an action's type, after `$prefix` (a string literal), as a `&'static str`.
+macro_rules! action_type_name {
+    ($action:expr, $prefix:literal) => {
+        match $action {
+            Action::SendEmail(_) => concat!($prefix, "send_email"),
+            Action::SendSms(_) => concat!($prefix, "send_sms"),
+            Action::UpdateContact(_) => concat!($prefix, "update_contact"),
+            Action::AddTag(_) => concat!($prefix, "add_tag"),
+            Action::RemoveTag(_) => concat!($prefix, "remove_tag"),
+            Action::AddToSegment(_) => concat!($prefix, "add_to_segment"),
+            Action::RemoveFromSegment(_) => concat!($prefix, "remove_from_segment"),
+            Action::Assign(_) => concat!($prefix, "assign"),
+            Action::CreateTask(_) => concat!($prefix, "create_task"),
+            Action::CreateTicket(_) => concat!($prefix, "create_ticket"),
+            Action::CreateLead(_) => concat!($prefix, "create_lead"),
+            Action::UpdateLeadStatus(_) => concat!($prefix, "update_lead_status"),
+            Action::Notify(_) => concat!($prefix, "notify"),
+            Action::Webhook(_) => concat!($prefix, "webhook"),
+            Action::Enroll(_) => concat!($prefix, "enroll"),
+            Action::CancelAutomations(_) => concat!($prefix, "cancel_automations"),
+        }
+    };
+}
+
 impl Action {
     /// The canonical type name (`send_email`, `assign`, ...).
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Action::SendEmail(_) => "send_email",
-            Action::SendSms(_) => "send_sms",
-            Action::UpdateContact(_) => "update_contact",
-            Action::AddTag(_) => "add_tag",
-            Action::RemoveTag(_) => "remove_tag",
-            Action::AddToSegment(_) => "add_to_segment",
-            Action::RemoveFromSegment(_) => "remove_from_segment",
-            Action::Assign(_) => "assign",
-            Action::CreateTask(_) => "create_task",
-            Action::CreateTicket(_) => "create_ticket",
-            Action::CreateLead(_) => "create_lead",
-            Action::UpdateLeadStatus(_) => "update_lead_status",
-            Action::Notify(_) => "notify",
-            Action::Webhook(_) => "webhook",
-            Action::Enroll(_) => "enroll",
-            Action::CancelAutomations(_) => "cancel_automations",
-        }
+        action_type_name!(self, "")
+    }
+
+    /// The type of its step in history: `action:` and [`Action::type_name`].
+    pub fn step_type(&self) -> &'static str {
+        action_type_name!(self, "action:")
     }
 
     /// Whether any template this action holds (those of [`Action::templates`]) satisfies
