@@ -29,9 +29,10 @@ pub fn run_id_for(tenant: &str, event_id: &str, automation_id: &str, time: Times
     random[..8].copy_from_slice(&a.to_be_bytes());
     random[8..].copy_from_slice(&b.to_be_bytes()[..2]);
     let millis = u64::try_from(time.as_millisecond()).unwrap_or(0);
-    uuid::Builder::from_unix_timestamp_millis(millis, &random)
-        .into_uuid()
-        .to_string()
+    let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    // What `to_string` gives (lower-case, hyphenated), without the formatting machinery.
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid.hyphenated().encode_lower(&mut text).to_string()
 }
 
 #[cfg(test)]

@@ -631,9 +631,13 @@ impl IdempotencyStore for MemoryRunStore {
     }
 
     async fn complete(&self, key: &str, output: &serde_json::Value) -> Result<(), StoreError> {
+        self.complete_owned(key, output.clone()).await
+    }
+
+    async fn complete_owned(&self, key: &str, output: serde_json::Value) -> Result<(), StoreError> {
         lock(&self.inner)
             .claims
-            .insert_key(key, ClaimRecord::Completed { output: output.clone() });
+            .insert_key(key, ClaimRecord::Completed { output });
         Ok(())
     }
 

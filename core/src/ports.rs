@@ -328,6 +328,11 @@ pub trait IdempotencyStore: Send + Sync {
     async fn claim(&self, key: &str, now: Timestamp, lease_seconds: i64) -> Result<Claim, StoreError>;
     /// Marks `COMPLETED` with the effect's output.
     async fn complete(&self, key: &str, output: &serde_json::Value) -> Result<(), StoreError>;
+    /// [`IdempotencyStore::complete`] with an output the caller no longer needs: a store that
+    /// keeps values (the in-memory one) keeps it instead of copying it.
+    async fn complete_owned(&self, key: &str, output: serde_json::Value) -> Result<(), StoreError> {
+        self.complete(key, &output).await
+    }
     /// Releases a claim after a failure that certainly did not perform the effect.
     async fn release(&self, key: &str) -> Result<(), StoreError>;
 }

@@ -88,7 +88,7 @@ pub fn action_reads(action: &Action, root: &str) -> bool {
         Action::UpdateContact(p) => fields_read(&p.fields, root),
         Action::CreateLead(p) => fields_read(&p.fields, root),
         Action::SendSms(_) | Action::CreateTask(_) | Action::Webhook(_) => true,
-        _ => action.templates().iter().any(|(_, t)| t.reads(root)),
+        _ => action.any_template(|t| t.reads(root)),
     }
 }
 

@@ -21,18 +21,18 @@ impl Machine<'_> {
     /// be prepared fails the step; the run goes on only with `continue_on_error`.
     pub(super) fn enter_action(&mut self, node: &Node, action: &Action) -> Flow {
         let step = &node.step;
-        let type_name = format!("action:{}", action.type_name());
+        let type_name = action.step_type();
         match self.prepare(action) {
             Ok(effect) if self.run.dry_run && effect.is_external() => {
-                self.dry_run_skip(step, &type_name, &effect);
+                self.dry_run_skip(step, type_name, &effect);
                 Flow::Next(node.next.clone())
             }
             Ok(effect) => {
-                self.perform(step, &type_name, effect);
+                self.perform(step, type_name, effect);
                 Flow::Stop
             }
             Err(error) => {
-                self.record_failure(step, &type_name, "could not prepare the action".to_string(), &error);
+                self.record_failure(step, type_name, "could not prepare the action".to_string(), &error);
                 if step.continue_on_error {
                     Flow::Next(node.next.clone())
                 } else {

@@ -171,7 +171,7 @@ impl Machine<'_> {
 
     /// `steps.<id>` in the scope: how the step ended and its output.
     fn remember_step(&mut self, step_id: &str, status: StepStatus, output: Option<Value>) {
-        let mut step_data = Map::new();
+        let mut step_data = Map::with_capacity(2);
         step_data.insert("status".into(), Value::String(status.as_str().to_string()));
         step_data.insert("output".into(), output.unwrap_or(Value::Null));
         self.run

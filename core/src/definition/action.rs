@@ -183,26 +183,53 @@ pub struct CancelAutomations {
     pub automation_ids: Vec<String>,
 }
 
+/// The name of an action's type, after `$prefix` (a string literal), as a `&'static str`.
+macro_rules! action_type_name {
+    ($action:expr, $prefix:literal) => {
+        match $action {
+            Action::SendEmail(_) => concat!($prefix, "send_email"),
+            Action::SendSms(_) => concat!($prefix, "send_sms"),
+            Action::UpdateContact(_) => concat!($prefix, "update_contact"),
+            Action::AddTag(_) => concat!($prefix, "add_tag"),
+            Action::RemoveTag(_) => concat!($prefix, "remove_tag"),
+            Action::AddToSegment(_) => concat!($prefix, "add_to_segment"),
+            Action::RemoveFromSegment(_) => concat!($prefix, "remove_from_segment"),
+            Action::Assign(_) => concat!($prefix, "assign"),
+            Action::CreateTask(_) => concat!($prefix, "create_task"),
+            Action::CreateTicket(_) => concat!($prefix, "create_ticket"),
+            Action::CreateLead(_) => concat!($prefix, "create_lead"),
+            Action::UpdateLeadStatus(_) => concat!($prefix, "update_lead_status"),
+            Action::Notify(_) => concat!($prefix, "notify"),
+            Action::Webhook(_) => concat!($prefix, "webhook"),
+            Action::Enroll(_) => concat!($prefix, "enroll"),
+            Action::CancelAutomations(_) => concat!($prefix, "cancel_automations"),
+        }
+    };
+}
+
 impl Action {
     /// The canonical type name (`send_email`, `assign`, ...).
     pub fn type_name(&self) -> &'static str {
+        action_type_name!(self, "")
+    }
+
+    /// The type of its step in history: `action:` and [`Action::type_name`].
+    pub fn step_type(&self) -> &'static str {
+        action_type_name!(self, "action:")
+    }
+
+    /// Whether any template this action holds (those of [`Action::templates`]) satisfies
+    /// `pred`; without building their list.
+    pub fn any_template(&self, pred: impl Fn(&Template) -> bool) -> bool {
+        let any = |items: &[Option<&Template>]| items.iter().flatten().any(|t| pred(t));
         match self {
-            Action::SendEmail(_) => "send_email",
-            Action::SendSms(_) => "send_sms",
-            Action::UpdateContact(_) => "update_contact",
-            Action::AddTag(_) => "add_tag",
-            Action::RemoveTag(_) => "remove_tag",
-            Action::AddToSegment(_) => "add_to_segment",
-            Action::RemoveFromSegment(_) => "remove_from_segment",
-            Action::Assign(_) => "assign",
-            Action::CreateTask(_) => "create_task",
-            Action::CreateTicket(_) => "create_ticket",
-            Action::CreateLead(_) => "create_lead",
-            Action::UpdateLeadStatus(_) => "update_lead_status",
-            Action::Notify(_) => "notify",
-            Action::Webhook(_) => "webhook",
-            Action::Enroll(_) => "enroll",
-            Action::CancelAutomations(_) => "cancel_automations",
+            Action::SendEmail(p) => any(&[p.to.as_ref(), Some(&p.subject), p.html.as_ref(), p.text.as_ref()]),
+            Action::SendSms(p) => any(&[p.to.as_ref(), Some(&p.message)]),
+            Action::CreateTask(p) => any(&[Some(&p.title), p.description.as_ref()]),
+            Action::CreateTicket(p) => any(&[Some(&p.subject), p.description.as_ref()]),
+            Action::Notify(p) => any(&[Some(&p.message), p.url.as_ref()]),
+            Action::Webhook(p) => any(&[Some(&p.url), p.body.as_ref()]) || p.headers.values().any(&pred),
+            _ => self.templates().iter().any(|(_, t)| pred(t)),
         }
     }
 

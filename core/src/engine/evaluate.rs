@@ -306,7 +306,7 @@ impl Evaluate {
                     return Err(EngineError::RetryLater(e.to_string()));
                 }
                 let output = json!({ "command": command.command.command });
-                self.idempotency.complete(key, &output).await?;
+                self.idempotency.complete_owned(key, output).await?;
                 Ok(())
             }
         }

@@ -64,7 +64,7 @@ impl Execute {
                     ),
                 };
                 self.idempotency
-                    .complete(key, &serde_json::to_value(&outcome).unwrap_or(Value::Null))
+                    .complete_owned(key, serde_json::to_value(&outcome).unwrap_or(Value::Null))
                     .await?;
                 (outcome, action.attempt + 1)
             }
@@ -75,7 +75,7 @@ impl Execute {
                     tracing::warn!(run_id = %action.run_id, step_id = %action.step_id, %error, "action failed");
                 }
                 self.idempotency
-                    .complete(key, &serde_json::to_value(&outcome).unwrap_or(Value::Null))
+                    .complete_owned(key, serde_json::to_value(&outcome).unwrap_or(Value::Null))
                     .await?;
                 (outcome, action.attempt + tries - 1 + u32::from(retried))
             }

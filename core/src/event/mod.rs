@@ -274,7 +274,18 @@ pub fn parse_event(value: &Value) -> Result<(Event, EventFormat), EventError> {
     } else if obj.contains_key("detail-type") {
         eventbridge::parse(obj).map(|e| (e, EventFormat::EventBridge))
     } else {
-        parse_native(obj).map(|e| (e, EventFormat::Native))
+        parse_native(&mut obj.clone()).map(|e| (e, EventFormat::Native))
+    }
+}
+
+/// [`parse_event`] of a value no longer needed: a native event's `data`, `previous` and
+/// `contact` move into the event instead of being copied. The same result and errors.
+pub fn parse_event_owned(value: Value) -> Result<(Event, EventFormat), EventError> {
+    match value {
+        Value::Object(mut obj) if !obj.contains_key("specversion") && !obj.contains_key("detail-type") => {
+            parse_native(&mut obj).map(|e| (e, EventFormat::Native))
+        }
+        other => parse_event(&other),
     }
 }
 
@@ -293,10 +304,10 @@ pub fn parse_events_text(text: &str) -> Vec<Result<Event, EventError>> {
     if trimmed.starts_with('[') {
         return match serde_json::from_str::<Vec<Value>>(text) {
             Ok(items) => items
-                .iter()
+                .into_iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    parse_event(v)
+                    parse_event_owned(v)
                         .map(|(e, _)| e)
                         .map_err(|e| prefix_error(&format!("[{i}]"), ".", e))
                 })
@@ -306,7 +317,7 @@ pub fn parse_events_text(text: &str) -> Vec<Result<Event, EventError>> {
     }
     // One JSON document (possibly pretty-printed over many lines)?
     if let Ok(v) = serde_json::from_str::<Value>(text) {
-        return vec![parse_event(&v).map(|(e, _)| e)];
+        return vec![parse_event_owned(v).map(|(e, _)| e)];
     }
     // JSON lines if the first non-blank line is a complete JSON value;
     // otherwise it is a broken single document: report where.
@@ -317,18 +328,49 @@ pub fn parse_events_text(text: &str) -> Vec<Result<Event, EventError>> {
     if !first_line_ok {
         return match serde_json::from_str::<Value>(text) {
             Err(e) => vec![Err(json_error(&e, None))],
-            Ok(v) => vec![parse_event(&v).map(|(e, _)| e)],
+            Ok(v) => vec![parse_event_owned(v).map(|(e, _)| e)],
         };
     }
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            let pos = format!("line {}", i + 1);
-            match serde_json::from_str::<Value>(line) {
-                Ok(v) => parse_event(&v).map(|(e, _)| e).map_err(|e| prefix_error(&pos, ": ", e)),
-                Err(e) => Err(json_error(&e, Some(i + 1))),
+    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    parse_lines_in_parallel(&lines)
+}
+
+/// Below this many lines, JSON lines are parsed on the calling thread only.
+const PARALLEL_LINES: usize = 4096;
+
+/// The events of numbered JSON lines, in order; a large input is cut into one chunk per core
+/// (at most 4), parsed on threads of its own.
+fn parse_lines_in_parallel(lines: &[(usize, &str)]) -> Vec<Result<Event, EventError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if threads < 2 || lines.len() < PARALLEL_LINES {
+        return parse_lines(lines);
+    }
+    let chunk = lines.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut chunks = lines.chunks(chunk);
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks.map(|c| scope.spawn(move || parse_lines(c))).collect();
+        let mut out = parse_lines(first);
+        out.reserve(lines.len() - out.len());
+        for handle in others {
+            match handle.join() {
+                Ok(parsed) => out.extend(parsed),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
+        }
+        out
+    })
+}
+
+/// The events of numbered JSON lines (`i` counts from 0), in order.
+fn parse_lines(lines: &[(usize, &str)]) -> Vec<Result<Event, EventError>> {
+    lines
+        .iter()
+        .map(|&(i, line)| match serde_json::from_str::<Value>(line) {
+            Ok(v) => parse_event_owned(v)
+                .map(|(e, _)| e)
+                .map_err(|e| prefix_error(&format!("line {}", i + 1), ": ", e)),
+            Err(e) => Err(json_error(&e, Some(i + 1))),
         })
         .collect()
 }
@@ -409,6 +451,19 @@ fn optional_object(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Op
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m.clone())),
+        Some(other) => Err(err(path, format!("expected a JSON object, got {}", kind(other)))),
+    }
+}
+
+/// [`optional_object`], moved out of `obj` instead of copied.
+fn take_optional_object(
+    obj: &mut Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<Map<String, Value>>, EventError> {
+    match obj.get_mut(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(std::mem::take(m))),
         Some(other) => Err(err(path, format!("expected a JSON object, got {}", kind(other)))),
     }
 }
@@ -574,7 +629,8 @@ fn tenant_of(obj: &Map<String, Value>, key: &str, path: &str) -> Result<String, 
 
 const NATIVE_KEYS: [&str; 8] = ["id", "type", "tenant", "time", "subject", "data", "previous", "contact"];
 
-fn parse_native(obj: &Map<String, Value>) -> Result<Event, EventError> {
+/// A native event; its `data`, `previous` and `contact` are moved out of `obj`.
+fn parse_native(obj: &mut Map<String, Value>) -> Result<Event, EventError> {
     for k in obj.keys() {
         if !NATIVE_KEYS.contains(&k.as_str()) {
             return Err(err(
@@ -594,9 +650,9 @@ fn parse_native(obj: &Map<String, Value>) -> Result<Event, EventError> {
         None | Some(Value::Null) => return Err(err("subject", "missing")),
         Some(v) => subject_from_value(v, "subject")?,
     };
-    let data = optional_object(obj, "data", "data")?.unwrap_or_default();
-    let previous = optional_object(obj, "previous", "previous")?;
-    let contact = optional_object(obj, "contact", "contact")?;
+    let data = take_optional_object(obj, "data", "data")?.unwrap_or_default();
+    let previous = take_optional_object(obj, "previous", "previous")?;
+    let contact = take_optional_object(obj, "contact", "contact")?;
     fill_contact_id(&mut subject, &data, contact.as_ref());
     Ok(Event {
         id,

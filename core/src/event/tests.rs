@@ -419,3 +419,61 @@ fn never_panics_on_arbitrary_json() {
         let _ = parse_events_text(&text[..text.len() / 2]);
     });
 }
+
+#[test]
+fn many_json_lines_parse_as_each_line_alone_in_order_with_their_line_numbers() {
+    // More lines than PARALLEL_LINES, so the lines are parsed in chunks on several threads.
+    let mut text = String::new();
+    let mut expected = Vec::new();
+    for n in 0..(PARALLEL_LINES * 2 + 7) {
+        let line = match n % 5 {
+            0 => json!({"id": format!("e{n}"), "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+                "subject": {"type": "lead", "id": format!("L{n}")}, "data": {"score": n, "z": {"b": 1, "a": 2}},
+                "previous": {"score": 1}, "contact": {"email": "a@example.com", "id": "C1"}})
+            .to_string(),
+            1 => json!({"id": format!("e{n}"), "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+                "subject": {"type": "lead", "id": "L1"}, "data": [1]})
+            .to_string(),
+            2 => json!({"specversion": "1.0", "id": format!("c{n}"), "type": "lead.created", "source": "crm",
+                "time": "2026-03-02T09:00:00Z", "subject": "lead/L2", "data": {"id": "L2"}})
+            .to_string(),
+            3 => "{not json".to_string(),
+            _ => String::new(),
+        };
+        if !line.trim().is_empty() {
+            expected.push(match serde_json::from_str::<Value>(&line) {
+                Ok(v) => parse_event(&v)
+                    .map(|(e, _)| e)
+                    .map_err(|e| prefix_error(&format!("line {}", n + 1), ": ", e)),
+                Err(e) => Err(json_error(&e, Some(n + 1))),
+            });
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let parsed = parse_events_text(&text);
+    assert_eq!(parsed.len(), expected.len());
+    assert_eq!(parsed, expected);
+    assert!(parsed.iter().any(Result::is_ok) && parsed.iter().any(Result::is_err));
+    assert_eq!(
+        parsed[0].as_ref().map(|e| e.data["z"].to_string()),
+        Ok("{\"b\":1,\"a\":2}".to_string())
+    );
+}
+
+#[test]
+fn an_owned_value_parses_as_a_borrowed_one() {
+    for v in [
+        json!({"id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": "L1"}, "data": {"score": 1, "contact_id": "C9"}, "contact": {"id": "C1"}}),
+        json!({"id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": "L1"}, "data": {}, "previous": 3}),
+        json!({"id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
+            "subject": {"type": "lead", "id": "L1"}, "contact": null, "extra": 1}),
+        json!({"specversion": "1.0", "id": "c1", "type": "lead.created", "source": "crm",
+            "time": "2026-03-02T09:00:00Z", "subject": "lead/L2"}),
+        json!([1]),
+    ] {
+        assert_eq!(parse_event_owned(v.clone()), parse_event(&v), "{v}");
+    }
+}
