@@ -39,7 +39,7 @@
 //! | `AutomationDirectory::versions` | `Query` |
 //! | `RunStore::enrollment`, `load_run` | `GetItem` |
 //! | `RunStore::create_run` | `TransactWriteItems` (→ `PutItem`) |
-//! | `RunStore::save_run` | `TransactWriteItems` (→ `PutItem`, `DeleteItem`, `UpdateItem`) |
+//! | `RunStore::save_run` | `PutItem`, `TransactWriteItems` (→ `PutItem`, `DeleteItem`, `UpdateItem`) |
 //! | `RunStore::history`, `routes` | `Query` |
 //! | `RunStore::mark_event_processed` | `PutItem` |
 //! | `RunStore::event_processed` | `GetItem` |

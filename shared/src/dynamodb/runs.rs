@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use crmflow_core::enrollment::EnrollmentState;
 use crmflow_core::ports::{CreateOutcome, Route, RunDirectory, RunFilter, RunStore, StoreError};
-use crmflow_core::run::{Run, StepRecord};
+use crmflow_core::run::{Run, StepRecord, WaitingFor};
 use jiff::Timestamp;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -65,6 +65,21 @@ fn parse_run(item: &Item) -> Result<Run, StoreError> {
         run.outbox.clear();
     }
     Ok(run)
+}
+
+/// The record of the step the run is parked on: it lives in the head (the cursor) and gets an
+/// item of its own only once the step closes, so parking on a step writes no record item.
+fn open_record(run: &Run) -> Option<&StepRecord> {
+    run.cursor
+        .as_ref()
+        .filter(|c| c.waiting_for != WaitingFor::Continue)
+        .map(|c| &c.record)
+}
+
+/// The records of a save that need an item: all but the one the head's cursor holds open.
+fn records_to_write<'a>(run: &'a Run, records: &'a [StepRecord]) -> impl Iterator<Item = &'a StepRecord> {
+    let open = open_record(run);
+    records.iter().filter(move |r| open != Some(*r))
 }
 
 fn parse_record(item: &Item) -> Result<StepRecord, StoreError> {
@@ -301,20 +316,25 @@ impl RunStore for DynamoStore {
 
     async fn history(&self, tenant: &str, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
         // One Query reads the head and the records (they share the partition).
-        let mut history_len = None;
+        let mut head = None;
         let mut records = Vec::new();
         for item in self.query_partition(&run_pk(tenant, run_id), None).await? {
             let sk = get_s(&item, SK)?;
             if sk == RUN_SK {
-                history_len = Some(parse_run(&item)?.history_len);
+                head = Some(parse_run(&item)?);
             } else if sk.starts_with(STEP_PREFIX) {
                 records.push(parse_record(&item)?);
             }
         }
-        let Some(history_len) = history_len else {
+        let Some(head) = head else {
             return Ok(Vec::new());
         };
-        records.retain(|r| r.seq < history_len);
+        // The open step's record is the head's (an item of an older save may hold it too).
+        if let Some(open) = open_record(&head) {
+            records.retain(|r| r.seq != open.seq);
+            records.push(open.clone());
+        }
+        records.retain(|r| r.seq < head.history_len);
         records.sort_by_key(|r| r.seq);
         Ok(records)
     }
@@ -366,8 +386,10 @@ impl RunStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// One transaction: the head (version-checked), the records, and the routes: deleted with
-    /// the enrollment slot's release when the run ended, put again when a retry reopened it.
+    /// The head (version-checked), the records, and the routes: deleted with the enrollment
+    /// slot's release when the run ended, put again when a retry reopened it; in one
+    /// transaction, or one conditional put when only the head changes (the open step's record
+    /// is in the head).
     async fn save_head(&self, run: &Run, records: &[StepRecord], reopened: bool) -> Result<(), StoreError> {
         let Some(previous) = run.version.checked_sub(1) else {
             return Err(StoreError::Conflict(format!(
@@ -378,7 +400,13 @@ impl DynamoStore {
         let guard = Expr::new("#v = :previous")
             .name("#v", "version")
             .value(":previous", n(previous));
-        let mut items = vec![self.tx_put(self.head_item(run)?, Some(guard))?];
+        let head = self.head_item(run)?;
+        let mut records = records_to_write(run, records).peekable();
+        if !reopened && !run.status.is_terminal() && records.peek().is_none() {
+            // Only the head changes: one conditional put, no transaction.
+            return self.put_head(head, guard, run).await;
+        }
+        let mut items = vec![self.tx_put(head, Some(guard))?];
         for record in records {
             items.push(self.tx_put(self.record_item(run, record)?, None)?);
         }
@@ -414,5 +442,34 @@ impl DynamoStore {
         self.transact(items)
             .await
             .map_err(|e| e.into_store_error(&format!("save run {} at version {}", run.run_id, run.version)))
+    }
+
+    /// Puts a head if the stored one still has the version `guard` names.
+    async fn put_head(&self, head: Item, guard: Expr, run: &Run) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(head))
+            .condition_expression(&guard.text)
+            .set_expression_attribute_names(guard.names_opt())
+            .set_expression_attribute_values(guard.values_opt())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict(format!(
+                    "save run {} at version {}: the stored head is not at version {}",
+                    run.run_id,
+                    run.version,
+                    run.version - 1
+                )))
+            }
+            Err(e) => Err(store_error("PutItem", e)),
+        }
     }
 }
