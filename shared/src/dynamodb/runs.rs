@@ -7,6 +7,7 @@ use super::{
     json_error, key, n, s, store_error, tenant_prefix,
 };
 use async_trait::async_trait;
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use crmflow_core::enrollment::EnrollmentState;
 use crmflow_core::ports::{CreateOutcome, Route, RunDirectory, RunFilter, RunStore, StoreError};
@@ -59,8 +60,37 @@ fn runs_of_automation_pk(tenant: &str, automation_id: &str) -> String {
 /// The head attribute naming the version whose outbox was dispatched (see `ack_outbox`).
 const OUTBOX_ACKED: &str = "outbox_acked";
 
+/// The head attribute holding the run's JSON, deflated: a run head is mostly JSON keys and
+/// repeats (the trigger, the event, the record), which deflate shrinks to about a third; every
+/// write of the head is billed by its size (1 KB write units). Heads written before it hold
+/// their JSON as text in `run`.
+const RUN_DEFLATED: &str = "run_z";
+/// Deflate's level for heads (6 is zlib's default: most of the gain, little of the time).
+const DEFLATE_LEVEL: u8 = 6;
+/// The most a stored head's JSON may inflate to (an item is at most 400 KB).
+const MAX_INFLATED_BYTES: usize = 16 << 20;
+
+fn deflated(json: &str) -> AttributeValue {
+    AttributeValue::B(Blob::new(miniz_oxide::deflate::compress_to_vec(
+        json.as_bytes(),
+        DEFLATE_LEVEL,
+    )))
+}
+
+/// The head's JSON: inflated from `run_z`, or the text of `run` (a head of an older version).
+fn run_json(item: &Item) -> Result<std::borrow::Cow<'_, str>, StoreError> {
+    let Some(AttributeValue::B(blob)) = item.get(RUN_DEFLATED) else {
+        return Ok(get_s(item, "run")?.into());
+    };
+    let bytes = miniz_oxide::inflate::decompress_to_vec_with_limit(blob.as_ref(), MAX_INFLATED_BYTES)
+        .map_err(|e| StoreError::Other(format!("stored run head: cannot inflate {RUN_DEFLATED}: {e}")))?;
+    String::from_utf8(bytes)
+        .map(Into::into)
+        .map_err(|e| StoreError::Other(format!("stored run head: {RUN_DEFLATED} is not UTF-8: {e}")))
+}
+
 fn parse_run(item: &Item) -> Result<Run, StoreError> {
-    let mut run: Run = serde_json::from_str(get_s(item, "run")?).map_err(|e| json_error("stored run head", e))?;
+    let mut run: Run = serde_json::from_str(&run_json(item)?).map_err(|e| json_error("stored run head", e))?;
     if item.contains_key(OUTBOX_ACKED) && get_n::<u64>(item, OUTBOX_ACKED)? == run.version {
         run.outbox.clear();
     }
@@ -102,7 +132,7 @@ impl DynamoStore {
     fn head_item(&self, run: &Run) -> Result<Item, StoreError> {
         let json = serde_json::to_string(run).map_err(|e| json_error("serializing a run", e))?;
         let mut item = key(run_pk(&run.tenant, &run.run_id), RUN_SK);
-        item.insert("run".into(), s(json));
+        item.insert(RUN_DEFLATED.into(), deflated(&json));
         item.insert("version".into(), n(run.version));
         item.insert("status".into(), s(run.status.as_str()));
         item.insert("automation_id".into(), s(&run.automation_id));

@@ -18,7 +18,7 @@ use crmflow_aws::sdk::{dynamodb_client, sqs_client};
 use crmflow_aws::ses::SesEmailSender;
 use crmflow_aws::sqs::{SqsActionQueue, SqsCrmCommandSink, SqsStepQueue};
 use crmflow_aws::timers::{AwsTimerService, TimerStore};
-use crmflow_core::command::{CrmCommand, EmailMessage, Input, PerformAction};
+use crmflow_core::command::{Command, CrmCommand, EmailMessage, Input, PerformAction};
 use crmflow_core::definition::{AutomationStatus, Program, parse_automation};
 use crmflow_core::enrollment::{EnrollmentState, enrolled};
 use crmflow_core::event::{Event, Subject};
@@ -28,7 +28,7 @@ use crmflow_core::ports::{
     HeldInputStore, IdempotencyStore, OutboundCrmCommand, RunDirectory, RunFilter, RunStore, StepQueue, StoreError,
     Timer, TimerService,
 };
-use crmflow_core::run::{Run, RunStatus, StepRecord, StepStatus};
+use crmflow_core::run::{Cursor, Run, RunStatus, StepRecord, StepStatus, WaitingFor};
 use crmflow_tests::local_aws::{LocalDeployment, LocalResources};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
@@ -342,6 +342,74 @@ async fn history_is_ordered_and_cut_at_history_len() {
     assert_eq!(history[10].detail, "rewritten");
     assert_eq!(history[11], record(11, "first"));
     assert!(env.store.history("t1", "nope").await.unwrap().is_empty());
+}
+
+/// A run as the previous version of the store left it: the head's JSON as text in `run`, its
+/// outbox acknowledged by `outbox_acked` on the head, the open step's record as an item too.
+/// It loads (outbox cleared), its history reads (the open record from the cursor), and the next
+/// save replaces the head with the current shape, deflated.
+#[tokio::test]
+async fn a_run_of_the_previous_item_shape_still_loads_and_saves() {
+    let env = env_or_skip!("old_shape");
+    let mut run = new_run("R1");
+    run.version = 3;
+    run.history_len = 2;
+    run.status = RunStatus::Waiting;
+    let mut open = record(1, "waiting");
+    open.status = StepStatus::Waiting;
+    run.cursor = Some(Cursor {
+        step_id: open.step_id.clone(),
+        waiting_for: WaitingFor::Event,
+        timer: None,
+        record: open.clone(),
+    });
+    run.outbox = vec![Command::Continue];
+    let client = dynamodb_client(&env.sdk, None);
+    let pk = AttributeValue::S("TENANT#t1#RUN#R1".into());
+    let n = |v: u64| AttributeValue::N(v.to_string());
+    client
+        .put_item()
+        .table_name(&env.res.table)
+        .item("PK", pk.clone())
+        .item("SK", AttributeValue::S("RUN".into()))
+        .item("run", AttributeValue::S(serde_json::to_string(&run).unwrap()))
+        .item("version", n(3))
+        .item("status", AttributeValue::S("waiting".into()))
+        .item("outbox_acked", n(3))
+        .send()
+        .await
+        .expect("PutItem head");
+    for (seq, rec) in [(0, record(0, "done")), (1, record(1, "entered"))] {
+        client
+            .put_item()
+            .table_name(&env.res.table)
+            .item("PK", pk.clone())
+            .item("SK", AttributeValue::S(format!("STEP#{seq:06}")))
+            .item("record", AttributeValue::S(serde_json::to_string(&rec).unwrap()))
+            .item("seq", n(seq))
+            .send()
+            .await
+            .expect("PutItem record");
+    }
+
+    let loaded = env.store.load_run("t1", "R1").await.unwrap().expect("head");
+    let mut expected = run.clone();
+    expected.outbox.clear();
+    assert_eq!(loaded, expected, "acknowledged outbox cleared");
+    assert_eq!(
+        env.store.history("t1", "R1").await.unwrap(),
+        vec![record(0, "done"), open],
+        "the open step's record is the cursor's"
+    );
+
+    let saved = next(&loaded);
+    env.store.save_run(&saved, &[]).await.unwrap();
+    assert_eq!(env.store.load_run("t1", "R1").await.unwrap(), Some(saved));
+    let head = env.raw_item("TENANT#t1#RUN#R1", "RUN").await.unwrap();
+    assert!(
+        matches!(head.get("run_z"), Some(AttributeValue::B(_))) && !head.contains_key("run"),
+        "the current shape"
+    );
 }
 
 #[tokio::test]
