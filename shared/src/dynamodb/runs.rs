@@ -62,39 +62,66 @@ const OUTBOX_ACKED: &str = "outbox_acked";
 
 /// The head attribute holding the run's JSON, deflated: a run head is mostly JSON keys and
 /// repeats (the trigger, the event, the record), which deflate shrinks to about a third; every
-/// write of the head is billed by its size (1 KB write units). Heads written before it hold
-/// their JSON as text in `run`.
+/// write of the head is billed by its size (1 KB write units). After the run's JSON, in the
+/// same stream, come the step records of the save that wrote the head, as a JSON array, when it
+/// had any: the head keeps them for as long as they may lack items of their own (a save puts
+/// the head, then the records' items; the head's acknowledgement, `outbox_acked`, says both
+/// are done: see `save_head`). Heads written before hold the run's JSON as text in `run`.
 const RUN_DEFLATED: &str = "run_z";
 /// Deflate's level for heads (6 is zlib's default: most of the gain, little of the time).
 const DEFLATE_LEVEL: u8 = 6;
 /// The most a stored head's JSON may inflate to (an item is at most 400 KB).
 const MAX_INFLATED_BYTES: usize = 16 << 20;
 
-fn deflated(json: &str) -> AttributeValue {
-    AttributeValue::B(Blob::new(miniz_oxide::deflate::compress_to_vec(
-        json.as_bytes(),
+/// `run_z`: the run's JSON, then the pending records' (if any), deflated.
+fn deflated_head(run: &Run, pending: &[StepRecord]) -> Result<AttributeValue, StoreError> {
+    let mut json = serde_json::to_vec(run).map_err(|e| json_error("serializing a run", e))?;
+    if !pending.is_empty() {
+        json.push(b'\n');
+        serde_json::to_writer(&mut json, pending).map_err(|e| json_error("serializing step records", e))?;
+    }
+    Ok(AttributeValue::B(Blob::new(miniz_oxide::deflate::compress_to_vec(
+        &json,
         DEFLATE_LEVEL,
-    )))
+    ))))
 }
 
 /// The head's JSON: inflated from `run_z`, or the text of `run` (a head of an older version).
-fn run_json(item: &Item) -> Result<std::borrow::Cow<'_, str>, StoreError> {
+fn head_json(item: &Item) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
     let Some(AttributeValue::B(blob)) = item.get(RUN_DEFLATED) else {
-        return Ok(get_s(item, "run")?.into());
+        return Ok(get_s(item, "run")?.as_bytes().into());
     };
-    let bytes = miniz_oxide::inflate::decompress_to_vec_with_limit(blob.as_ref(), MAX_INFLATED_BYTES)
-        .map_err(|e| StoreError::Other(format!("stored run head: cannot inflate {RUN_DEFLATED}: {e}")))?;
-    String::from_utf8(bytes)
+    miniz_oxide::inflate::decompress_to_vec_with_limit(blob.as_ref(), MAX_INFLATED_BYTES)
         .map(Into::into)
-        .map_err(|e| StoreError::Other(format!("stored run head: {RUN_DEFLATED} is not UTF-8: {e}")))
+        .map_err(|e| StoreError::Other(format!("stored run head: cannot inflate {RUN_DEFLATED}: {e}")))
+}
+
+/// Whether the head's version is acknowledged: its outbox dispatched and its records written.
+fn acknowledged(item: &Item, version: u64) -> Result<bool, StoreError> {
+    Ok(item.contains_key(OUTBOX_ACKED) && get_n::<u64>(item, OUTBOX_ACKED)? == version)
+}
+
+/// The run (its outbox cleared once acknowledged) and the records the head keeps until they
+/// have items (none in heads written before).
+fn parse_head(item: &Item) -> Result<(Run, Vec<StepRecord>), StoreError> {
+    use serde::Deserialize;
+    let json = head_json(item)?;
+    let mut de = serde_json::Deserializer::from_slice(&json);
+    let mut run = Run::deserialize(&mut de).map_err(|e| json_error("stored run head", e))?;
+    let pending = match Option::<Vec<StepRecord>>::deserialize(&mut de) {
+        Ok(pending) => pending.unwrap_or_default(),
+        Err(e) if e.is_eof() => Vec::new(),
+        Err(e) => return Err(json_error("stored pending records", e)),
+    };
+    de.end().map_err(|e| json_error("stored run head", e))?;
+    if acknowledged(item, run.version)? {
+        run.outbox.clear();
+    }
+    Ok((run, pending))
 }
 
 fn parse_run(item: &Item) -> Result<Run, StoreError> {
-    let mut run: Run = serde_json::from_str(&run_json(item)?).map_err(|e| json_error("stored run head", e))?;
-    if item.contains_key(OUTBOX_ACKED) && get_n::<u64>(item, OUTBOX_ACKED)? == run.version {
-        run.outbox.clear();
-    }
-    Ok(run)
+    Ok(parse_head(item)?.0)
 }
 
 /// The record of the step the run is parked on: it lives in the head (the cursor) and gets an
@@ -129,10 +156,10 @@ impl DynamoStore {
         )
     }
 
-    fn head_item(&self, run: &Run) -> Result<Item, StoreError> {
-        let json = serde_json::to_string(run).map_err(|e| json_error("serializing a run", e))?;
+    /// The head item; `pending`: the records it keeps until they have items.
+    fn head_item(&self, run: &Run, pending: &[StepRecord]) -> Result<Item, StoreError> {
         let mut item = key(run_pk(&run.tenant, &run.run_id), RUN_SK);
-        item.insert(RUN_DEFLATED.into(), deflated(&json));
+        item.insert(RUN_DEFLATED.into(), deflated_head(run, pending)?);
         item.insert("version".into(), n(run.version));
         item.insert("status".into(), s(run.status.as_str()));
         item.insert("automation_id".into(), s(&run.automation_id));
@@ -267,7 +294,7 @@ impl RunStore for DynamoStore {
             .checked_sub(1)
             .ok_or_else(|| StoreError::Other("create_run: the new enrollment state must have version >= 1".into()))?;
         let not_exists = || Expr::new("attribute_not_exists(#pk)").name("#pk", PK);
-        let mut items = vec![self.tx_put(self.head_item(run)?, Some(not_exists()))?];
+        let mut items = vec![self.tx_put(self.head_item(run, &[])?, Some(not_exists()))?];
 
         let mut enrollment_item = key(
             enrollment_pk(&run.tenant, &run.automation_id, &run.enrollment_key),
@@ -311,12 +338,21 @@ impl RunStore for DynamoStore {
         }
     }
 
+    /// A head whose save was interrupted before its acknowledgement gets its pending records'
+    /// items (again: the same content, whoever writes them) before it is handed out, so they
+    /// exist before any later save replaces the head.
     async fn load_run(&self, tenant: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
-        self.get_item(run_pk(tenant, run_id), RUN_SK)
-            .await?
-            .as_ref()
-            .map(parse_run)
-            .transpose()
+        let Some(item) = self.get_item(run_pk(tenant, run_id), RUN_SK).await? else {
+            return Ok(None);
+        };
+        let (run, pending) = parse_head(&item)?;
+        if !pending.is_empty() && !acknowledged(&item, run.version)? {
+            self.write_records(&run, &pending).await?;
+            if run.outbox.is_empty() {
+                self.ack_outbox(tenant, run_id, run.version).await?;
+            }
+        }
+        Ok(Some(run))
     }
 
     async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError> {
@@ -351,14 +387,19 @@ impl RunStore for DynamoStore {
         for item in self.query_partition(&run_pk(tenant, run_id), None).await? {
             let sk = get_s(&item, SK)?;
             if sk == RUN_SK {
-                head = Some(parse_run(&item)?);
+                head = Some(parse_head(&item)?);
             } else if sk.starts_with(STEP_PREFIX) {
                 records.push(parse_record(&item)?);
             }
         }
-        let Some(head) = head else {
+        let Some((head, pending)) = head else {
             return Ok(Vec::new());
         };
+        // The records of the last save (their items may not be written yet).
+        for record in pending {
+            records.retain(|r| r.seq != record.seq);
+            records.push(record);
+        }
         // The open step's record is the head's (an item of an older save may hold it too).
         if let Some(open) = open_record(&head) {
             records.retain(|r| r.seq != open.seq);
@@ -430,14 +471,14 @@ impl DynamoStore {
         let guard = Expr::new("#v = :previous")
             .name("#v", "version")
             .value(":previous", n(previous));
-        let head = self.head_item(run)?;
-        let mut records = records_to_write(run, records).peekable();
-        if !reopened && !run.status.is_terminal() && records.peek().is_none() {
-            // Only the head changes: one conditional put, no transaction.
-            return self.put_head(head, guard, run).await;
+        let records: Vec<StepRecord> = records_to_write(run, records).cloned().collect();
+        if !reopened && !run.status.is_terminal() {
+            let head = self.head_item(run, &records)?;
+            return self.put_head_then_records(head, guard, run, &records).await;
         }
+        let head = self.head_item(run, &[])?;
         let mut items = vec![self.tx_put(head, Some(guard))?];
-        for record in records {
+        for record in &records {
             items.push(self.tx_put(self.record_item(run, record)?, None)?);
         }
         if reopened {
@@ -472,6 +513,44 @@ impl DynamoStore {
         self.transact(items)
             .await
             .map_err(|e| e.into_store_error(&format!("save run {} at version {}", run.run_id, run.version)))
+    }
+
+    /// A save that neither ends nor reopens the run, without a transaction: the head (with the
+    /// records, in `run_z`) if the stored one still has the version `guard` names, then the
+    /// records' items, then, when there is no outbox for the shell to acknowledge after its
+    /// dispatch, the acknowledgement. Only the winner of the head's condition writes records,
+    /// and an interrupted save's records are written by the next load (`load_run`), so every
+    /// record item holds what a saved head decided.
+    async fn put_head_then_records(
+        &self,
+        head: Item,
+        guard: Expr,
+        run: &Run,
+        records: &[StepRecord],
+    ) -> Result<(), StoreError> {
+        self.put_head(head, guard, run).await?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.write_records(run, records).await?;
+        if run.outbox.is_empty() {
+            self.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts the items of `records` (each its own `PutItem`: the same content whoever writes it).
+    async fn write_records(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError> {
+        for record in records {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(self.record_item(run, record)?))
+                .send()
+                .await
+                .map_err(|e| store_error("PutItem", e))?;
+        }
+        Ok(())
     }
 
     /// Puts a head if the stored one still has the version `guard` names.

@@ -412,6 +412,65 @@ async fn a_run_of_the_previous_item_shape_still_loads_and_saves() {
     );
 }
 
+/// A save puts the head (keeping the decision's records), then the records' items, then the
+/// acknowledgement. When it stopped after the head (here: the record's item and the
+/// acknowledgement removed by hand), the history still has the record (from the head) and the
+/// next load writes its item and acknowledges.
+#[tokio::test]
+async fn records_of_a_save_interrupted_after_its_head_are_written_by_the_next_load() {
+    let env = env_or_skip!("interrupted_save");
+    let run = new_run("R1");
+    create(&env, &run).await;
+    let mut saved = next(&run);
+    saved.history_len = 1;
+    env.store.save_run(&saved, &[record(0, "done")]).await.unwrap();
+    assert!(env.raw_item("TENANT#t1#RUN#R1", "STEP#000000").await.is_some());
+    let head = env.raw_item("TENANT#t1#RUN#R1", "RUN").await.unwrap();
+    assert_eq!(
+        head.get("outbox_acked"),
+        Some(&AttributeValue::N("1".into())),
+        "acknowledged"
+    );
+
+    let client = dynamodb_client(&env.sdk, None);
+    let pk = AttributeValue::S("TENANT#t1#RUN#R1".into());
+    client
+        .delete_item()
+        .table_name(&env.res.table)
+        .key("PK", pk.clone())
+        .key("SK", AttributeValue::S("STEP#000000".into()))
+        .send()
+        .await
+        .expect("DeleteItem");
+    client
+        .update_item()
+        .table_name(&env.res.table)
+        .key("PK", pk)
+        .key("SK", AttributeValue::S("RUN".into()))
+        .update_expression("REMOVE outbox_acked")
+        .send()
+        .await
+        .expect("UpdateItem");
+    assert_eq!(
+        env.store.history("t1", "R1").await.unwrap(),
+        vec![record(0, "done")],
+        "from the head"
+    );
+
+    assert_eq!(env.store.load_run("t1", "R1").await.unwrap(), Some(saved));
+    let step = env
+        .raw_item("TENANT#t1#RUN#R1", "STEP#000000")
+        .await
+        .expect("written by the load");
+    assert!(step.contains_key("record"));
+    let head = env.raw_item("TENANT#t1#RUN#R1", "RUN").await.unwrap();
+    assert_eq!(
+        head.get("outbox_acked"),
+        Some(&AttributeValue::N("1".into())),
+        "acknowledged"
+    );
+}
+
 #[tokio::test]
 async fn terminal_run_drops_routes_and_releases_enrollment() {
     let env = env_or_skip!("terminal");
