@@ -68,6 +68,7 @@
 
 mod api_keys;
 mod catalog;
+mod deflate;
 mod held;
 mod idempotency;
 mod logs;

@@ -2,6 +2,7 @@
 //! partition, the enrollment item per (automation, enrollment key), route items per record key,
 //! and event-dedupe items.
 
+use super::deflate;
 use super::{
     DynamoStore, EXPIRES_AT, Expr, GSI1PK, GSI1SK, Item, PK, SK, done_unless_other_error, get_n, get_s, get_ss,
     json_error, key, n, s, store_error, tenant_prefix,
@@ -60,16 +61,15 @@ fn runs_of_automation_pk(tenant: &str, automation_id: &str) -> String {
 /// The head attribute naming the version whose outbox was dispatched (see `ack_outbox`).
 const OUTBOX_ACKED: &str = "outbox_acked";
 
-/// The head attribute holding the run's JSON, deflated: a run head is mostly JSON keys and
-/// repeats (the trigger, the event, the record), which deflate shrinks to about a third; every
-/// write of the head is billed by its size (1 KB write units). After the run's JSON, in the
+/// The head attribute holding the run's JSON, deflated against a dictionary of what every head
+/// holds ([`deflate`]): a run head is mostly JSON keys and repeats (the trigger, the event, the
+/// record), which this shrinks to about a fifth; every write of the head is billed by its size
+/// (1 KB write units). After the run's JSON, in the
 /// same stream, come the step records of the save that wrote the head, as a JSON array, when it
 /// had any: the head keeps them for as long as they may lack items of their own (a save puts
 /// the head, then the records' items; the head's acknowledgement, `outbox_acked`, says both
 /// are done: see `save_head`). Heads written before hold the run's JSON as text in `run`.
 const RUN_DEFLATED: &str = "run_z";
-/// Deflate's level for heads (6 is zlib's default: most of the gain, little of the time).
-const DEFLATE_LEVEL: u8 = 6;
 /// The most a stored head's JSON may inflate to (an item is at most 400 KB).
 const MAX_INFLATED_BYTES: usize = 16 << 20;
 
@@ -80,10 +80,7 @@ fn deflated_head(run: &Run, pending: &[StepRecord]) -> Result<AttributeValue, St
         json.push(b'\n');
         serde_json::to_writer(&mut json, pending).map_err(|e| json_error("serializing step records", e))?;
     }
-    Ok(AttributeValue::B(Blob::new(miniz_oxide::deflate::compress_to_vec(
-        &json,
-        DEFLATE_LEVEL,
-    ))))
+    Ok(AttributeValue::B(Blob::new(deflate::deflate(&json))))
 }
 
 /// The head's JSON: inflated from `run_z`, or the text of `run` (a head of an older version).
@@ -91,7 +88,7 @@ fn head_json(item: &Item) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
     let Some(AttributeValue::B(blob)) = item.get(RUN_DEFLATED) else {
         return Ok(get_s(item, "run")?.as_bytes().into());
     };
-    miniz_oxide::inflate::decompress_to_vec_with_limit(blob.as_ref(), MAX_INFLATED_BYTES)
+    deflate::inflate(blob.as_ref(), MAX_INFLATED_BYTES)
         .map(Into::into)
         .map_err(|e| StoreError::Other(format!("stored run head: cannot inflate {RUN_DEFLATED}: {e}")))
 }
