@@ -38,8 +38,8 @@
 //! | `AutomationDirectory::create`, `add_version`, `replace_latest` | as `put` |
 //! | `AutomationDirectory::list` | `Query` (on `GSI1`), `BatchGetItem` |
 //! | `AutomationDirectory::versions` | `Query` |
-//! | `RunStore::enrollment` | `GetItem` |
-//! | `RunStore::load_run` | `GetItem`; `PutItem`, `UpdateItem` (a head whose save was interrupted) |
+//! | `RunStore::enrollment`, `load_run` | `GetItem` |
+//! | `RunStore::load_run_to_save` | `GetItem`; `PutItem`, `UpdateItem` (a head whose save was interrupted) |
 //! | `RunStore::create_run` | `TransactWriteItems` (→ `PutItem`) |
 //! | `RunStore::save_run` | `PutItem`, `TransactWriteItems` (→ `PutItem`, `DeleteItem`, `UpdateItem`) |
 //! | `RunStore::history`, `routes` | `Query` |

@@ -335,10 +335,18 @@ impl RunStore for DynamoStore {
         }
     }
 
+    async fn load_run(&self, tenant: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
+        self.get_item(run_pk(tenant, run_id), RUN_SK)
+            .await?
+            .as_ref()
+            .map(parse_run)
+            .transpose()
+    }
+
     /// A head whose save was interrupted before its acknowledgement gets its pending records'
     /// items (again: the same content, whoever writes them) before it is handed out, so they
     /// exist before any later save replaces the head.
-    async fn load_run(&self, tenant: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
+    async fn load_run_to_save(&self, tenant: &str, run_id: &str) -> Result<Option<Arc<Run>>, StoreError> {
         let Some(item) = self.get_item(run_pk(tenant, run_id), RUN_SK).await? else {
             return Ok(None);
         };
@@ -349,7 +357,7 @@ impl RunStore for DynamoStore {
                 self.ack_outbox(tenant, run_id, run.version).await?;
             }
         }
-        Ok(Some(run))
+        Ok(Some(Arc::new(run)))
     }
 
     async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError> {
@@ -516,8 +524,8 @@ impl DynamoStore {
     /// records, in `run_z`) if the stored one still has the version `guard` names, then the
     /// records' items, then, when there is no outbox for the shell to acknowledge after its
     /// dispatch, the acknowledgement. Only the winner of the head's condition writes records,
-    /// and an interrupted save's records are written by the next load (`load_run`), so every
-    /// record item holds what a saved head decided.
+    /// and an interrupted save's records are written by the next load before a save
+    /// (`load_run_to_save`), so every record item holds what a saved head decided.
     async fn put_head_then_records(
         &self,
         head: Item,

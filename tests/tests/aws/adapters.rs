@@ -415,9 +415,9 @@ async fn a_run_of_the_previous_item_shape_still_loads_and_saves() {
 /// A save puts the head (keeping the decision's records), then the records' items, then the
 /// acknowledgement. When it stopped after the head (here: the record's item and the
 /// acknowledgement removed by hand), the history still has the record (from the head) and the
-/// next load writes its item and acknowledges.
+/// next load to save writes its item and acknowledges (a plain load only reads).
 #[tokio::test]
-async fn records_of_a_save_interrupted_after_its_head_are_written_by_the_next_load() {
+async fn records_of_a_save_interrupted_after_its_head_are_written_by_the_next_load_to_save() {
     let env = env_or_skip!("interrupted_save");
     let run = new_run("R1");
     create(&env, &run).await;
@@ -457,7 +457,15 @@ async fn records_of_a_save_interrupted_after_its_head_are_written_by_the_next_lo
         "from the head"
     );
 
-    assert_eq!(env.store.load_run("t1", "R1").await.unwrap(), Some(saved));
+    assert_eq!(env.store.load_run("t1", "R1").await.unwrap(), Some(saved.clone()));
+    assert!(
+        env.raw_item("TENANT#t1#RUN#R1", "STEP#000000").await.is_none(),
+        "a plain load only reads"
+    );
+    assert_eq!(
+        env.store.load_run_to_save("t1", "R1").await.unwrap().as_deref(),
+        Some(&saved)
+    );
     let step = env
         .raw_item("TENANT#t1#RUN#R1", "STEP#000000")
         .await
