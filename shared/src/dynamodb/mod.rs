@@ -17,7 +17,7 @@
 //! | run head | `TENANT#t#RUN#id` | `RUN` | `run_z` (deflated JSON; `run`, text, in heads written before), `version`, `status`, `automation_id`, `automation_version`, `GSI1PK`=`TENANT#t#AUTO#id#RUNS`, `GSI1SK`=`RUN#id`, `expires_at` once terminal |
 //! | step record | `TENANT#t#RUN#id` | `STEP#000012` | `record`, `seq`, `expires_at` |
 //! | enrollment | `TENANT#t#ENROLL#automation#key` | `ENROLL` | `version`, `active_runs` (SS), `total_enrollments`, `last_enrolled_at` |
-//! | route | `TENANT#t#ROUTE#lead/L1` | `RUN#id` | `run_id`, `automation_id` |
+//! | route | `TENANT#t#ROUTE#lead/L1` | `RUN#id` | `run_id`, `automation_id`, `since` (the version that reopened the run) |
 //! | event dedupe | `TENANT#t#EVENT#id` | `EVENT` | `expires_at` (+7 days) |
 //! | idempotency | `IDEMP#key` | `IDEMP` | `state` (`INPROGRESS`/`COMPLETED`), `lease_until`, `output`, `expires_at` |
 //! | long timer | `DUE#yyyymmddHHMM` | `RUN#run_id#T#timer_id` | `tenant`, `run_id`, `timer_id`, `due_at` |
@@ -41,7 +41,8 @@
 //! | `RunStore::enrollment`, `load_run` | `GetItem` |
 //! | `RunStore::load_run_to_save` | `GetItem`; `PutItem`, `UpdateItem` (a head whose save was interrupted) |
 //! | `RunStore::create_run` | `TransactWriteItems` (→ `PutItem`) |
-//! | `RunStore::save_run` | `PutItem`, `TransactWriteItems` (→ `PutItem`, `DeleteItem`, `UpdateItem`) |
+//! | `RunStore::save_run` | `PutItem`, `DeleteItem`, `UpdateItem` |
+//! | `RunStore::save_reopened` | `TransactWriteItems` (→ `PutItem`) |
 //! | `RunStore::history`, `routes` | `Query` |
 //! | `RunStore::mark_event_processed` | `PutItem` |
 //! | `RunStore::event_processed` | `GetItem` |

@@ -58,6 +58,10 @@ fn runs_of_automation_pk(tenant: &str, automation_id: &str) -> String {
     format!("{}AUTO#{automation_id}#RUNS", tenant_prefix(tenant))
 }
 
+/// The route attribute naming the version of the save that reopened the run and put the route
+/// back (none on a route put when the run was created).
+const ROUTE_SINCE: &str = "since";
+
 /// The head attribute naming the version whose outbox was dispatched (see `ack_outbox`).
 const OUTBOX_ACKED: &str = "outbox_acked";
 
@@ -343,19 +347,17 @@ impl RunStore for DynamoStore {
             .transpose()
     }
 
-    /// A head whose save was interrupted before its acknowledgement gets its pending records'
-    /// items (again: the same content, whoever writes them) before it is handed out, so they
-    /// exist before any later save replaces the head.
+    /// A head whose save was interrupted before its acknowledgement gets what the save does
+    /// after its head done again (`after_head`: the same effect, whoever does it) before it is
+    /// handed out, so its records exist, and an ended run's routes and slot are gone, before any
+    /// later save replaces it.
     async fn load_run_to_save(&self, tenant: &str, run_id: &str) -> Result<Option<Arc<Run>>, StoreError> {
         let Some(item) = self.get_item(run_pk(tenant, run_id), RUN_SK).await? else {
             return Ok(None);
         };
         let (run, pending) = parse_head(&item)?;
-        if !pending.is_empty() && !acknowledged(&item, run.version)? {
-            self.write_records(&run, &pending).await?;
-            if run.outbox.is_empty() {
-                self.ack_outbox(tenant, run_id, run.version).await?;
-            }
+        if (!pending.is_empty() || run.status.is_terminal()) && !acknowledged(&item, run.version)? {
+            self.after_head(&run, &pending).await?;
         }
         Ok(Some(Arc::new(run)))
     }
@@ -462,10 +464,9 @@ impl RunStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// The head (version-checked), the records, and the routes: deleted with the enrollment
-    /// slot's release when the run ended, put again when a retry reopened it; in one
-    /// transaction, or one conditional put when only the head changes (the open step's record
-    /// is in the head).
+    /// The head (version-checked) and the records, and the routes: deleted with the enrollment
+    /// slot's release when the run ended, put again when a retry reopened it. A reopening save
+    /// is one transaction; any other puts the head, then the rest (`put_head_then_records`).
     async fn save_head(&self, run: &Run, records: &[StepRecord], reopened: bool) -> Result<(), StoreError> {
         let Some(previous) = run.version.checked_sub(1) else {
             return Err(StoreError::Conflict(format!(
@@ -477,7 +478,7 @@ impl DynamoStore {
             .name("#v", "version")
             .value(":previous", n(previous));
         let records: Vec<StepRecord> = records_to_write(run, records).cloned().collect();
-        if !reopened && !run.status.is_terminal() {
+        if !reopened {
             let head = self.head_item(run, &records)?;
             return self.put_head_then_records(head, guard, run, &records).await;
         }
@@ -486,44 +487,22 @@ impl DynamoStore {
         for record in &records {
             items.push(self.tx_put(self.record_item(run, record)?, None)?);
         }
-        if reopened {
-            for route_key in run.route_keys() {
-                let mut route = key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id));
-                route.insert("run_id".into(), s(&run.run_id));
-                route.insert("automation_id".into(), s(&run.automation_id));
-                items.push(self.tx_put(route, None)?);
-            }
-        }
-        if run.status.is_terminal() {
-            for route_key in run.route_keys() {
-                items.push(self.tx_delete(key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id)))?);
-            }
-            // Releases the enrollment slot; the version bump makes a concurrent enrollment that
-            // read the old state conflict.
-            let release = Expr::new("SET #v = if_not_exists(#v, :zero) + :one DELETE #active :run")
-                .name("#v", "version")
-                .name("#active", "active_runs")
-                .value(":zero", n(0))
-                .value(":one", n(1))
-                .value(":run", AttributeValue::Ss(vec![run.run_id.clone()]));
-            items.push(self.tx_update(
-                key(
-                    enrollment_pk(&run.tenant, &run.automation_id, &run.enrollment_key),
-                    ENROLL_SK,
-                ),
-                release,
-                None,
-            )?);
+        for route_key in run.route_keys() {
+            let mut route = key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id));
+            route.insert("run_id".into(), s(&run.run_id));
+            route.insert("automation_id".into(), s(&run.automation_id));
+            // The version that put it back: an older save that ended the run leaves it.
+            route.insert(ROUTE_SINCE.into(), n(run.version));
+            items.push(self.tx_put(route, None)?);
         }
         self.transact(items)
             .await
             .map_err(|e| e.into_store_error(&format!("save run {} at version {}", run.run_id, run.version)))
     }
 
-    /// A save that neither ends nor reopens the run, without a transaction: the head (with the
-    /// records, in `run_z`) if the stored one still has the version `guard` names, then the
-    /// records' items, then, when there is no outbox for the shell to acknowledge after its
-    /// dispatch, the acknowledgement. Only the winner of the head's condition writes records,
+    /// A save that does not reopen the run, without a transaction: the head (with the records,
+    /// in `run_z`) if the stored one still has the version `guard` names, then what follows it
+    /// (`after_head`). Only the winner of the head's condition writes records,
     /// and an interrupted save's records are written by the next load before a save
     /// (`load_run_to_save`), so every record item holds what a saved head decided.
     async fn put_head_then_records(
@@ -534,13 +513,66 @@ impl DynamoStore {
         records: &[StepRecord],
     ) -> Result<(), StoreError> {
         self.put_head(head, guard, run).await?;
-        if records.is_empty() {
+        self.after_head(run, records).await
+    }
+
+    /// What a save does after its head, and what the next load before a save does again when
+    /// the head is not acknowledged: the records' items; for a run that ended, its routes'
+    /// deletion and the release of its enrollment slot; the acknowledgement when the shell will
+    /// not make it (no outbox). Every step has the same effect when repeated.
+    async fn after_head(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError> {
+        if records.is_empty() && !run.status.is_terminal() {
             return Ok(());
         }
         self.write_records(run, records).await?;
+        if run.status.is_terminal() {
+            self.drop_routes(run).await?;
+            self.release_enrollment(run).await?;
+        }
         if run.outbox.is_empty() {
             self.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
         }
+        Ok(())
+    }
+
+    /// Deletes the routes of a run that ended at `run.version`, but a route a later save that
+    /// reopened the run put back.
+    async fn drop_routes(&self, run: &Run) -> Result<(), StoreError> {
+        for route_key in run.route_keys() {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id))))
+                .condition_expression("attribute_not_exists(#since) OR #since < :v")
+                .expression_attribute_names("#since", ROUTE_SINCE)
+                .expression_attribute_values(":v", n(run.version))
+                .send()
+                .await;
+            done_unless_other_error("DeleteItem", result)?;
+        }
+        Ok(())
+    }
+
+    /// Releases the enrollment slot of a run that ended; the version bump makes a concurrent
+    /// enrollment that read the old state conflict (a repeated release changes nothing else).
+    async fn release_enrollment(&self, run: &Run) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                enrollment_pk(&run.tenant, &run.automation_id, &run.enrollment_key),
+                ENROLL_SK,
+            )))
+            .update_expression("SET #v = if_not_exists(#v, :zero) + :one DELETE #active :run")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_names("#active", "active_runs")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":run", AttributeValue::Ss(vec![run.run_id.clone()]))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem", e))?;
         Ok(())
     }
 

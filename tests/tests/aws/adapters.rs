@@ -1200,6 +1200,89 @@ async fn a_reopened_run_gets_its_routes_back() {
         ),
         "version-checked like any save"
     );
+    let route = env.raw_item("TENANT#t1#ROUTE#lead/L1", "RUN#R-reopen").await.unwrap();
+    assert_eq!(
+        route.get("since"),
+        Some(&AttributeValue::N("2".into())),
+        "names the reopening save"
+    );
+
+    let mut failed_again = next(&failed);
+    failed_again.version = 3;
+    failed_again.status = RunStatus::Failed;
+    env.store.save_run(&failed_again, &[]).await.unwrap();
+    assert!(
+        !routed(env.store.routes("t1", &keys).await.unwrap()),
+        "a later end drops the routes put back"
+    );
+}
+
+/// An ended run's save that stopped after its head (here: a route, the enrollment slot and the
+/// acknowledgement put back by hand) is finished by the next load to save: routes gone, slot
+/// released, acknowledged. A plain load only reads.
+#[tokio::test]
+async fn an_ended_runs_save_interrupted_after_its_head_is_finished_by_the_next_load_to_save() {
+    let env = env_or_skip!("interrupted_end");
+    let run = new_run("R1");
+    create(&env, &run).await;
+    let mut done = next(&run);
+    done.status = RunStatus::Completed;
+    done.finished_at = Some(ts("2026-03-03T00:00:00Z"));
+    env.store.save_run(&done, &[]).await.unwrap();
+    let keys = run.route_keys();
+    assert!(env.store.routes("t1", &keys).await.unwrap().is_empty());
+
+    let client = dynamodb_client(&env.sdk, None);
+    let s = |v: &str| AttributeValue::S(v.into());
+    client
+        .put_item()
+        .table_name(&env.res.table)
+        .item("PK", s("TENANT#t1#ROUTE#lead/L1"))
+        .item("SK", s("RUN#R1"))
+        .item("run_id", s("R1"))
+        .item("automation_id", s("welcome"))
+        .send()
+        .await
+        .expect("PutItem route");
+    client
+        .update_item()
+        .table_name(&env.res.table)
+        .key("PK", s("TENANT#t1#ENROLL#welcome#lead/L1"))
+        .key("SK", s("ENROLL"))
+        .update_expression("ADD active_runs :r")
+        .expression_attribute_values(":r", AttributeValue::Ss(vec!["R1".into()]))
+        .send()
+        .await
+        .expect("UpdateItem enrollment");
+    client
+        .update_item()
+        .table_name(&env.res.table)
+        .key("PK", s("TENANT#t1#RUN#R1"))
+        .key("SK", s("RUN"))
+        .update_expression("REMOVE outbox_acked")
+        .send()
+        .await
+        .expect("UpdateItem head");
+
+    assert_eq!(env.store.load_run("t1", "R1").await.unwrap(), Some(done.clone()));
+    assert_eq!(
+        env.store.routes("t1", &keys).await.unwrap().len(),
+        1,
+        "a plain load only reads"
+    );
+    assert_eq!(
+        env.store.load_run_to_save("t1", "R1").await.unwrap().as_deref(),
+        Some(&done)
+    );
+    assert!(env.store.routes("t1", &keys).await.unwrap().is_empty(), "routes gone");
+    let state = env.store.enrollment("t1", "welcome", "lead/L1").await.unwrap();
+    assert!(state.active_runs.is_empty(), "slot released");
+    let head = env.raw_item("TENANT#t1#RUN#R1", "RUN").await.unwrap();
+    assert_eq!(
+        head.get("outbox_acked"),
+        Some(&AttributeValue::N("1".into())),
+        "acknowledged"
+    );
 }
 
 /// The audit log pages newest first per tenant; trigger evaluations come back newest first per
