@@ -172,6 +172,13 @@ pub trait RunStore: Send + Sync {
     async fn load_run_shared(&self, tenant: &str, run_id: &str) -> Result<Option<Arc<Run>>, StoreError> {
         Ok(self.load_run(tenant, run_id).await?.map(Arc::new))
     }
+    /// [`RunStore::load_run_shared`] for a caller that may save the head next (evaluate): a
+    /// store that completes an interrupted save lazily (the DynamoDB store writes the step records
+    /// a head still keeps) does it here, so that no save replaces a head whose records lack their
+    /// items. Other readers need not write.
+    async fn load_run_to_save(&self, tenant: &str, run_id: &str) -> Result<Option<Arc<Run>>, StoreError> {
+        self.load_run_shared(tenant, run_id).await
+    }
     /// [`RunStore::save_run`], handing the head and the records over: a store that keeps them in
     /// memory keeps these instead of copies.
     async fn save_run_shared(&self, run: Arc<Run>, records: Vec<StepRecord>) -> Result<(), StoreError> {

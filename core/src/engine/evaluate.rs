@@ -75,7 +75,7 @@ impl Evaluate {
 
     /// Loads a run, dispatching an unacknowledged outbox first.
     async fn load(&self, tenant: &str, run_id: &str) -> Result<Arc<Run>, EngineError> {
-        let Some(mut run) = self.runs.load_run_shared(tenant, run_id).await? else {
+        let Some(mut run) = self.runs.load_run_to_save(tenant, run_id).await? else {
             return Err(EngineError::Invalid(format!("run {run_id} not found")));
         };
         if !run.outbox.is_empty() {

@@ -5,18 +5,19 @@
 //! timers that [`crate::timers::AwsTimerService`] schedules and sweeps.
 //!
 //! One table: `PK` (S) / `SK` (S), one GSI `GSI1` (`GSI1PK` / `GSI1SK`, keys only) and TTL on
-//! `expires_at` (epoch seconds). Bodies (definitions, run heads, step records) are JSON strings;
-//! the attributes beside them exist for conditions, indexes and TTL.
+//! `expires_at` (epoch seconds). Bodies (definitions, run heads, step records) are JSON strings,
+//! but for the run head's, deflated (binary); the attributes beside them exist for conditions,
+//! indexes and TTL.
 //!
 //! | item | PK | SK | attributes |
 //! |---|---|---|---|
 //! | automation version | `TENANT#t#AUTO#id` | `V#0000000007` | `definition`, `version`, `status`, `created_at` (RFC 3339, when stored through the API) |
 //! | latest pointer | `TENANT#t#AUTO#id` | `LATEST` | the newest version's attributes, `rev`, `triggers` (SS), `GSI1PK`=`TENANT#t#AUTOS`, `GSI1SK`=`AUTO#id` |
 //! | trigger index | `TENANT#t#TRIGGER#<pattern>` | `AUTO#id` | `definition`, `version` (latest version, only while active) |
-//! | run head | `TENANT#t#RUN#id` | `RUN` | `run`, `version`, `status`, `automation_id`, `automation_version`, `GSI1PK`=`TENANT#t#AUTO#id#RUNS`, `GSI1SK`=`RUN#id`, `expires_at` once terminal |
+//! | run head | `TENANT#t#RUN#id` | `RUN` | `run_z` (deflated JSON; `run`, text, in heads written before), `version`, `status`, `automation_id`, `automation_version`, `GSI1PK`=`TENANT#t#AUTO#id#RUNS`, `GSI1SK`=`RUN#id`, `expires_at` once terminal |
 //! | step record | `TENANT#t#RUN#id` | `STEP#000012` | `record`, `seq`, `expires_at` |
 //! | enrollment | `TENANT#t#ENROLL#automation#key` | `ENROLL` | `version`, `active_runs` (SS), `total_enrollments`, `last_enrolled_at` |
-//! | route | `TENANT#t#ROUTE#lead/L1` | `RUN#id` | `run_id`, `automation_id` |
+//! | route | `TENANT#t#ROUTE#lead/L1` | `RUN#id` | `run_id`, `automation_id`, `since` (the version that reopened the run) |
 //! | event dedupe | `TENANT#t#EVENT#id` | `EVENT` | `expires_at` (+7 days) |
 //! | idempotency | `IDEMP#key` | `IDEMP` | `state` (`INPROGRESS`/`COMPLETED`), `lease_until`, `output`, `expires_at` |
 //! | long timer | `DUE#yyyymmddHHMM` | `RUN#run_id#T#timer_id` | `tenant`, `run_id`, `timer_id`, `due_at` |
@@ -38,8 +39,10 @@
 //! | `AutomationDirectory::list` | `Query` (on `GSI1`), `BatchGetItem` |
 //! | `AutomationDirectory::versions` | `Query` |
 //! | `RunStore::enrollment`, `load_run` | `GetItem` |
+//! | `RunStore::load_run_to_save` | `GetItem`; `PutItem`, `UpdateItem` (a head whose save was interrupted) |
 //! | `RunStore::create_run` | `TransactWriteItems` (→ `PutItem`) |
-//! | `RunStore::save_run` | `TransactWriteItems` (→ `PutItem`, `DeleteItem`, `UpdateItem`) |
+//! | `RunStore::save_run` | `PutItem`, `DeleteItem`, `UpdateItem` |
+//! | `RunStore::save_reopened` | `TransactWriteItems` (→ `PutItem`) |
 //! | `RunStore::history`, `routes` | `Query` |
 //! | `RunStore::mark_event_processed` | `PutItem` |
 //! | `RunStore::event_processed` | `GetItem` |
@@ -66,6 +69,7 @@
 
 mod api_keys;
 mod catalog;
+mod deflate;
 mod held;
 mod idempotency;
 mod logs;

@@ -2,15 +2,17 @@
 //! partition, the enrollment item per (automation, enrollment key), route items per record key,
 //! and event-dedupe items.
 
+use super::deflate;
 use super::{
     DynamoStore, EXPIRES_AT, Expr, GSI1PK, GSI1SK, Item, PK, SK, done_unless_other_error, get_n, get_s, get_ss,
     json_error, key, n, s, store_error, tenant_prefix,
 };
 use async_trait::async_trait;
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use crmflow_core::enrollment::EnrollmentState;
 use crmflow_core::ports::{CreateOutcome, Route, RunDirectory, RunFilter, RunStore, StoreError};
-use crmflow_core::run::{Run, StepRecord};
+use crmflow_core::run::{Run, StepRecord, WaitingFor};
 use jiff::Timestamp;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -56,15 +58,86 @@ fn runs_of_automation_pk(tenant: &str, automation_id: &str) -> String {
     format!("{}AUTO#{automation_id}#RUNS", tenant_prefix(tenant))
 }
 
+/// The route attribute naming the version of the save that reopened the run and put the route
+/// back (none on a route put when the run was created).
+const ROUTE_SINCE: &str = "since";
+
 /// The head attribute naming the version whose outbox was dispatched (see `ack_outbox`).
 const OUTBOX_ACKED: &str = "outbox_acked";
 
-fn parse_run(item: &Item) -> Result<Run, StoreError> {
-    let mut run: Run = serde_json::from_str(get_s(item, "run")?).map_err(|e| json_error("stored run head", e))?;
-    if item.contains_key(OUTBOX_ACKED) && get_n::<u64>(item, OUTBOX_ACKED)? == run.version {
+/// The head attribute holding the run's JSON, deflated against a dictionary of what every head
+/// holds ([`deflate`]): a run head is mostly JSON keys and repeats (the trigger, the event, the
+/// record), which this shrinks to about a fifth; every write of the head is billed by its size
+/// (1 KB write units). After the run's JSON, in the
+/// same stream, come the step records of the save that wrote the head, as a JSON array, when it
+/// had any: the head keeps them for as long as they may lack items of their own (a save puts
+/// the head, then the records' items; the head's acknowledgement, `outbox_acked`, says both
+/// are done: see `save_head`). Heads written before hold the run's JSON as text in `run`.
+const RUN_DEFLATED: &str = "run_z";
+/// The most a stored head's JSON may inflate to (an item is at most 400 KB).
+const MAX_INFLATED_BYTES: usize = 16 << 20;
+
+/// `run_z`: the run's JSON, then the pending records' (if any), deflated.
+fn deflated_head(run: &Run, pending: &[StepRecord]) -> Result<AttributeValue, StoreError> {
+    let mut json = serde_json::to_vec(run).map_err(|e| json_error("serializing a run", e))?;
+    if !pending.is_empty() {
+        json.push(b'\n');
+        serde_json::to_writer(&mut json, pending).map_err(|e| json_error("serializing step records", e))?;
+    }
+    Ok(AttributeValue::B(Blob::new(deflate::deflate(&json))))
+}
+
+/// The head's JSON: inflated from `run_z`, or the text of `run` (a head of an older version).
+fn head_json(item: &Item) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
+    let Some(AttributeValue::B(blob)) = item.get(RUN_DEFLATED) else {
+        return Ok(get_s(item, "run")?.as_bytes().into());
+    };
+    deflate::inflate(blob.as_ref(), MAX_INFLATED_BYTES)
+        .map(Into::into)
+        .map_err(|e| StoreError::Other(format!("stored run head: cannot inflate {RUN_DEFLATED}: {e}")))
+}
+
+/// Whether the head's version is acknowledged: its outbox dispatched and its records written.
+fn acknowledged(item: &Item, version: u64) -> Result<bool, StoreError> {
+    Ok(item.contains_key(OUTBOX_ACKED) && get_n::<u64>(item, OUTBOX_ACKED)? == version)
+}
+
+/// The run (its outbox cleared once acknowledged) and the records the head keeps until they
+/// have items (none in heads written before).
+fn parse_head(item: &Item) -> Result<(Run, Vec<StepRecord>), StoreError> {
+    use serde::Deserialize;
+    let json = head_json(item)?;
+    let mut de = serde_json::Deserializer::from_slice(&json);
+    let mut run = Run::deserialize(&mut de).map_err(|e| json_error("stored run head", e))?;
+    let pending = match Option::<Vec<StepRecord>>::deserialize(&mut de) {
+        Ok(pending) => pending.unwrap_or_default(),
+        Err(e) if e.is_eof() => Vec::new(),
+        Err(e) => return Err(json_error("stored pending records", e)),
+    };
+    de.end().map_err(|e| json_error("stored run head", e))?;
+    if acknowledged(item, run.version)? {
         run.outbox.clear();
     }
-    Ok(run)
+    Ok((run, pending))
+}
+
+fn parse_run(item: &Item) -> Result<Run, StoreError> {
+    Ok(parse_head(item)?.0)
+}
+
+/// The record of the step the run is parked on: it lives in the head (the cursor) and gets an
+/// item of its own only once the step closes, so parking on a step writes no record item.
+fn open_record(run: &Run) -> Option<&StepRecord> {
+    run.cursor
+        .as_ref()
+        .filter(|c| c.waiting_for != WaitingFor::Continue)
+        .map(|c| &c.record)
+}
+
+/// The records of a save that need an item: all but the one the head's cursor holds open.
+fn records_to_write<'a>(run: &'a Run, records: &'a [StepRecord]) -> impl Iterator<Item = &'a StepRecord> {
+    let open = open_record(run);
+    records.iter().filter(move |r| open != Some(*r))
 }
 
 fn parse_record(item: &Item) -> Result<StepRecord, StoreError> {
@@ -84,10 +157,10 @@ impl DynamoStore {
         )
     }
 
-    fn head_item(&self, run: &Run) -> Result<Item, StoreError> {
-        let json = serde_json::to_string(run).map_err(|e| json_error("serializing a run", e))?;
+    /// The head item; `pending`: the records it keeps until they have items.
+    fn head_item(&self, run: &Run, pending: &[StepRecord]) -> Result<Item, StoreError> {
         let mut item = key(run_pk(&run.tenant, &run.run_id), RUN_SK);
-        item.insert("run".into(), s(json));
+        item.insert(RUN_DEFLATED.into(), deflated_head(run, pending)?);
         item.insert("version".into(), n(run.version));
         item.insert("status".into(), s(run.status.as_str()));
         item.insert("automation_id".into(), s(&run.automation_id));
@@ -222,7 +295,7 @@ impl RunStore for DynamoStore {
             .checked_sub(1)
             .ok_or_else(|| StoreError::Other("create_run: the new enrollment state must have version >= 1".into()))?;
         let not_exists = || Expr::new("attribute_not_exists(#pk)").name("#pk", PK);
-        let mut items = vec![self.tx_put(self.head_item(run)?, Some(not_exists()))?];
+        let mut items = vec![self.tx_put(self.head_item(run, &[])?, Some(not_exists()))?];
 
         let mut enrollment_item = key(
             enrollment_pk(&run.tenant, &run.automation_id, &run.enrollment_key),
@@ -274,6 +347,21 @@ impl RunStore for DynamoStore {
             .transpose()
     }
 
+    /// A head whose save was interrupted before its acknowledgement gets what the save does
+    /// after its head done again (`after_head`: the same effect, whoever does it) before it is
+    /// handed out, so its records exist, and an ended run's routes and slot are gone, before any
+    /// later save replaces it.
+    async fn load_run_to_save(&self, tenant: &str, run_id: &str) -> Result<Option<Arc<Run>>, StoreError> {
+        let Some(item) = self.get_item(run_pk(tenant, run_id), RUN_SK).await? else {
+            return Ok(None);
+        };
+        let (run, pending) = parse_head(&item)?;
+        if (!pending.is_empty() || run.status.is_terminal()) && !acknowledged(&item, run.version)? {
+            self.after_head(&run, &pending).await?;
+        }
+        Ok(Some(Arc::new(run)))
+    }
+
     async fn ack_outbox(&self, tenant: &str, run_id: &str, version: u64) -> Result<(), StoreError> {
         // One small conditional update instead of rewriting the head's JSON.
         let result = self
@@ -301,20 +389,30 @@ impl RunStore for DynamoStore {
 
     async fn history(&self, tenant: &str, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
         // One Query reads the head and the records (they share the partition).
-        let mut history_len = None;
+        let mut head = None;
         let mut records = Vec::new();
         for item in self.query_partition(&run_pk(tenant, run_id), None).await? {
             let sk = get_s(&item, SK)?;
             if sk == RUN_SK {
-                history_len = Some(parse_run(&item)?.history_len);
+                head = Some(parse_head(&item)?);
             } else if sk.starts_with(STEP_PREFIX) {
                 records.push(parse_record(&item)?);
             }
         }
-        let Some(history_len) = history_len else {
+        let Some((head, pending)) = head else {
             return Ok(Vec::new());
         };
-        records.retain(|r| r.seq < history_len);
+        // The records of the last save (their items may not be written yet).
+        for record in pending {
+            records.retain(|r| r.seq != record.seq);
+            records.push(record);
+        }
+        // The open step's record is the head's (an item of an older save may hold it too).
+        if let Some(open) = open_record(&head) {
+            records.retain(|r| r.seq != open.seq);
+            records.push(open.clone());
+        }
+        records.retain(|r| r.seq < head.history_len);
         records.sort_by_key(|r| r.seq);
         Ok(records)
     }
@@ -366,8 +464,9 @@ impl RunStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// One transaction: the head (version-checked), the records, and the routes: deleted with
-    /// the enrollment slot's release when the run ended, put again when a retry reopened it.
+    /// The head (version-checked) and the records, and the routes: deleted with the enrollment
+    /// slot's release when the run ended, put again when a retry reopened it. A reopening save
+    /// is one transaction; any other puts the head, then the rest (`put_head_then_records`).
     async fn save_head(&self, run: &Run, records: &[StepRecord], reopened: bool) -> Result<(), StoreError> {
         let Some(previous) = run.version.checked_sub(1) else {
             return Err(StoreError::Conflict(format!(
@@ -378,41 +477,145 @@ impl DynamoStore {
         let guard = Expr::new("#v = :previous")
             .name("#v", "version")
             .value(":previous", n(previous));
-        let mut items = vec![self.tx_put(self.head_item(run)?, Some(guard))?];
-        for record in records {
+        let records: Vec<StepRecord> = records_to_write(run, records).cloned().collect();
+        if !reopened {
+            let head = self.head_item(run, &records)?;
+            return self.put_head_then_records(head, guard, run, &records).await;
+        }
+        let head = self.head_item(run, &[])?;
+        let mut items = vec![self.tx_put(head, Some(guard))?];
+        for record in &records {
             items.push(self.tx_put(self.record_item(run, record)?, None)?);
         }
-        if reopened {
-            for route_key in run.route_keys() {
-                let mut route = key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id));
-                route.insert("run_id".into(), s(&run.run_id));
-                route.insert("automation_id".into(), s(&run.automation_id));
-                items.push(self.tx_put(route, None)?);
-            }
-        }
-        if run.status.is_terminal() {
-            for route_key in run.route_keys() {
-                items.push(self.tx_delete(key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id)))?);
-            }
-            // Releases the enrollment slot; the version bump makes a concurrent enrollment that
-            // read the old state conflict.
-            let release = Expr::new("SET #v = if_not_exists(#v, :zero) + :one DELETE #active :run")
-                .name("#v", "version")
-                .name("#active", "active_runs")
-                .value(":zero", n(0))
-                .value(":one", n(1))
-                .value(":run", AttributeValue::Ss(vec![run.run_id.clone()]));
-            items.push(self.tx_update(
-                key(
-                    enrollment_pk(&run.tenant, &run.automation_id, &run.enrollment_key),
-                    ENROLL_SK,
-                ),
-                release,
-                None,
-            )?);
+        for route_key in run.route_keys() {
+            let mut route = key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id));
+            route.insert("run_id".into(), s(&run.run_id));
+            route.insert("automation_id".into(), s(&run.automation_id));
+            // The version that put it back: an older save that ended the run leaves it.
+            route.insert(ROUTE_SINCE.into(), n(run.version));
+            items.push(self.tx_put(route, None)?);
         }
         self.transact(items)
             .await
             .map_err(|e| e.into_store_error(&format!("save run {} at version {}", run.run_id, run.version)))
+    }
+
+    /// A save that does not reopen the run, without a transaction: the head (with the records,
+    /// in `run_z`) if the stored one still has the version `guard` names, then what follows it
+    /// (`after_head`). Only the winner of the head's condition writes records,
+    /// and an interrupted save's records are written by the next load before a save
+    /// (`load_run_to_save`), so every record item holds what a saved head decided.
+    async fn put_head_then_records(
+        &self,
+        head: Item,
+        guard: Expr,
+        run: &Run,
+        records: &[StepRecord],
+    ) -> Result<(), StoreError> {
+        self.put_head(head, guard, run).await?;
+        self.after_head(run, records).await
+    }
+
+    /// What a save does after its head, and what the next load before a save does again when
+    /// the head is not acknowledged: the records' items; for a run that ended, its routes'
+    /// deletion and the release of its enrollment slot; the acknowledgement when the shell will
+    /// not make it (no outbox). Every step has the same effect when repeated.
+    async fn after_head(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError> {
+        if records.is_empty() && !run.status.is_terminal() {
+            return Ok(());
+        }
+        self.write_records(run, records).await?;
+        if run.status.is_terminal() {
+            self.drop_routes(run).await?;
+            self.release_enrollment(run).await?;
+        }
+        if run.outbox.is_empty() {
+            self.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the routes of a run that ended at `run.version`, but a route a later save that
+    /// reopened the run put back.
+    async fn drop_routes(&self, run: &Run) -> Result<(), StoreError> {
+        for route_key in run.route_keys() {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(route_pk(&run.tenant, &route_key), route_sk(&run.run_id))))
+                .condition_expression("attribute_not_exists(#since) OR #since < :v")
+                .expression_attribute_names("#since", ROUTE_SINCE)
+                .expression_attribute_values(":v", n(run.version))
+                .send()
+                .await;
+            done_unless_other_error("DeleteItem", result)?;
+        }
+        Ok(())
+    }
+
+    /// Releases the enrollment slot of a run that ended; the version bump makes a concurrent
+    /// enrollment that read the old state conflict (a repeated release changes nothing else).
+    async fn release_enrollment(&self, run: &Run) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                enrollment_pk(&run.tenant, &run.automation_id, &run.enrollment_key),
+                ENROLL_SK,
+            )))
+            .update_expression("SET #v = if_not_exists(#v, :zero) + :one DELETE #active :run")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_names("#active", "active_runs")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":run", AttributeValue::Ss(vec![run.run_id.clone()]))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Puts the items of `records` (each its own `PutItem`: the same content whoever writes it).
+    async fn write_records(&self, run: &Run, records: &[StepRecord]) -> Result<(), StoreError> {
+        for record in records {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(self.record_item(run, record)?))
+                .send()
+                .await
+                .map_err(|e| store_error("PutItem", e))?;
+        }
+        Ok(())
+    }
+
+    /// Puts a head if the stored one still has the version `guard` names.
+    async fn put_head(&self, head: Item, guard: Expr, run: &Run) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(head))
+            .condition_expression(&guard.text)
+            .set_expression_attribute_names(guard.names_opt())
+            .set_expression_attribute_values(guard.values_opt())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict(format!(
+                    "save run {} at version {}: the stored head is not at version {}",
+                    run.run_id,
+                    run.version,
+                    run.version - 1
+                )))
+            }
+            Err(e) => Err(store_error("PutItem", e)),
+        }
     }
 }

@@ -18,7 +18,7 @@ use crmflow_aws::sdk::{dynamodb_client, sqs_client};
 use crmflow_aws::ses::SesEmailSender;
 use crmflow_aws::sqs::{SqsActionQueue, SqsCrmCommandSink, SqsStepQueue};
 use crmflow_aws::timers::{AwsTimerService, TimerStore};
-use crmflow_core::command::{CrmCommand, EmailMessage, Input, PerformAction};
+use crmflow_core::command::{Command, CrmCommand, EmailMessage, Input, PerformAction};
 use crmflow_core::definition::{AutomationStatus, Program, parse_automation};
 use crmflow_core::enrollment::{EnrollmentState, enrolled};
 use crmflow_core::event::{Event, Subject};
@@ -28,7 +28,7 @@ use crmflow_core::ports::{
     HeldInputStore, IdempotencyStore, OutboundCrmCommand, RunDirectory, RunFilter, RunStore, StepQueue, StoreError,
     Timer, TimerService,
 };
-use crmflow_core::run::{Run, RunStatus, StepRecord, StepStatus};
+use crmflow_core::run::{Cursor, Run, RunStatus, StepRecord, StepStatus, WaitingFor};
 use crmflow_tests::local_aws::{LocalDeployment, LocalResources};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
@@ -342,6 +342,141 @@ async fn history_is_ordered_and_cut_at_history_len() {
     assert_eq!(history[10].detail, "rewritten");
     assert_eq!(history[11], record(11, "first"));
     assert!(env.store.history("t1", "nope").await.unwrap().is_empty());
+}
+
+/// A run as the previous version of the store left it: the head's JSON as text in `run`, its
+/// outbox acknowledged by `outbox_acked` on the head, the open step's record as an item too.
+/// It loads (outbox cleared), its history reads (the open record from the cursor), and the next
+/// save replaces the head with the current shape, deflated.
+#[tokio::test]
+async fn a_run_of_the_previous_item_shape_still_loads_and_saves() {
+    let env = env_or_skip!("old_shape");
+    let mut run = new_run("R1");
+    run.version = 3;
+    run.history_len = 2;
+    run.status = RunStatus::Waiting;
+    let mut open = record(1, "waiting");
+    open.status = StepStatus::Waiting;
+    run.cursor = Some(Cursor {
+        step_id: open.step_id.clone(),
+        waiting_for: WaitingFor::Event,
+        timer: None,
+        record: open.clone(),
+    });
+    run.outbox = vec![Command::Continue];
+    let client = dynamodb_client(&env.sdk, None);
+    let pk = AttributeValue::S("TENANT#t1#RUN#R1".into());
+    let n = |v: u64| AttributeValue::N(v.to_string());
+    client
+        .put_item()
+        .table_name(&env.res.table)
+        .item("PK", pk.clone())
+        .item("SK", AttributeValue::S("RUN".into()))
+        .item("run", AttributeValue::S(serde_json::to_string(&run).unwrap()))
+        .item("version", n(3))
+        .item("status", AttributeValue::S("waiting".into()))
+        .item("outbox_acked", n(3))
+        .send()
+        .await
+        .expect("PutItem head");
+    for (seq, rec) in [(0, record(0, "done")), (1, record(1, "entered"))] {
+        client
+            .put_item()
+            .table_name(&env.res.table)
+            .item("PK", pk.clone())
+            .item("SK", AttributeValue::S(format!("STEP#{seq:06}")))
+            .item("record", AttributeValue::S(serde_json::to_string(&rec).unwrap()))
+            .item("seq", n(seq))
+            .send()
+            .await
+            .expect("PutItem record");
+    }
+
+    let loaded = env.store.load_run("t1", "R1").await.unwrap().expect("head");
+    let mut expected = run.clone();
+    expected.outbox.clear();
+    assert_eq!(loaded, expected, "acknowledged outbox cleared");
+    assert_eq!(
+        env.store.history("t1", "R1").await.unwrap(),
+        vec![record(0, "done"), open],
+        "the open step's record is the cursor's"
+    );
+
+    let saved = next(&loaded);
+    env.store.save_run(&saved, &[]).await.unwrap();
+    assert_eq!(env.store.load_run("t1", "R1").await.unwrap(), Some(saved));
+    let head = env.raw_item("TENANT#t1#RUN#R1", "RUN").await.unwrap();
+    assert!(
+        matches!(head.get("run_z"), Some(AttributeValue::B(_))) && !head.contains_key("run"),
+        "the current shape"
+    );
+}
+
+/// A save puts the head (keeping the decision's records), then the records' items, then the
+/// acknowledgement. When it stopped after the head (here: the record's item and the
+/// acknowledgement removed by hand), the history still has the record (from the head) and the
+/// next load to save writes its item and acknowledges (a plain load only reads).
+#[tokio::test]
+async fn records_of_a_save_interrupted_after_its_head_are_written_by_the_next_load_to_save() {
+    let env = env_or_skip!("interrupted_save");
+    let run = new_run("R1");
+    create(&env, &run).await;
+    let mut saved = next(&run);
+    saved.history_len = 1;
+    env.store.save_run(&saved, &[record(0, "done")]).await.unwrap();
+    assert!(env.raw_item("TENANT#t1#RUN#R1", "STEP#000000").await.is_some());
+    let head = env.raw_item("TENANT#t1#RUN#R1", "RUN").await.unwrap();
+    assert_eq!(
+        head.get("outbox_acked"),
+        Some(&AttributeValue::N("1".into())),
+        "acknowledged"
+    );
+
+    let client = dynamodb_client(&env.sdk, None);
+    let pk = AttributeValue::S("TENANT#t1#RUN#R1".into());
+    client
+        .delete_item()
+        .table_name(&env.res.table)
+        .key("PK", pk.clone())
+        .key("SK", AttributeValue::S("STEP#000000".into()))
+        .send()
+        .await
+        .expect("DeleteItem");
+    client
+        .update_item()
+        .table_name(&env.res.table)
+        .key("PK", pk)
+        .key("SK", AttributeValue::S("RUN".into()))
+        .update_expression("REMOVE outbox_acked")
+        .send()
+        .await
+        .expect("UpdateItem");
+    assert_eq!(
+        env.store.history("t1", "R1").await.unwrap(),
+        vec![record(0, "done")],
+        "from the head"
+    );
+
+    assert_eq!(env.store.load_run("t1", "R1").await.unwrap(), Some(saved.clone()));
+    assert!(
+        env.raw_item("TENANT#t1#RUN#R1", "STEP#000000").await.is_none(),
+        "a plain load only reads"
+    );
+    assert_eq!(
+        env.store.load_run_to_save("t1", "R1").await.unwrap().as_deref(),
+        Some(&saved)
+    );
+    let step = env
+        .raw_item("TENANT#t1#RUN#R1", "STEP#000000")
+        .await
+        .expect("written by the load");
+    assert!(step.contains_key("record"));
+    let head = env.raw_item("TENANT#t1#RUN#R1", "RUN").await.unwrap();
+    assert_eq!(
+        head.get("outbox_acked"),
+        Some(&AttributeValue::N("1".into())),
+        "acknowledged"
+    );
 }
 
 #[tokio::test]
@@ -1064,6 +1199,89 @@ async fn a_reopened_run_gets_its_routes_back() {
             Err(StoreError::Conflict(_))
         ),
         "version-checked like any save"
+    );
+    let route = env.raw_item("TENANT#t1#ROUTE#lead/L1", "RUN#R-reopen").await.unwrap();
+    assert_eq!(
+        route.get("since"),
+        Some(&AttributeValue::N("2".into())),
+        "names the reopening save"
+    );
+
+    let mut failed_again = next(&failed);
+    failed_again.version = 3;
+    failed_again.status = RunStatus::Failed;
+    env.store.save_run(&failed_again, &[]).await.unwrap();
+    assert!(
+        !routed(env.store.routes("t1", &keys).await.unwrap()),
+        "a later end drops the routes put back"
+    );
+}
+
+/// An ended run's save that stopped after its head (here: a route, the enrollment slot and the
+/// acknowledgement put back by hand) is finished by the next load to save: routes gone, slot
+/// released, acknowledged. A plain load only reads.
+#[tokio::test]
+async fn an_ended_runs_save_interrupted_after_its_head_is_finished_by_the_next_load_to_save() {
+    let env = env_or_skip!("interrupted_end");
+    let run = new_run("R1");
+    create(&env, &run).await;
+    let mut done = next(&run);
+    done.status = RunStatus::Completed;
+    done.finished_at = Some(ts("2026-03-03T00:00:00Z"));
+    env.store.save_run(&done, &[]).await.unwrap();
+    let keys = run.route_keys();
+    assert!(env.store.routes("t1", &keys).await.unwrap().is_empty());
+
+    let client = dynamodb_client(&env.sdk, None);
+    let s = |v: &str| AttributeValue::S(v.into());
+    client
+        .put_item()
+        .table_name(&env.res.table)
+        .item("PK", s("TENANT#t1#ROUTE#lead/L1"))
+        .item("SK", s("RUN#R1"))
+        .item("run_id", s("R1"))
+        .item("automation_id", s("welcome"))
+        .send()
+        .await
+        .expect("PutItem route");
+    client
+        .update_item()
+        .table_name(&env.res.table)
+        .key("PK", s("TENANT#t1#ENROLL#welcome#lead/L1"))
+        .key("SK", s("ENROLL"))
+        .update_expression("ADD active_runs :r")
+        .expression_attribute_values(":r", AttributeValue::Ss(vec!["R1".into()]))
+        .send()
+        .await
+        .expect("UpdateItem enrollment");
+    client
+        .update_item()
+        .table_name(&env.res.table)
+        .key("PK", s("TENANT#t1#RUN#R1"))
+        .key("SK", s("RUN"))
+        .update_expression("REMOVE outbox_acked")
+        .send()
+        .await
+        .expect("UpdateItem head");
+
+    assert_eq!(env.store.load_run("t1", "R1").await.unwrap(), Some(done.clone()));
+    assert_eq!(
+        env.store.routes("t1", &keys).await.unwrap().len(),
+        1,
+        "a plain load only reads"
+    );
+    assert_eq!(
+        env.store.load_run_to_save("t1", "R1").await.unwrap().as_deref(),
+        Some(&done)
+    );
+    assert!(env.store.routes("t1", &keys).await.unwrap().is_empty(), "routes gone");
+    let state = env.store.enrollment("t1", "welcome", "lead/L1").await.unwrap();
+    assert!(state.active_runs.is_empty(), "slot released");
+    let head = env.raw_item("TENANT#t1#RUN#R1", "RUN").await.unwrap();
+    assert_eq!(
+        head.get("outbox_acked"),
+        Some(&AttributeValue::N("1".into())),
+        "acknowledged"
     );
 }
 
