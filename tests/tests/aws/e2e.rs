@@ -482,6 +482,11 @@ async fn malformed_events_are_reported_and_end_in_the_dead_letter_queue() {
     for body in [good(1), not_json.clone(), no_subject.clone(), good(2)] {
         h.send_event(&body).await.expect("send");
     }
+    // tracing-core caches each callsite's interest: one that another test's thread was
+    // registering while this capture's subscriber was being registered can keep the interest
+    // computed without it, and its events would not reach the capture. Recompute them all now
+    // that the capture is in place.
+    tracing::callsite::rebuild_interest_cache();
     let report = h.pump().await.expect("pump");
 
     // The good events were handled.
