@@ -38,14 +38,7 @@ impl HeldInputStore for DynamoStore {
         let mut item = key(held_pk(tenant, automation_id), sk);
         item.insert("run_id".into(), s(run_id));
         item.insert("input".into(), s(json));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| store_error("PutItem", e))?;
-        Ok(())
+        self.put_item(item).await
     }
 
     /// `Query` of the run's sort-key prefix, oldest first.

@@ -18,17 +18,6 @@ fn evaluation_pk(tenant: &str, automation_id: &str, subject: &str) -> String {
 }
 
 impl DynamoStore {
-    async fn put(&self, item: Item) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| store_error("PutItem", e))?;
-        Ok(())
-    }
-
     /// Newest first: one page of partition `pk` (sort keys descending) after `after`.
     async fn newest_first(&self, pk: String, after: Option<&str>, limit: usize) -> Result<Vec<Item>, StoreError> {
         let start = after.map(|sk| key(pk.clone(), sk));
@@ -61,7 +50,7 @@ impl AuditLog for DynamoStore {
         let mut item = key(audit_pk(tenant), entry.id.clone());
         let json = serde_json::to_string(entry).map_err(|e| json_error("audit entry", e))?;
         item.insert("entry".into(), s(json));
-        self.put(item).await
+        self.put_item(item).await
     }
 
     /// `Query`, descending.
@@ -88,7 +77,7 @@ impl EvaluationLog for DynamoStore {
         item.insert("entry".into(), s(json));
         let expires = at.as_second() + EVALUATION_RETENTION_DAYS * 86_400;
         item.insert(EXPIRES_AT.into(), n(expires));
-        self.put(item).await
+        self.put_item(item).await
     }
 
     /// `Query`, descending (DynamoDB's TTL deletes expired items within days, so those past the

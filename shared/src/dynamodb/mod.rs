@@ -160,6 +160,18 @@ impl DynamoStore {
         self.programs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// One unconditional `PutItem`.
+    async fn put_item(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem", e))?;
+        Ok(())
+    }
+
     async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client

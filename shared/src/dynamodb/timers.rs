@@ -51,14 +51,7 @@ impl TimerStore for DynamoStore {
         item.insert("run_id".into(), s(&timer.run_id));
         item.insert("timer_id".into(), s(&timer.timer_id));
         item.insert("due_at".into(), s(timer.due_at.to_string()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| store_error("PutItem", e))?;
-        Ok(())
+        self.put_item(item).await
     }
 
     /// Deletes a timer (nothing happens when it is not there).
