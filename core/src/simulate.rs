@@ -164,7 +164,7 @@ impl Simulator {
         loop {
             let now = crate::ports::Clock::now(self.clock.as_ref());
             while let Some(event) = events.next_if(|e| e.time <= now) {
-                self.intake(&event).await;
+                self.intake(&event, sink).await;
                 drop(event);
                 self.drain(now, sink).await;
             }
@@ -196,7 +196,9 @@ impl Simulator {
         }
     }
 
-    async fn intake(&mut self, event: &Event) {
+    /// Hands `event` to intake, which starts the runs it enrolls in place: a run that ends
+    /// there (no step waits) is retired at once.
+    async fn intake(&mut self, event: &Event, sink: &mut dyn FnMut(RunReport)) {
         let contact = event
             .subject
             .contact_id
@@ -204,8 +206,13 @@ impl Simulator {
             .and_then(|c| self.contacts.get(c))
             .cloned()
             .unwrap_or_default();
-        if let Err(e) = self.engine.intake.handle(event, contact).await {
-            self.errors.push(format!("event {}: {e}", event.id));
+        match self.engine.intake.handle(event, contact).await {
+            Ok(report) => {
+                for run_id in report.outcomes.iter().filter_map(|o| o.run_id.as_deref()) {
+                    self.retire(&event.tenant, run_id, sink).await;
+                }
+            }
+            Err(e) => self.errors.push(format!("event {}: {e}", event.id)),
         }
     }
 

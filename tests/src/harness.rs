@@ -598,8 +598,14 @@ impl Wired {
         let counter = Some(counter);
         Ok(match config.function {
             FunctionName::Intake => {
-                let mut engine = lambda::intake::engine(config, sdk, counter);
-                engine.clock = clock;
+                let mut engine = lambda::intake::engine(config, sdk, counter).map_err(|e| e.to_string())?;
+                engine.clock = clock.clone();
+                if let Some(starter) = engine.starter.as_mut() {
+                    starter.clock = clock;
+                    if let Some(lease) = options.claim_lease_seconds {
+                        starter.config.claim_lease_seconds = lease;
+                    }
+                }
                 Wired::Intake(engine)
             }
             FunctionName::Evaluate => {
@@ -727,10 +733,13 @@ fn environment(
         ("CRMFLOW_TABLE_NAME", res.table.clone()),
         ("CRMFLOW_STEP_QUEUE_URL", res.step_queue_url.clone()),
     ]);
-    if function == FunctionName::Evaluate {
+    if matches!(function, FunctionName::Intake | FunctionName::Evaluate) {
         env.insert("CRMFLOW_ACTION_QUEUE_URL", res.action_queue_url.clone());
     }
-    if matches!(function, FunctionName::Evaluate | FunctionName::Execute) {
+    if matches!(
+        function,
+        FunctionName::Intake | FunctionName::Evaluate | FunctionName::Execute
+    ) {
         env.insert("CRMFLOW_CRM_COMMANDS_QUEUE_URL", res.crm_commands_queue_url.clone());
     }
     if function == FunctionName::Execute {

@@ -3,7 +3,7 @@
 use super::{EngineError, Evaluate};
 use crate::command::{Command, CrmCommand, Input};
 use crate::decider::{Decision, decide};
-use crate::definition::AutomationStatus;
+use crate::definition::{AutomationStatus, Program};
 use crate::messages::{ActionMessage, StepMessage};
 use crate::ports::{Claim, OutboundCrmCommand, StoreError, Timer};
 use crate::run::Run;
@@ -87,24 +87,43 @@ impl Evaluate {
         Ok(run)
     }
 
+    /// Starts a run intake has just created (saved at version 0): decides `Start` with
+    /// `program` (the run's automation version), saves and dispatches, as [`Evaluate::handle`]
+    /// does for a `Start` message, without loading the run or reading the automation's status
+    /// (intake enrolled it in an active automation a moment ago).
+    pub async fn start(&self, program: &Program, run: Arc<Run>) -> Result<(), EngineError> {
+        self.decide_with(program, run, &Input::Start).await.map(|_| ())
+    }
+
+    /// Decides `input` for `run` with its automation version's program: see
+    /// [`Evaluate::decide_with`].
+    async fn decide_and_save(&self, run: Arc<Run>, input: &Input) -> Result<(Arc<Run>, bool), EngineError> {
+        let program = self
+            .catalog
+            .get(&run.tenant, &run.automation_id, run.automation_version)
+            .await?
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "automation {} v{} not found for run {}",
+                    run.automation_id, run.automation_version, run.run_id
+                ))
+            })?;
+        self.decide_with(&program, run, input).await
+    }
+
     /// Decides `input` for `run` (reloaded after a lost conditional save) and saves and
     /// dispatches the decision. Returns the head after it, and whether the input changed it.
-    async fn decide_and_save(&self, mut run: Arc<Run>, input: &Input) -> Result<(Arc<Run>, bool), EngineError> {
+    async fn decide_with(
+        &self,
+        program: &Program,
+        mut run: Arc<Run>,
+        input: &Input,
+    ) -> Result<(Arc<Run>, bool), EngineError> {
         for attempt in 0..self.config.max_conflict_retries {
             if attempt > 0 {
                 run = self.load(&run.tenant, &run.run_id).await?;
             }
-            let program = self
-                .catalog
-                .get(&run.tenant, &run.automation_id, run.automation_version)
-                .await?
-                .ok_or_else(|| {
-                    EngineError::Invalid(format!(
-                        "automation {} v{} not found for run {}",
-                        run.automation_id, run.automation_version, run.run_id
-                    ))
-                })?;
-            let decision = decide(&program, &run, input, self.clock.as_ref())?;
+            let decision = decide(program, &run, input, self.clock.as_ref())?;
             if decision.is_noop(&run) {
                 tracing::info!(run_id = %run.run_id, input = input.kind(), "input changes nothing (duplicate or stale)");
                 return Ok((run, false));

@@ -194,9 +194,11 @@ impl Intake {
         Ok(outcome)
     }
 
-    /// Creates a run under the enrollment policy and sends it `Start`. Idempotent: a run that
-    /// exists already (a redelivered trigger) just gets `Start` again, which the decider
-    /// ignores if it started. Returns the policy's reason when the record may not enroll.
+    /// Creates a run under the enrollment policy and starts it: in place when intake has a
+    /// [starter](Intake::starter), else with `Start` on the step queue. Idempotent: a run that
+    /// exists already (a redelivered trigger) is sent `Start` on the queue, which evaluate
+    /// ignores if it started (after dispatching an outbox its starter saved but did not get to
+    /// acknowledge). Returns the policy's reason when the record may not enroll.
     pub(crate) async fn create_run(
         &self,
         program: &Program,
@@ -221,8 +223,18 @@ impl Intake {
             }
             let next = enrollment::enrolled(&state, &run.run_id, now);
             match self.runs.create_run_shared(run.clone(), &next).await {
-                Ok(CreateOutcome::Created | CreateOutcome::AlreadyExists) => {
+                Ok(CreateOutcome::Created) => {
                     tracing::info!(run_id = %run.run_id, automation_id = %run.automation_id, "run created");
+                    match &self.starter {
+                        Some(evaluate) => evaluate.start(program, run).await?,
+                        None => self.send_start(&run).await?,
+                    }
+                    return Ok(Ok(()));
+                }
+                // Created by an earlier delivery of the same trigger, which may have died before
+                // starting it: `Start` on the queue lets evaluate finish that (its load dispatches
+                // a saved outbox; the decider ignores a second start).
+                Ok(CreateOutcome::AlreadyExists) => {
                     self.send_start(&run).await?;
                     return Ok(Ok(()));
                 }
@@ -453,6 +465,7 @@ mod tests {
                     explain_intake,
                     ..Default::default()
                 },
+                starter: None,
             };
             let report = intake.handle(&event, contact.clone()).await.expect("handled");
             let results: Vec<_> = report

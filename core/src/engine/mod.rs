@@ -34,6 +34,11 @@ pub struct Intake {
     pub evaluations: Option<Arc<dyn EvaluationLog>>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
+    /// Starts the runs intake creates in place: decides their `Start` input, saves and
+    /// dispatches it as evaluate would ([`Evaluate::start`]). That saves each new run a step
+    /// message, an evaluate invocation, a load and a status read. `None`: each new run is sent
+    /// `Start` on the step queue instead (a handler without evaluate's ports).
+    pub starter: Option<Box<Evaluate>>,
 }
 
 /// Evaluate's ports: load a run, decide, save, dispatch ([`Evaluate::handle`]). Human tasks are
@@ -118,27 +123,29 @@ impl Engine {
             clock,
             config,
         } = ports;
-        let intake = Intake {
+        let evaluate = Evaluate {
             catalog: catalog.clone(),
             runs: runs.clone(),
             steps: steps.clone(),
-            evaluations,
+            actions,
+            timers: timers.clone(),
+            idempotency: idempotency.clone(),
+            crm: crm.clone(),
+            held,
             clock: clock.clone(),
             config: config.clone(),
         };
+        let intake = Intake {
+            catalog,
+            runs,
+            steps,
+            evaluations,
+            clock: clock.clone(),
+            config,
+            starter: Some(Box::new(evaluate.clone())),
+        };
         Engine {
-            evaluate: Evaluate {
-                catalog,
-                runs,
-                steps,
-                actions,
-                timers: timers.clone(),
-                idempotency: idempotency.clone(),
-                crm: crm.clone(),
-                held,
-                clock: clock.clone(),
-                config,
-            },
+            evaluate,
             execute: Execute {
                 intake: intake.clone(),
                 idempotency,

@@ -51,6 +51,8 @@ pub fn state(
         evaluations: Some(store.clone()),
         clock: clock.clone(),
         config: config.engine_config(),
+        // The api's enroll sends `Start` (the api function has no evaluate ports).
+        starter: None,
     };
     Ok(ApiState {
         automations: store.clone(),

@@ -117,7 +117,8 @@ impl FunctionConfig {
         } else {
             required("CRMFLOW_STEP_QUEUE_URL")?
         };
-        let action_queue_url = if function == FunctionName::Evaluate {
+        // Intake starts the runs it creates as evaluate would (with evaluate's queues).
+        let action_queue_url = if matches!(function, FunctionName::Intake | FunctionName::Evaluate) {
             required("CRMFLOW_ACTION_QUEUE_URL")?
         } else {
             get("CRMFLOW_ACTION_QUEUE_URL").unwrap_or_default()
@@ -127,7 +128,9 @@ impl FunctionConfig {
             _ => None,
         };
         let crm_commands_queue_url = match function {
-            FunctionName::Evaluate | FunctionName::Execute => Some(required("CRMFLOW_CRM_COMMANDS_QUEUE_URL")?),
+            FunctionName::Intake | FunctionName::Evaluate | FunctionName::Execute => {
+                Some(required("CRMFLOW_CRM_COMMANDS_QUEUE_URL")?)
+            }
             _ => None,
         };
         let sender_address = match function {
@@ -210,7 +213,7 @@ mod tests {
         let read = |value: Option<&str>| {
             let mut pairs = base.to_vec();
             pairs.extend(value.map(|v| ("CRMFLOW_DRY_RUN", v)));
-            FunctionConfig::from_lookup(FunctionName::Intake, env(&pairs))
+            FunctionConfig::from_lookup(FunctionName::Resume, env(&pairs))
         };
         assert!(!read(None).unwrap().engine_config().dry_run, "off by default");
         assert!(read(Some("true")).unwrap().engine_config().dry_run);
@@ -221,17 +224,30 @@ mod tests {
     }
 
     #[test]
-    fn intake_needs_only_table_and_step_queue() {
-        let cfg = FunctionConfig::from_lookup(
-            FunctionName::Intake,
-            env(&[
-                ("CRMFLOW_TABLE_NAME", "t"),
-                ("CRMFLOW_STEP_QUEUE_URL", "s"),
-                ("CRMFLOW_RETENTION_DAYS", "7"),
-            ]),
-        )
-        .unwrap();
+    fn intake_needs_evaluates_queues_to_start_runs() {
+        let base = [
+            ("CRMFLOW_TABLE_NAME", "t"),
+            ("CRMFLOW_STEP_QUEUE_URL", "s"),
+            ("CRMFLOW_RETENTION_DAYS", "7"),
+        ];
+        let err = FunctionConfig::from_lookup(FunctionName::Intake, env(&base)).unwrap_err();
+        assert_eq!(err.variable, "CRMFLOW_ACTION_QUEUE_URL");
+        let with_actions = [base[0], base[1], base[2], ("CRMFLOW_ACTION_QUEUE_URL", "a")];
+        let err = FunctionConfig::from_lookup(FunctionName::Intake, env(&with_actions)).unwrap_err();
+        assert_eq!(err.variable, "CRMFLOW_CRM_COMMANDS_QUEUE_URL");
+        let all = [
+            base[0],
+            base[1],
+            base[2],
+            ("CRMFLOW_ACTION_QUEUE_URL", "a"),
+            ("CRMFLOW_CRM_COMMANDS_QUEUE_URL", "c"),
+        ];
+        let cfg = FunctionConfig::from_lookup(FunctionName::Intake, env(&all)).unwrap();
         assert_eq!(cfg.retention_days, 7);
+        assert_eq!(
+            (cfg.action_queue_url.as_str(), cfg.crm_commands_queue_url.as_deref()),
+            ("a", Some("c"))
+        );
         assert!(cfg.sender_address.is_none());
     }
 
@@ -249,7 +265,7 @@ mod tests {
     #[test]
     fn bad_notify_urls_is_an_error_naming_the_variable() {
         let err = FunctionConfig::from_lookup(
-            FunctionName::Intake,
+            FunctionName::Resume,
             env(&[
                 ("CRMFLOW_TABLE_NAME", "t"),
                 ("CRMFLOW_STEP_QUEUE_URL", "s"),

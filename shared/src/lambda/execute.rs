@@ -57,6 +57,9 @@ pub fn engine(
             evaluations: None,
             clock: Arc::new(SystemClock),
             config: config.engine_config(),
+            // Runs enrolled by an `enroll` action are sent `Start` (execute has no evaluate
+            // ports).
+            starter: None,
         },
         idempotency: store,
         email: Arc::new(SesEmailSender::new(sdk, counter, sender)),

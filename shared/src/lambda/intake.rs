@@ -2,7 +2,7 @@
 //! waiting on their record ([`Intake::handle`]).
 
 use super::batch::{RecordError, body, engine_error, process_batch, record_span};
-use super::{FunctionConfig, FunctionName, SqsConsumer};
+use super::{ConfigError, FunctionConfig, FunctionName, SqsConsumer};
 use crate::dynamodb::DynamoStore;
 use crate::request_counter::RequestCounter;
 use crate::sqs::SqsStepQueue;
@@ -14,22 +14,29 @@ use crmflow_core::ports::SystemClock;
 use std::sync::Arc;
 use tracing::Instrument;
 
-/// Intake on the AWS adapters: the table (catalog, runs) and the step queue.
-pub fn engine(config: &FunctionConfig, sdk: &SdkConfig, counter: Option<&RequestCounter>) -> Intake {
+/// Intake on the AWS adapters: the table (catalog, runs, evaluation log) and the step queue,
+/// plus evaluate's ports (see [`super::evaluate::engine`]) to start the runs it creates in place
+/// ([`Intake::starter`]).
+pub fn engine(
+    config: &FunctionConfig,
+    sdk: &SdkConfig,
+    counter: Option<&RequestCounter>,
+) -> Result<Intake, ConfigError> {
     let store = Arc::new(DynamoStore::new(
         sdk,
         counter,
         &config.table_name,
         config.retention_days,
     ));
-    Intake {
+    Ok(Intake {
         catalog: store.clone(),
         runs: store.clone(),
         steps: Arc::new(SqsStepQueue::new(sdk, counter, &config.step_queue_url)),
         evaluations: Some(store),
         clock: Arc::new(SystemClock),
         config: config.engine_config(),
-    }
+        starter: Some(Box::new(super::evaluate::engine(config, sdk, counter)?)),
+    })
 }
 
 impl SqsConsumer for Intake {
@@ -69,6 +76,6 @@ async fn handle_record(engine: &Intake, record: &SqsMessage) -> Result<(), Recor
 pub async fn main() -> Result<(), lambda_runtime::Error> {
     let config = super::init(FunctionName::Intake)?;
     let counter = RequestCounter::new();
-    let engine = engine(&config, &crate::sdk::load_sdk_config().await, Some(&counter));
+    let engine = engine(&config, &crate::sdk::load_sdk_config().await, Some(&counter))?;
     super::serve_sqs(&engine, &counter).await
 }

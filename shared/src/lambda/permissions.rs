@@ -38,16 +38,11 @@ const CONSUME: [&str; 3] = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQ
 pub fn required(function: FunctionName) -> Vec<Permission> {
     use Resource::*;
     let mut out = match function {
-        // event dedupe, trigger index, enrollment, run creation, routes; Start/Event messages
-        FunctionName::Intake => vec![
-            p("dynamodb:GetItem", Table),
-            p("dynamodb:PutItem", Table),
-            p("dynamodb:Query", Table),
-            p("sqs:SendMessage", StepQueue),
-        ],
+        // event dedupe, trigger index, enrollment, run creation, routes; Start/Event messages;
+        // and, since intake starts the runs it creates as evaluate would, evaluate's list
         // load/decide/save (transactions of Put/Update/Delete), timers, dispatch; inputs held
         // while the automation is paused (Put, Query, Delete)
-        FunctionName::Evaluate => vec![
+        FunctionName::Intake | FunctionName::Evaluate => vec![
             p("dynamodb:GetItem", Table),
             p("dynamodb:PutItem", Table),
             p("dynamodb:UpdateItem", Table),

@@ -46,6 +46,7 @@ async fn api_of(h: &Harness, tenant: &str) -> Api {
         evaluations: Some(store.clone()),
         clock: clock.clone(),
         config: EngineConfig::default(),
+        starter: None,
     };
     let state = ApiState {
         automations: store.clone(),
