@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use crmflow_core::definition::{AutomationStatus, Program, load_automations};
 use crmflow_core::event::{Event, parse_events_text};
-use crmflow_core::simulate::{SimulationOptions, Simulator};
+use crmflow_core::simulate::{RunReport, SimulationOptions, simulate_partitioned};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -110,6 +110,10 @@ struct SimulateArgs {
     /// Print only the summary line (for benchmarks).
     #[arg(long)]
     summary_only: bool,
+    /// Threads to simulate on (default: the machine's cores). Records that share no event
+    /// are simulated apart; the output is the same whatever the number.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: Option<u16>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -238,10 +242,34 @@ fn simulate(io: &mut Io<'_>, args: &SimulateArgs) -> Result<bool> {
     };
     let started = std::time::Instant::now();
     let (event_count, automation_count) = (events.len(), programs.len());
-    let mut simulator = Simulator::new(programs, contacts, options);
-    let tally = print_reports(io, &mut simulator, events, args)?;
+    let jobs = match args.jobs {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let mut out = std::io::BufWriter::new(&mut *io.out);
+    let mut tally = Tally::default();
+    let mut failed: Option<anyhow::Error> = None;
+    // Each report is rendered on the thread that simulated its run, and written here in order.
+    let render = |report: RunReport| {
+        let text = (!args.summary_only).then(|| render_report(&report, args.format));
+        (report.status.as_str(), text)
+    };
+    let outcome = simulate_partitioned(programs, contacts, options, events, jobs, render, |(status, text)| {
+        tally.runs += 1;
+        *tally.by_status.entry(status).or_default() += 1;
+        if let (Some(text), None) = (text, &failed) {
+            failed = text
+                .and_then(|t| writeln!(out, "{t}").map_err(anyhow::Error::from))
+                .err();
+        }
+    });
+    out.flush()?;
+    drop(out);
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let elapsed = started.elapsed();
-    for e in &simulator.errors {
+    for e in &outcome.errors {
         writeln!(io.err, "error: {e}")?;
     }
     let statuses: Vec<String> = tally.by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
@@ -250,14 +278,14 @@ fn simulate(io: &mut Io<'_>, args: &SimulateArgs) -> Result<bool> {
         "simulated {event_count} events against {automation_count} automations: {} runs ({}), {} messages, {:.2}s, {per_second:.0} events/s",
         tally.runs,
         statuses.join(", "),
-        simulator.messages_handled,
+        outcome.messages_handled,
         elapsed.as_secs_f64()
     );
     match args.format {
         Format::Text => writeln!(io.out, "{summary}")?,
         Format::Json => writeln!(io.err, "{summary}")?,
     }
-    Ok(programs_ok && events_ok && simulator.errors.is_empty())
+    Ok(programs_ok && events_ok && outcome.errors.is_empty())
 }
 
 /// The definitions of `path` as programs (drafts made active with `include_drafts`); prints the
@@ -310,30 +338,10 @@ struct Tally {
     by_status: BTreeMap<&'static str, usize>,
 }
 
-/// Runs the simulation and prints each run's report as the simulator hands it over (runs in
-/// the order they end, then those still waiting, in start order); nothing is kept.
-fn print_reports(io: &mut Io<'_>, simulator: &mut Simulator, events: Vec<Event>, args: &SimulateArgs) -> Result<Tally> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut out = std::io::BufWriter::new(&mut *io.out);
-    let mut tally = Tally::default();
-    let mut failed: Option<anyhow::Error> = None;
-    runtime.block_on(simulator.run_with(events, |report| {
-        tally.runs += 1;
-        *tally.by_status.entry(report.status.as_str()).or_default() += 1;
-        if args.summary_only || failed.is_some() {
-            return;
-        }
-        let written = match args.format {
-            Format::Text => writeln!(out, "{}", report.to_text()).map_err(anyhow::Error::from),
-            Format::Json => serde_json::to_writer(&mut out, &report)
-                .map_err(anyhow::Error::from)
-                .and_then(|()| writeln!(out).map_err(anyhow::Error::from)),
-        };
-        failed = written.err();
-    }));
-    out.flush()?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(tally),
-    }
+/// One run's report as printed (without its line end): the text timeline or a JSON line.
+fn render_report(report: &RunReport, format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Text => report.to_text(),
+        Format::Json => serde_json::to_string(report)?,
+    })
 }

@@ -992,7 +992,8 @@ impl EmailSender for RecordingEmail {
         let mut by_key = lock(&self.by_key);
         by_key.0.insert(idempotency_key.to_string(), email.clone());
         by_key.1 += 1;
-        Ok(format!("simulated-{}", by_key.1))
+        // Named after the key, not a counter: the same whatever else was simulated with it.
+        Ok(format!("simulated-{idempotency_key}"))
     }
 }
 

@@ -13,6 +13,12 @@
 //! Reports come in the order runs end, which is deterministic: one thread handles messages in
 //! virtual-clock order (then queue order), so the same input always gives the same order. Runs
 //! still active when the simulation stops (waiting past the horizon) come last, in start order.
+//! [`simulate_partitioned`] runs independent groups of records on several threads, with the
+//! same histories and an order of its own that does not depend on the number of threads.
+
+pub mod partition;
+
+pub use partition::{SimulationOutcome, simulate_partitioned};
 
 use crate::definition::Program;
 use crate::definition::Reenroll;
@@ -68,7 +74,7 @@ pub struct Simulator {
     pub email: Arc<RecordingEmail>,
     pub crm: Arc<RecordingCrm>,
     pub http: Arc<RecordingHttp>,
-    contacts: HashMap<String, Map<String, Value>>,
+    contacts: Arc<HashMap<String, Map<String, Value>>>,
     options: SimulationOptions,
     /// Problems met while handling messages (a message that failed is not retried here).
     pub errors: Vec<String>,
@@ -80,6 +86,15 @@ impl Simulator {
     pub fn new(
         programs: Vec<Program>,
         contacts: HashMap<String, Map<String, Value>>,
+        options: SimulationOptions,
+    ) -> Self {
+        Self::with_contacts(programs, Arc::new(contacts), options)
+    }
+
+    /// [`Simulator::new`] with contacts shared with other simulators (see [`partition`]).
+    pub fn with_contacts(
+        programs: Vec<Program>,
+        contacts: Arc<HashMap<String, Map<String, Value>>>,
         options: SimulationOptions,
     ) -> Self {
         let clock = Arc::new(ManualClock::new(Timestamp::UNIX_EPOCH));
@@ -145,18 +160,25 @@ impl Simulator {
     /// queued for it, and it is then dropped from memory; the runs still active at the end
     /// follow in start order, and stay in the store (see [`Simulator::reports`]).
     pub async fn run_with(&mut self, events: Vec<Event>, mut sink: impl FnMut(RunReport)) {
-        self.advance(events, &mut sink).await;
+        self.advance(events, None, &mut sink).await;
         for report in self.reports().await {
             sink(report);
         }
     }
 
-    async fn advance(&mut self, mut events: Vec<Event>, sink: &mut dyn FnMut(RunReport)) {
+    /// Feeds `events` and fast-forwards until the horizon after the last of them (or after
+    /// `last_event`, when given: the last event of a whole simulation split into parts).
+    async fn advance(
+        &mut self,
+        mut events: Vec<Event>,
+        last_event: Option<Timestamp>,
+        sink: &mut dyn FnMut(RunReport),
+    ) {
         events.sort_by_key(|e| e.time);
         let Some(first) = events.first().map(|e| e.time) else {
             return;
         };
-        let last = events.last().map(|e| e.time).unwrap_or(first);
+        let last = last_event.or(events.last().map(|e| e.time)).unwrap_or(first);
         let end = last.checked_add(self.options.horizon).unwrap_or(last);
         self.clock.set(first);
         // Each event is dropped once intake has handled it (runs keep what they need of it).
