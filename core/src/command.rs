@@ -85,6 +85,11 @@ pub enum ActionOutcome {
 pub enum Command {
     /// Perform an effect exactly once per idempotency key, then report an `ActionResult`.
     Perform(PerformAction),
+    /// A `Perform` the shell performs itself, as saved in the run's outbox (evaluate performs
+    /// email and CRM actions in place). The decider never emits it: the shell rewrites a
+    /// `Perform` so before saving, which makes the saved head the action's claim (a head that
+    /// still holds it unacknowledged was saved by an attempt that may have performed it).
+    PerformInPlace(PerformAction),
     /// Fire `TimerFired { timer_id }` at `due_at` (UTC).
     ScheduleTimer {
         timer_id: String,

@@ -264,13 +264,14 @@ pub async fn ses_emails(endpoint: &str, sender: &str) -> Vec<SentEmail> {
     out
 }
 
-/// The emails the execute function sent that SES accepted (every `SendEmail` request that
-/// reached the server and got a 200, a crashed invocation's included), as recorded on its wire.
+/// The emails the evaluate and execute functions sent that SES accepted (every `SendEmail`
+/// request that reached the server and got a 200, a crashed invocation's included), as recorded
+/// on their wires.
 pub fn accepted_emails(h: &Harness) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = h
-        .function(FunctionName::Execute)
-        .wire
-        .calls()
+    // Evaluate sends the emails it performs in place; execute, the others.
+    let mut calls = h.function(FunctionName::Evaluate).wire.calls();
+    calls.extend(h.function(FunctionName::Execute).wire.calls());
+    let mut out: Vec<(String, String)> = calls
         .into_iter()
         .filter(|c| c.operation == "SendEmail" && c.sent && c.status == Some(200))
         .map(|c| (c.keys.join(","), c.subject.unwrap_or_default()))

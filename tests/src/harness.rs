@@ -742,17 +742,18 @@ fn environment(
     ) {
         env.insert("CRMFLOW_CRM_COMMANDS_QUEUE_URL", res.crm_commands_queue_url.clone());
     }
-    if function == FunctionName::Execute {
+    if matches!(function, FunctionName::Evaluate | FunctionName::Execute) {
         env.insert("CRMFLOW_SENDER_ADDRESS", res.sender.clone());
-        if options.allow_private_webhooks {
-            env.insert("CRMFLOW_ALLOW_PRIVATE_WEBHOOKS", "true".to_string());
-        }
-        if !options.notify_urls.is_empty() {
-            env.insert(
-                "CRMFLOW_NOTIFY_URLS",
-                serde_json::to_string(&options.notify_urls).map_err(|e| e.to_string())?,
-            );
-        }
+    }
+    if function == FunctionName::Execute && options.allow_private_webhooks {
+        env.insert("CRMFLOW_ALLOW_PRIVATE_WEBHOOKS", "true".to_string());
+    }
+    // Evaluate sends a notification to a channel without a URL to the CRM itself.
+    if matches!(function, FunctionName::Evaluate | FunctionName::Execute) && !options.notify_urls.is_empty() {
+        env.insert(
+            "CRMFLOW_NOTIFY_URLS",
+            serde_json::to_string(&options.notify_urls).map_err(|e| e.to_string())?,
+        );
     }
     Ok(env)
 }

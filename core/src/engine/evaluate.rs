@@ -1,7 +1,7 @@
 //! Evaluate: load a run, decide, save (version-checked), dispatch.
 
-use super::{EngineError, Evaluate};
-use crate::command::{Command, CrmCommand, Input};
+use super::{EngineError, Evaluate, in_place};
+use crate::command::{Command, CrmCommand, Input, PerformAction};
 use crate::decider::{Decision, decide};
 use crate::definition::{AutomationStatus, Program};
 use crate::messages::{ActionMessage, StepMessage};
@@ -35,6 +35,15 @@ impl Evaluate {
     /// head, dispatched, then acknowledged. A run loaded with an unacknowledged outbox had its
     /// dispatch interrupted, so the outbox is dispatched again first (every command is idempotent
     /// downstream) and acknowledged, whatever input comes next.
+    ///
+    /// An action performed in place ([`Evaluate::email`]) is saved as `PerformInPlace` and
+    /// performed after the other commands are dispatched; its result is decided at once, and
+    /// that save acknowledges the head that asked for it. A head loaded with it still
+    /// unacknowledged is the action's claim: within the claim lease (from the head's
+    /// `updated_at`) another attempt may be performing it, so the message is retried later;
+    /// after it, that attempt died mid-way, so an email is not resent (its step is marked
+    /// uncertain) and other effects are performed again with the same idempotency key, as
+    /// execute does with an expired claim.
     ///
     /// The automation's status rules over the input: while it is `paused` the input is held
     /// ([`HeldInputStore`](crate::ports::HeldInputStore)); the inputs held for a run are applied,
@@ -81,6 +90,10 @@ impl Evaluate {
         if !run.outbox.is_empty() {
             tracing::info!(run_id = %run.run_id, version = run.version, "dispatching an unacknowledged outbox");
             self.dispatch(&run, &run.outbox).await?;
+            if let Some(action) = in_place::pending(&run.outbox) {
+                let action = action.clone();
+                return Box::pin(self.resume_in_place(run, action)).await;
+            }
             self.runs.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
             Arc::make_mut(&mut run).outbox.clear();
         }
@@ -98,8 +111,13 @@ impl Evaluate {
     /// Decides `input` for `run` with its automation version's program: see
     /// [`Evaluate::decide_with`].
     async fn decide_and_save(&self, run: Arc<Run>, input: &Input) -> Result<(Arc<Run>, bool), EngineError> {
-        let program = self
-            .catalog
+        let program = self.program_of(&run).await?;
+        self.decide_with(&program, run, input).await
+    }
+
+    /// The program of the run's automation version.
+    pub(super) async fn program_of(&self, run: &Run) -> Result<Arc<Program>, EngineError> {
+        self.catalog
             .get(&run.tenant, &run.automation_id, run.automation_version)
             .await?
             .ok_or_else(|| {
@@ -107,32 +125,58 @@ impl Evaluate {
                     "automation {} v{} not found for run {}",
                     run.automation_id, run.automation_version, run.run_id
                 ))
-            })?;
-        self.decide_with(&program, run, input).await
+            })
+    }
+
+    /// Decides `input` for `run` and saves and dispatches the decision, then performs the
+    /// action it asks to perform in place, if any, and decides its result, and so on (at most
+    /// [`in_place::MAX_IN_PLACE_ACTIONS`] actions). Returns the head after it, and whether the
+    /// input changed it.
+    pub(super) async fn decide_with(
+        &self,
+        program: &Program,
+        run: Arc<Run>,
+        input: &Input,
+    ) -> Result<(Arc<Run>, bool), EngineError> {
+        let (mut run, changed, mut in_place) = self.decide_once(program, run, input, true).await?;
+        let mut performed = 0;
+        while let Some(action) = in_place {
+            let result = self.perform_in_place(&run, &action).await;
+            performed += 1;
+            let more = performed < in_place::MAX_IN_PLACE_ACTIONS;
+            (run, _, in_place) = self.decide_once(program, run, &result, more).await?;
+        }
+        Ok((run, changed))
     }
 
     /// Decides `input` for `run` (reloaded after a lost conditional save) and saves and
-    /// dispatches the decision. Returns the head after it, and whether the input changed it.
-    async fn decide_with(
+    /// dispatches the decision. Returns the head after it, whether the input changed it, and
+    /// the action it saved to perform in place (only with `in_place`), whose result is then
+    /// the caller's to decide (its save acknowledges this one).
+    pub(super) async fn decide_once(
         &self,
         program: &Program,
         mut run: Arc<Run>,
         input: &Input,
-    ) -> Result<(Arc<Run>, bool), EngineError> {
+        in_place: bool,
+    ) -> Result<(Arc<Run>, bool, Option<PerformAction>), EngineError> {
         for attempt in 0..self.config.max_conflict_retries {
             if attempt > 0 {
-                run = self.load(&run.tenant, &run.run_id).await?;
+                run = Box::pin(self.load(&run.tenant, &run.run_id)).await?;
             }
             let decision = decide(program, &run, input, self.clock.as_ref())?;
             if decision.is_noop(&run) {
                 tracing::info!(run_id = %run.run_id, input = input.kind(), "input changes nothing (duplicate or stale)");
-                return Ok((run, false));
+                return Ok((run, false, None));
             }
             let Decision {
                 run: mut next,
                 records,
-                commands,
+                mut commands,
             } = decision;
+            if in_place {
+                self.mark_in_place(&mut commands);
+            }
             let (outbox, logged): (Vec<Command>, Vec<Command>) = commands.into_iter().partition(needs_dispatch);
             next.outbox = outbox;
             let reopened = run.status.is_terminal() && !next.status.is_terminal();
@@ -146,10 +190,14 @@ impl Evaluate {
                 Ok(()) => {
                     self.dispatch(&next, &next.outbox).await?;
                     self.dispatch(&next, &logged).await?;
+                    if let Some(action) = in_place::pending(&next.outbox) {
+                        let action = action.clone();
+                        return Ok((next, true, Some(action)));
+                    }
                     if !next.outbox.is_empty() {
                         self.runs.ack_outbox(&next.tenant, &next.run_id, next.version).await?;
                     }
-                    return Ok((next, true));
+                    return Ok((next, true, None));
                 }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
@@ -226,6 +274,8 @@ impl Evaluate {
                         .send_action_owned(ActionMessage { action: action.clone() })
                         .await?;
                 }
+                // Performed by the caller, after the rest of the outbox.
+                Command::PerformInPlace(_) => {}
                 Command::ScheduleTimer { timer_id, due_at } => {
                     let timer = Timer {
                         tenant: run.tenant.clone(),

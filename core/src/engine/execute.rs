@@ -9,31 +9,13 @@
 //! an earlier attempt died mid-effect: email is then not resent (the step is marked uncertain),
 //! other effects are repeated with the same idempotency key.
 
+use super::effects::{Effects, with_retries};
 use super::{EngineError, Execute};
 use crate::command::{ActionOutcome, Effect, Input, UncertainPolicy};
 use crate::ids::run_id_for;
 use crate::messages::{ActionMessage, StepMessage};
-use crate::ports::{Claim, EffectError, ErrorKind, OutboundCrmCommand};
+use crate::ports::{Claim, EffectError};
 use serde_json::{Value, json};
-use std::time::Duration;
-
-/// Retries of transient effect errors within one attempt.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Total tries per delivery (1 = no retry).
-    pub max_tries: u32,
-    /// First backoff, milliseconds; doubles each try.
-    pub base_delay_ms: u64,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_tries: 3,
-            base_delay_ms: 200,
-        }
-    }
-}
 
 impl Execute {
     /// Handles one action message; returns the outcome reported to the run.
@@ -70,7 +52,8 @@ impl Execute {
             }
             Claim::Expired | Claim::Acquired => {
                 let retried = matches!(claim, Claim::Expired);
-                let (outcome, tries) = self.perform_with_retries(message).await;
+                let policy = &self.intake.config.retry;
+                let (outcome, tries) = with_retries(policy, &message.action, || self.perform(message)).await;
                 if let ActionOutcome::Failed { error, .. } = &outcome {
                     tracing::warn!(run_id = %action.run_id, step_id = %action.step_id, %error, "action failed");
                 }
@@ -94,111 +77,29 @@ impl Execute {
         Ok(outcome)
     }
 
-    async fn perform_with_retries(&self, message: &ActionMessage) -> (ActionOutcome, u32) {
-        let policy = &self.intake.config.retry;
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.perform(message).await {
-                Ok(outcome) => return (outcome, tries),
-                Err(e) if e.kind == ErrorKind::Transient && tries < policy.max_tries => {
-                    let delay = policy.base_delay_ms.saturating_mul(1 << (tries - 1).min(10));
-                    tracing::info!(run_id = %message.action.run_id, error = %e.message, tries, "transient error; retrying");
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
-                }
-                Err(e) => {
-                    let transient = e.kind == ErrorKind::Transient;
-                    let error = if transient {
-                        format!("{} (gave up after {tries} tries)", e.message)
-                    } else {
-                        e.message
-                    };
-                    // A transient error (a timeout, a 5xx) leaves it open whether the effect
-                    // happened; for effects not repeated when in doubt, a retry must know.
-                    let uncertain =
-                        transient && message.action.effect.uncertain_policy() == UncertainPolicy::MarkUncertain;
-                    return (ActionOutcome::Failed { error, uncertain }, tries);
-                }
-            }
-        }
-    }
-
+    /// Performs the action's effect once: enroll and cancel here (intake's ports), the others
+    /// through [`Effects`].
     async fn perform(&self, message: &ActionMessage) -> Result<ActionOutcome, EffectError> {
         let action = &message.action;
-        if self.intake.config.dry_run && action.effect.is_external() {
-            return Ok(ActionOutcome::Skipped {
-                reason: "dry run: side effects are not performed".to_string(),
-            });
-        }
-        let key = &action.idempotency_key;
         match &action.effect {
-            Effect::Email(email) => {
-                if email.to.is_empty() {
-                    return Ok(ActionOutcome::Skipped {
-                        reason: "no recipient: the contact has no email address".to_string(),
-                    });
-                }
-                let id = self.email.send(email, key).await?;
-                Ok(ActionOutcome::Succeeded {
-                    output: json!({ "message_id": id, "to": email.to }),
-                })
-            }
-            Effect::Crm(command) => {
-                let outbound = OutboundCrmCommand {
-                    idempotency_key: key.clone(),
-                    tenant: action.tenant.clone(),
-                    run_id: action.run_id.clone(),
-                    automation_id: action.automation_id.clone(),
-                    step_id: action.step_id.clone(),
-                    command: command.clone(),
-                };
-                self.crm.send(&outbound).await?;
-                Ok(ActionOutcome::Succeeded {
-                    output: json!({ "command": command.command }),
-                })
-            }
-            Effect::Notify {
-                channel,
-                message: text,
-                url,
-            } => {
-                let url = url
-                    .clone()
-                    .or_else(|| self.intake.config.notify_urls.get(channel).cloned());
-                match url {
-                    Some(url) => {
-                        let request = crate::command::HttpRequest {
-                            method: "POST".to_string(),
-                            url,
-                            headers: [("Content-Type".to_string(), "application/json".to_string())].into(),
-                            body: Some(json!({ "channel": channel, "text": text }).to_string()),
-                        };
-                        self.call_http(&request, key).await
-                    }
-                    None => {
-                        // No URL for the channel: the CRM delivers its own internal notifications.
-                        let outbound = OutboundCrmCommand {
-                            idempotency_key: key.clone(),
-                            tenant: action.tenant.clone(),
-                            run_id: action.run_id.clone(),
-                            automation_id: action.automation_id.clone(),
-                            step_id: action.step_id.clone(),
-                            command: crate::command::CrmCommand {
-                                command: "notify".to_string(),
-                                subject: self.subject_of(action).await,
-                                params: json!({ "channel": channel, "message": text }),
-                            },
-                        };
-                        self.crm.send(&outbound).await?;
-                        Ok(ActionOutcome::Succeeded {
-                            output: json!({ "channel": channel, "via": "crm" }),
-                        })
-                    }
-                }
-            }
-            Effect::Webhook(request) => self.call_http(request, key).await,
             Effect::Enroll { automation_id } => self.enroll_other(message, automation_id).await,
             Effect::CancelAutomations { automation_ids } => self.cancel_others(message, automation_ids).await,
+            effect => {
+                // A notification through the CRM names the run's record: read only then.
+                let subject = match effect {
+                    Effect::Notify { .. } if Effects::notify_url(&self.intake.config, effect).is_none() => {
+                        Some(self.subject_of(action).await)
+                    }
+                    _ => None,
+                };
+                let effects = Effects {
+                    email: self.email.as_ref(),
+                    crm: self.crm.as_ref(),
+                    http: Some(self.http.as_ref()),
+                    config: &self.intake.config,
+                };
+                effects.perform(action, subject.as_ref()).await
+            }
         }
     }
 
@@ -210,25 +111,6 @@ impl Execute {
                 id: action.run_id.clone(),
                 contact_id: None,
             },
-        }
-    }
-
-    async fn call_http(&self, request: &crate::command::HttpRequest, key: &str) -> Result<ActionOutcome, EffectError> {
-        let response = self.http.send(request, key).await?;
-        match response.status {
-            200..=299 => Ok(ActionOutcome::Succeeded {
-                output: json!({ "status": response.status }),
-            }),
-            408 | 425 | 429 | 500..=599 => Err(EffectError::transient(format!(
-                "{} {} answered {}",
-                request.method, request.url, response.status
-            ))),
-            status => Err(EffectError::permanent(format!(
-                "{} {} answered {status}: {}",
-                request.method,
-                request.url,
-                response.body.chars().take(200).collect::<String>()
-            ))),
         }
     }
 

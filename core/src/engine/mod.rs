@@ -7,12 +7,15 @@
 //! - [`Execute`]: claim → perform → complete per idempotency key;
 //! - [`Resume`]: moves due timers; a duplicate wake is a stale timer to the decider.
 
+mod effects;
 mod evaluate;
 mod execute;
+mod in_place;
 mod intake;
 
+pub use effects::RetryPolicy;
 pub use evaluate::ARCHIVED_REASON;
-pub use execute::RetryPolicy;
+pub use in_place::MAX_IN_PLACE_ACTIONS;
 pub use intake::{IntakeOutcome, IntakeReport};
 
 use crate::ports::{
@@ -56,6 +59,13 @@ pub struct Evaluate {
     pub held: Arc<dyn HeldInputStore>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
+    /// With an email sender, evaluate performs email, CRM-command and CRM-notification actions
+    /// itself, right after saving the decision that asks for them, and decides their result in
+    /// the same invocation (no action message, execute invocation or result message; the saved
+    /// head is the action's claim: see [`Evaluate::handle`]). Without one (intake's starter),
+    /// every action goes to the action queue. Webhooks, notifications with a URL, `enroll` and
+    /// `cancel_automations` always do.
+    pub email: Option<Arc<dyn EmailSender>>,
 }
 
 /// Execute's ports: perform an action once per idempotency key ([`Execute::handle`]). The
@@ -134,6 +144,12 @@ impl Engine {
             held,
             clock: clock.clone(),
             config: config.clone(),
+            email: Some(email.clone()),
+        };
+        // As on AWS: intake's starter sends actions to the action queue.
+        let starter = Evaluate {
+            email: None,
+            ..evaluate.clone()
         };
         let intake = Intake {
             catalog,
@@ -142,7 +158,7 @@ impl Engine {
             evaluations,
             clock: clock.clone(),
             config,
-            starter: Some(Box::new(evaluate.clone())),
+            starter: Some(Box::new(starter)),
         };
         Engine {
             evaluate,

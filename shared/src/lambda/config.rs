@@ -134,7 +134,7 @@ impl FunctionConfig {
             _ => None,
         };
         let sender_address = match function {
-            FunctionName::Execute => Some(required("CRMFLOW_SENDER_ADDRESS")?),
+            FunctionName::Evaluate | FunctionName::Execute => Some(required("CRMFLOW_SENDER_ADDRESS")?),
             _ => None,
         };
         let notify_urls = match get("CRMFLOW_NOTIFY_URLS") {

@@ -5,6 +5,7 @@ use super::batch::{RecordError, body, engine_error, process_batch, record_span};
 use super::{ConfigError, FunctionConfig, FunctionName, SqsConsumer};
 use crate::dynamodb::DynamoStore;
 use crate::request_counter::RequestCounter;
+use crate::ses::SesEmailSender;
 use crate::sqs::{SqsActionQueue, SqsCrmCommandSink, SqsStepQueue};
 use crate::timers::AwsTimerService;
 use aws_config::SdkConfig;
@@ -12,12 +13,13 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use crmflow_core::command::Input;
 use crmflow_core::engine::Evaluate;
 use crmflow_core::messages::StepMessage;
-use crmflow_core::ports::SystemClock;
+use crmflow_core::ports::{EmailSender, SystemClock};
 use std::sync::Arc;
 use tracing::Instrument;
 
 /// Evaluate on the AWS adapters: the table (catalog, runs, idempotency records of task commands,
-/// long timers), the step and action queues, and the CRM command queue (human tasks).
+/// long timers), the step and action queues, the CRM command queue (human tasks, and CRM actions
+/// performed in place) and, for the evaluate function, SES v2 (emails performed in place).
 pub fn engine(
     config: &FunctionConfig,
     sdk: &SdkConfig,
@@ -34,6 +36,18 @@ pub fn engine(
         config.retention_days,
     ));
     let steps = SqsStepQueue::new(sdk, counter, &config.step_queue_url);
+    // The evaluate function performs email and CRM actions in place; intake's starter (built
+    // here too) sends them to the action queue.
+    let email: Option<Arc<dyn EmailSender>> = match config.function {
+        FunctionName::Evaluate => {
+            let sender = config.sender_address.as_deref().ok_or(ConfigError {
+                variable: "CRMFLOW_SENDER_ADDRESS",
+                message: "must be set".to_string(),
+            })?;
+            Some(Arc::new(SesEmailSender::new(sdk, counter, sender)))
+        }
+        _ => None,
+    };
     Ok(Evaluate {
         catalog: store.clone(),
         runs: store.clone(),
@@ -45,6 +59,7 @@ pub fn engine(
         crm: Arc::new(SqsCrmCommandSink::new(sdk, counter, crm_queue)),
         clock: Arc::new(SystemClock),
         config: config.engine_config(),
+        email,
     })
 }
 

@@ -41,7 +41,8 @@ pub fn required(function: FunctionName) -> Vec<Permission> {
         // event dedupe, trigger index, enrollment, run creation, routes; Start/Event messages;
         // and, since intake starts the runs it creates as evaluate would, evaluate's list
         // load/decide/save (transactions of Put/Update/Delete), timers, dispatch; inputs held
-        // while the automation is paused (Put, Query, Delete)
+        // while the automation is paused (Put, Query, Delete); evaluate also sends the emails
+        // it performs in place (below)
         FunctionName::Intake | FunctionName::Evaluate => vec![
             p("dynamodb:GetItem", Table),
             p("dynamodb:PutItem", Table),
@@ -94,6 +95,9 @@ pub fn required(function: FunctionName) -> Vec<Permission> {
         FunctionName::Execute => Some(ActionQueue),
         FunctionName::Resume | FunctionName::Api | FunctionName::Simulate => None,
     };
+    if function == FunctionName::Evaluate {
+        out.push(p("ses:SendEmail", SenderIdentity));
+    }
     if let Some(queue) = consumed {
         out.extend(CONSUME.iter().map(|a| p(a, queue)));
     }

@@ -332,7 +332,9 @@ async fn place_order(
     for s in &run.steps[1..] {
         assert_eq!(s.status, StepStatus::Completed, "{what}: {}", run.to_text());
     }
-    let in_execute = matches!(crash, Some((FunctionName::Execute, _)));
+    // Effects are performed by execute, and by evaluate for the actions it performs in place:
+    // a crash in either may stop one mid-way.
+    let mid_effect = matches!(crash, Some((FunctionName::Execute | FunctionName::Evaluate, _)));
 
     // Email: once; not resent after a crash mid-send (uncertain: sent once or not at all).
     let to = format!("{}@example.com", order.to_lowercase());
@@ -340,13 +342,14 @@ async fn place_order(
     match email_status {
         StepStatus::Completed => assert_eq!(emails, 1, "{what}"),
         StepStatus::Uncertain => {
-            assert!(in_execute, "{what}: uncertain without a crash in execute");
+            assert!(mid_effect, "{what}: uncertain without a crash in evaluate or execute");
             assert!(emails <= 1, "{what}: {emails} emails");
         }
         other => panic!("{what}: email step {other:?}"),
     }
 
-    // CRM command: once, or (a crash in execute right after sending it) resent with the same key.
+    // CRM command: once, or (a crash in evaluate or execute right after sending it) resent with
+    // the same key.
     let messages = e2e::crm_commands(h).await;
     let keys = e2e::by_key(&messages);
     assert_eq!(keys.len(), 1, "{what}: one CRM command: {keys:?}");
@@ -356,7 +359,7 @@ async fn place_order(
         "{what}: resent identically"
     );
     assert!(
-        copies.len() == 1 || in_execute && copies.len() == 2,
+        copies.len() == 1 || mid_effect && copies.len() == 2,
         "{what}: {} copies",
         copies.len()
     );
@@ -369,7 +372,7 @@ async fn place_order(
         .filter(|hit| hit.path == format!("/orders/{order}"))
         .collect();
     assert!(!hits.is_empty(), "{what}: webhook called");
-    assert!(hits.len() == 1 || in_execute, "{what}: {} webhook calls", hits.len());
+    assert!(hits.len() == 1 || mid_effect, "{what}: {} webhook calls", hits.len());
     let key = hits[0].idempotency_key.clone().expect("Idempotency-Key header");
     assert!(key.starts_with(&run.run_id), "{what}: key {key}");
     assert!(

@@ -380,18 +380,28 @@ fn all_statements(template: &Template) -> Vec<(String, &Value)> {
     out
 }
 
+/// Only execute and evaluate (the emails it performs in place) may send email.
 #[test]
-fn no_wildcard_action_and_only_execute_sends_email() {
+fn no_wildcard_action_and_only_evaluate_and_execute_send_email() {
     let template = Template::load();
-    let (_, execute) = template.function(FunctionName::Execute);
-    let execute_role = getatt_arn(&execute["Properties"]["Role"]).expect("execute Role");
+    let senders = [FunctionName::Evaluate, FunctionName::Execute];
+    let sender_roles: Vec<String> = senders
+        .iter()
+        .map(|&name| {
+            let (_, function) = template.function(name);
+            getatt_arn(&function["Properties"]["Role"]).expect("a Role").to_string()
+        })
+        .collect();
     let statements = all_statements(&template);
     assert!(!statements.is_empty());
     for (id, statement) in statements {
         for action in strings(&statement["Action"]) {
             assert!(!action.contains('*'), "{id}: wildcard action {action}");
             if action.to_ascii_lowercase().starts_with("ses:") {
-                assert_eq!(id, execute_role, "{id}: {action}: only execute may send email");
+                assert!(
+                    sender_roles.contains(&id.to_string()),
+                    "{id}: {action}: only evaluate and execute may send email"
+                );
             }
         }
         assert!(statement.get("NotAction").is_none(), "{id}: NotAction");
@@ -400,7 +410,7 @@ fn no_wildcard_action_and_only_execute_sends_email() {
         let has_ses = required(name).iter().any(|p| p.action.starts_with("ses:"));
         assert_eq!(
             has_ses,
-            name == FunctionName::Execute,
+            senders.contains(&name),
             "{name}: permissions::required and email"
         );
     }
