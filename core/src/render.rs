@@ -5,6 +5,7 @@ use crate::command::{CrmCommand, Effect, EmailMessage, HttpRequest};
 use crate::definition::Action;
 use crate::definition::action::{SendEmail, Webhook};
 use crate::event::Subject;
+use crate::run::SharedMap;
 use crate::template::{Template, TemplateError};
 use serde_json::{Map, Value, json};
 
@@ -195,28 +196,28 @@ fn renders_as_itself(s: &str) -> bool {
 }
 
 /// After a CRM command succeeded, reflect it in the run's snapshots so later conditions see it
-/// (a tag just added is in `contact.tags`, an updated field in `contact.<field>`).
-pub fn apply_to_snapshot(effect: &Effect, contact: &mut Map<String, Value>, record: &mut Map<String, Value>) {
+/// (a tag just added is in `contact.tags`, an updated field in `contact.<field>`). A snapshot the
+/// command leaves as it was is not written to, so it stays shared with the run's other copies.
+pub fn apply_to_snapshot(effect: &Effect, contact: &mut SharedMap, record: &mut SharedMap) {
     let Effect::Crm(cmd) = effect else { return };
-    let list_edit = |contact: &mut Map<String, Value>, key: &str, item: &Value, add: bool| {
-        let entry = contact
-            .entry(key.to_string())
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if !entry.is_array() {
-            *entry = Value::Array(Vec::new());
+    // The list at `key` with `item` removed, then added at the end when `add` (a value that is
+    // not a list counts as an empty one); set unless the list is that already.
+    let list_edit = |contact: &mut SharedMap, key: &str, item: &Value, add: bool| {
+        let mut items: Vec<Value> = match contact.get(key) {
+            Some(Value::Array(items)) => items.iter().filter(|v| *v != item).cloned().collect(),
+            _ => Vec::new(),
+        };
+        if add {
+            items.push(item.clone());
         }
-        if let Value::Array(items) = entry {
-            items.retain(|v| v != item);
-            if add {
-                items.push(item.clone());
-            }
-        }
+        let edited = Value::Array(items);
+        contact.set(key, &edited);
     };
     match cmd.command.as_str() {
         "update_contact" => {
             if let Some(fields) = cmd.params.get("fields").and_then(Value::as_object) {
                 for (k, v) in fields {
-                    contact.insert(k.clone(), v.clone());
+                    contact.set(k, v);
                 }
             }
         }
@@ -232,13 +233,13 @@ pub fn apply_to_snapshot(effect: &Effect, contact: &mut Map<String, Value>, reco
         }
         "update_lead_status" if cmd.subject.record_type == "lead" => {
             if let Some(status) = cmd.params.get("status") {
-                record.insert("status".to_string(), status.clone());
+                record.set("status", status);
             }
         }
         "assign" => {
             for key in ["user_id", "queue_id"] {
                 if let Some(v) = cmd.params.get(key).filter(|v| !v.is_null()) {
-                    record.insert(format!("assigned_{key}"), v.clone());
+                    record.set(&format!("assigned_{key}"), v);
                 }
             }
         }

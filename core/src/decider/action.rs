@@ -184,7 +184,17 @@ fn changes_snapshot(action: &Action) -> bool {
 pub fn describe_effect(effect: &Effect) -> String {
     match effect {
         Effect::Email(e) => format!("email to {}: \"{}\"", e.to, e.subject),
-        Effect::Crm(c) => format!("CRM command {} {}", c.command, c.params),
+        Effect::Crm(c) => {
+            // `format!("CRM command {} {}", c.command, c.params)`, with the parameters written
+            // by serde_json directly rather than through `Display`'s formatter adapter.
+            let params = serde_json::to_string(&c.params).unwrap_or_default();
+            let mut out = String::with_capacity(13 + c.command.len() + params.len());
+            out.push_str("CRM command ");
+            out.push_str(&c.command);
+            out.push(' ');
+            out.push_str(&params);
+            out
+        }
         Effect::Notify { channel, message, .. } => format!("notify {channel}: \"{message}\""),
         Effect::Webhook(r) => format!("webhook {} {}", r.method, r.url),
         Effect::Enroll { automation_id } => format!("enroll in {automation_id}"),

@@ -162,6 +162,14 @@ impl Subject {
         format!("{}/{}", self.record_type, self.id)
     }
 
+    /// `self.record_key() == other.record_key()`, without building the keys.
+    pub fn same_record_key(&self, other: &Subject) -> bool {
+        fn key(s: &Subject) -> impl Iterator<Item = u8> + '_ {
+            s.record_type.bytes().chain(*b"/").chain(s.id.bytes())
+        }
+        self.record_type.len() + self.id.len() == other.record_type.len() + other.id.len() && key(self).eq(key(other))
+    }
+
     /// `"contact/<contact_id>"` when the subject names a related contact
     /// (`contact_id`), e.g. `"contact/C1"`. `None` otherwise — also for a
     /// `contact` record without `contact_id`, whose key is [`Self::record_key`].
