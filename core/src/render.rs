@@ -6,7 +6,7 @@ use crate::definition::Action;
 use crate::definition::action::{SendEmail, Webhook};
 use crate::event::Subject;
 use crate::run::SharedMap;
-use crate::template::{Template, TemplateError};
+use crate::template::{ScopeParts, Template, TemplateError};
 use serde_json::{Map, Value, json};
 
 /// A parameter of an action that did not render. The message names it (`params.subject: ...`).
@@ -30,12 +30,17 @@ fn param_error(param: &str) -> impl FnOnce(TemplateError) -> RenderError {
 
 /// Renders an action. Errors name the parameter (`params.subject: ...`).
 pub fn render_action(action: &Action, scope: &Value, subject: &Subject) -> Result<Effect, RenderError> {
+    render_action_in(action, scope, subject)
+}
+
+/// [`render_action`] against a scope given by parts (a run's data, borrowed).
+pub fn render_action_in(action: &Action, scope: &dyn ScopeParts, subject: &Subject) -> Result<Effect, RenderError> {
     let r = Renderer { scope, subject };
     Ok(match action {
         Action::SendEmail(p) => r.email(p)?,
         Action::SendSms(p) => r.crm(
             "send_sms",
-            json!({ "to": r.recipient(&p.to, "/contact/phone")?, "message": r.text("message", &p.message)? }),
+            json!({ "to": r.recipient(&p.to, "phone")?, "message": r.text("message", &p.message)? }),
         ),
         Action::UpdateContact(p) => r.crm("update_contact", json!({ "fields": render_fields(&p.fields, scope)? })),
         Action::AddTag(p) => r.crm("add_tag", json!({ "tag": p.tag })),
@@ -104,26 +109,27 @@ fn fields_read(fields: &Map<String, Value>, _root: &str) -> bool {
 
 /// Renders the parameters of one action against the run's scope.
 struct Renderer<'a> {
-    scope: &'a Value,
+    scope: &'a dyn ScopeParts,
     subject: &'a Subject,
 }
 
 impl Renderer<'_> {
     fn text(&self, name: &str, t: &Template) -> Result<String, RenderError> {
-        t.render_text(self.scope).map_err(param_error(name))
+        t.render_text_in(self.scope).map_err(param_error(name))
     }
 
     fn opt(&self, name: &str, t: &Option<Template>) -> Result<Option<String>, RenderError> {
         t.as_ref().map(|t| self.text(name, t)).transpose()
     }
 
-    /// `to` when given, else the scope's value at `default` (the contact's email or phone).
+    /// `to` when given, else the contact's field `default` (`email` or `phone`).
     fn recipient(&self, to: &Option<Template>, default: &str) -> Result<String, RenderError> {
         match to {
             Some(t) => self.text("to", t),
             None => Ok(self
                 .scope
-                .pointer(default)
+                .part("contact")
+                .and_then(|contact| contact.get(default))
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string()),
@@ -139,9 +145,9 @@ impl Renderer<'_> {
     }
 
     fn email(&self, p: &SendEmail) -> Result<Effect, RenderError> {
-        let to = self.recipient(&p.to, "/contact/email")?;
+        let to = self.recipient(&p.to, "email")?;
         let html = match &p.html {
-            Some(t) => Some(t.render_html(self.scope).map_err(param_error("html"))?),
+            Some(t) => Some(t.render_html_in(self.scope).map_err(param_error("html"))?),
             None => None,
         };
         Ok(Effect::Email(EmailMessage {
@@ -169,7 +175,7 @@ impl Renderer<'_> {
 }
 
 /// Renders the string values of a field map as templates; other values pass through.
-fn render_fields(fields: &Map<String, Value>, scope: &Value) -> Result<Map<String, Value>, RenderError> {
+fn render_fields(fields: &Map<String, Value>, scope: &dyn ScopeParts) -> Result<Map<String, Value>, RenderError> {
     let mut out = Map::new();
     for (name, value) in fields {
         let rendered = match value {
@@ -180,7 +186,7 @@ fn render_fields(fields: &Map<String, Value>, scope: &Value) -> Result<Map<Strin
                     source,
                 };
                 let t = Template::parse(s).map_err(field_error)?;
-                Value::String(t.render_text(scope).map_err(field_error)?)
+                Value::String(t.render_text_in(scope).map_err(field_error)?)
             }
             other => other.clone(),
         };

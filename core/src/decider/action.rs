@@ -5,7 +5,7 @@ use crate::command::{ActionOutcome, Command, Effect, PerformAction};
 use crate::definition::Action;
 use crate::definition::Step;
 use crate::definition::program::Node;
-use crate::render::{action_reads, apply_to_snapshot, render_action};
+use crate::render::{apply_to_snapshot, render_action_in};
 use crate::run::{RunStatus, StepStatus, WaitingFor};
 
 /// An effect the run may not have, whatever its parameters.
@@ -44,8 +44,7 @@ impl Machine<'_> {
     }
 
     fn prepare(&mut self, action: &Action) -> Result<Effect, StepError> {
-        let reads = |root: &str| action_reads(action, root);
-        let effect = self.with_scope(reads, |run, scope| render_action(action, &scope.root, &run.subject))?;
+        let effect = render_action_in(action, &self.scope_parts(), &self.run.subject)?;
         self.check_effect(&effect)?;
         Ok(effect)
     }
@@ -157,8 +156,7 @@ impl Machine<'_> {
         if !changes_snapshot(action) {
             return;
         }
-        let reads = |root: &str| action_reads(action, root);
-        let rendered = self.with_scope(reads, |run, scope| render_action(action, &scope.root, &run.subject));
+        let rendered = render_action_in(action, &self.scope_parts(), &self.run.subject);
         if let Ok(effect) = rendered {
             apply_to_snapshot(&effect, &mut self.run.data.contact, &mut self.run.data.record);
         }
