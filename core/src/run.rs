@@ -416,9 +416,17 @@ impl Run {
 
     /// The record keys events are routed to this run by: the record, and its contact.
     pub fn route_keys(&self) -> Vec<String> {
-        let mut keys = vec![self.subject.record_key()];
-        if let Some(c) = self.contact_id() {
-            let key = format!("contact/{c}");
+        let mut keys = Vec::with_capacity(2);
+        keys.push(self.subject.record_key());
+        let contact = self
+            .subject
+            .contact_id
+            .as_deref()
+            .or_else(|| self.data.contact.get("id").and_then(Value::as_str));
+        if let Some(c) = contact {
+            let mut key = String::with_capacity("contact/".len() + c.len());
+            key.push_str("contact/");
+            key.push_str(c);
             if !keys.contains(&key) {
                 keys.push(key);
             }

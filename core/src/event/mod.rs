@@ -159,7 +159,11 @@ pub struct Subject {
 impl Subject {
     /// `"<record type>/<id>"`, e.g. `"lead/L1"`.
     pub fn record_key(&self) -> String {
-        format!("{}/{}", self.record_type, self.id)
+        let mut key = String::with_capacity(self.record_type.len() + 1 + self.id.len());
+        key.push_str(&self.record_type);
+        key.push('/');
+        key.push_str(&self.id);
+        key
     }
 
     /// `self.record_key() == other.record_key()`, without building the keys.
