@@ -181,19 +181,14 @@ fn changes_snapshot(action: &Action) -> bool {
 /// A short description of an effect for history.
 pub fn describe_effect(effect: &Effect) -> String {
     match effect {
-        Effect::Email(e) => format!("email to {}: \"{}\"", e.to, e.subject),
+        Effect::Email(e) => ["email to ", &e.to, ": \"", &e.subject, "\""].concat(),
         Effect::Crm(c) => {
             // `format!("CRM command {} {}", c.command, c.params)`, with the parameters written
             // by serde_json directly rather than through `Display`'s formatter adapter.
             let params = serde_json::to_string(&c.params).unwrap_or_default();
-            let mut out = String::with_capacity(13 + c.command.len() + params.len());
-            out.push_str("CRM command ");
-            out.push_str(&c.command);
-            out.push(' ');
-            out.push_str(&params);
-            out
+            ["CRM command ", &c.command, " ", &params].concat()
         }
-        Effect::Notify { channel, message, .. } => format!("notify {channel}: \"{message}\""),
+        Effect::Notify { channel, message, .. } => ["notify ", channel, ": \"", message, "\""].concat(),
         Effect::Webhook(r) => format!("webhook {} {}", r.method, r.url),
         Effect::Enroll { automation_id } => format!("enroll in {automation_id}"),
         Effect::CancelAutomations { automation_ids } if automation_ids.is_empty() => {
