@@ -352,5 +352,34 @@ mod tests {
             "only the roots read, in the same order"
         );
         assert_eq!(m.run, run, "the run is left alone");
+
+        let scope = RunScope::new(&run, now);
+        for source in [
+            "{{ record.score }} {{ contact.first_name }} {{ trigger.id }} {{ event.type }}",
+            "{{ previous.score }} {{ steps.s.output.x }} {{ run.id }} {{ run.subject.id }} {{ now }}",
+            "{{ record.z[1].a }} {% for k in record %}{{ k }},{% endfor %}",
+            "{{ debug() | length > 0 }}",
+            "{{ missing.x }}",
+        ] {
+            let template = crate::template::Template::parse(source).expect("parses");
+            assert_eq!(
+                template.render_text_in(&scope),
+                template.render_text(&serialized),
+                "{source}"
+            );
+            assert_eq!(
+                template.render_html_in(&scope),
+                template.render_html(&serialized),
+                "{source}"
+            );
+        }
+        let whole: Vec<&str> = scope.parts().into_iter().map(|(name, _)| name).collect();
+        let keys: Vec<&str> = serialized
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(whole, keys, "the parts of the whole scope, in its order");
     }
 }
