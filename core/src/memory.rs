@@ -362,7 +362,9 @@ struct StoredRun {
     /// The head's outbox was dispatched: it is emptied when the head is next handed out (by
     /// then, usually nobody else holds the head, so that costs no copy).
     outbox_acked: bool,
-    history: BTreeMap<u32, StepRecord>,
+    /// By seq, each seq once. A vector rather than a map: records come in seq order, and a
+    /// record saved again (its step finished) replaces its earlier version.
+    history: Vec<StepRecord>,
 }
 
 impl StoredRun {
@@ -378,7 +380,18 @@ impl StoredRun {
     /// The history below the head's `history_len`, in seq order.
     fn history(&self) -> impl Iterator<Item = &StepRecord> {
         let len = self.head.history_len;
-        self.history.values().filter(move |r| r.seq < len)
+        self.history.iter().filter(move |r| r.seq < len)
+    }
+
+    /// Keeps `record`, replacing the one with its seq if any.
+    fn keep(&mut self, record: StepRecord) {
+        match self.history.last() {
+            Some(last) if last.seq >= record.seq => match self.history.binary_search_by_key(&record.seq, |r| r.seq) {
+                Ok(i) => self.history[i] = record,
+                Err(i) => self.history.insert(i, record),
+            },
+            _ => self.history.push(record),
+        }
     }
 }
 
@@ -416,7 +429,7 @@ impl MemoryRunStore {
         let mut stored = inner.runs.remove(tenant, run_id)?;
         stored.head();
         let len = stored.head.history_len;
-        let history = stored.history.into_values().filter(|r| r.seq < len).collect();
+        let history = stored.history.into_iter().filter(|r| r.seq < len).collect();
         inner.claims.remove_run(run_id);
         Some((Arc::unwrap_or_clone(stored.head), history))
     }
@@ -515,7 +528,7 @@ impl RunStore for MemoryRunStore {
         let stored = StoredRun {
             head: run.clone(),
             outbox_acked: false,
-            history: BTreeMap::new(),
+            history: Vec::new(),
         };
         inner.runs.insert(&run.tenant, &run.run_id, stored);
         Ok(CreateOutcome::Created)
@@ -542,7 +555,7 @@ impl RunStore for MemoryRunStore {
             .filter(|stored| stored.head.version == run.version.wrapping_sub(1))
             .ok_or_else(|| StoreError::Conflict(format!("run {} changed", run.run_id)))?;
         for r in records {
-            stored.history.insert(r.seq, r);
+            stored.keep(r);
         }
         stored.head = run.clone();
         stored.outbox_acked = false;

@@ -5,7 +5,8 @@ use crate::command::{CrmCommand, Effect, EmailMessage, HttpRequest};
 use crate::definition::Action;
 use crate::definition::action::{SendEmail, Webhook};
 use crate::event::Subject;
-use crate::template::{Template, TemplateError};
+use crate::run::SharedMap;
+use crate::template::{ScopeParts, Template, TemplateError};
 use serde_json::{Map, Value, json};
 
 /// A parameter of an action that did not render. The message names it (`params.subject: ...`).
@@ -29,12 +30,17 @@ fn param_error(param: &str) -> impl FnOnce(TemplateError) -> RenderError {
 
 /// Renders an action. Errors name the parameter (`params.subject: ...`).
 pub fn render_action(action: &Action, scope: &Value, subject: &Subject) -> Result<Effect, RenderError> {
+    render_action_in(action, scope, subject)
+}
+
+/// [`render_action`] against a scope given by parts (a run's data, borrowed).
+pub fn render_action_in(action: &Action, scope: &dyn ScopeParts, subject: &Subject) -> Result<Effect, RenderError> {
     let r = Renderer { scope, subject };
     Ok(match action {
         Action::SendEmail(p) => r.email(p)?,
         Action::SendSms(p) => r.crm(
             "send_sms",
-            json!({ "to": r.recipient(&p.to, "/contact/phone")?, "message": r.text("message", &p.message)? }),
+            json!({ "to": r.recipient(&p.to, "phone")?, "message": r.text("message", &p.message)? }),
         ),
         Action::UpdateContact(p) => r.crm("update_contact", json!({ "fields": render_fields(&p.fields, scope)? })),
         Action::AddTag(p) => r.crm("add_tag", json!({ "tag": p.tag })),
@@ -103,26 +109,27 @@ fn fields_read(fields: &Map<String, Value>, _root: &str) -> bool {
 
 /// Renders the parameters of one action against the run's scope.
 struct Renderer<'a> {
-    scope: &'a Value,
+    scope: &'a dyn ScopeParts,
     subject: &'a Subject,
 }
 
 impl Renderer<'_> {
     fn text(&self, name: &str, t: &Template) -> Result<String, RenderError> {
-        t.render_text(self.scope).map_err(param_error(name))
+        t.render_text_in(self.scope).map_err(param_error(name))
     }
 
     fn opt(&self, name: &str, t: &Option<Template>) -> Result<Option<String>, RenderError> {
         t.as_ref().map(|t| self.text(name, t)).transpose()
     }
 
-    /// `to` when given, else the scope's value at `default` (the contact's email or phone).
+    /// `to` when given, else the contact's field `default` (`email` or `phone`).
     fn recipient(&self, to: &Option<Template>, default: &str) -> Result<String, RenderError> {
         match to {
             Some(t) => self.text("to", t),
             None => Ok(self
                 .scope
-                .pointer(default)
+                .part("contact")
+                .and_then(|contact| contact.get(default))
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string()),
@@ -138,9 +145,9 @@ impl Renderer<'_> {
     }
 
     fn email(&self, p: &SendEmail) -> Result<Effect, RenderError> {
-        let to = self.recipient(&p.to, "/contact/email")?;
+        let to = self.recipient(&p.to, "email")?;
         let html = match &p.html {
-            Some(t) => Some(t.render_html(self.scope).map_err(param_error("html"))?),
+            Some(t) => Some(t.render_html_in(self.scope).map_err(param_error("html"))?),
             None => None,
         };
         Ok(Effect::Email(EmailMessage {
@@ -168,7 +175,7 @@ impl Renderer<'_> {
 }
 
 /// Renders the string values of a field map as templates; other values pass through.
-fn render_fields(fields: &Map<String, Value>, scope: &Value) -> Result<Map<String, Value>, RenderError> {
+fn render_fields(fields: &Map<String, Value>, scope: &dyn ScopeParts) -> Result<Map<String, Value>, RenderError> {
     let mut out = Map::new();
     for (name, value) in fields {
         let rendered = match value {
@@ -179,7 +186,7 @@ fn render_fields(fields: &Map<String, Value>, scope: &Value) -> Result<Map<Strin
                     source,
                 };
                 let t = Template::parse(s).map_err(field_error)?;
-                Value::String(t.render_text(scope).map_err(field_error)?)
+                Value::String(t.render_text_in(scope).map_err(field_error)?)
             }
             other => other.clone(),
         };
@@ -195,28 +202,28 @@ fn renders_as_itself(s: &str) -> bool {
 }
 
 /// After a CRM command succeeded, reflect it in the run's snapshots so later conditions see it
-/// (a tag just added is in `contact.tags`, an updated field in `contact.<field>`).
-pub fn apply_to_snapshot(effect: &Effect, contact: &mut Map<String, Value>, record: &mut Map<String, Value>) {
+/// (a tag just added is in `contact.tags`, an updated field in `contact.<field>`). A snapshot the
+/// command leaves as it was is not written to, so it stays shared with the run's other copies.
+pub fn apply_to_snapshot(effect: &Effect, contact: &mut SharedMap, record: &mut SharedMap) {
     let Effect::Crm(cmd) = effect else { return };
-    let list_edit = |contact: &mut Map<String, Value>, key: &str, item: &Value, add: bool| {
-        let entry = contact
-            .entry(key.to_string())
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if !entry.is_array() {
-            *entry = Value::Array(Vec::new());
+    // The list at `key` with `item` removed, then added at the end when `add` (a value that is
+    // not a list counts as an empty one); set unless the list is that already.
+    let list_edit = |contact: &mut SharedMap, key: &str, item: &Value, add: bool| {
+        let mut items: Vec<Value> = match contact.get(key) {
+            Some(Value::Array(items)) => items.iter().filter(|v| *v != item).cloned().collect(),
+            _ => Vec::new(),
+        };
+        if add {
+            items.push(item.clone());
         }
-        if let Value::Array(items) = entry {
-            items.retain(|v| v != item);
-            if add {
-                items.push(item.clone());
-            }
-        }
+        let edited = Value::Array(items);
+        contact.set(key, &edited);
     };
     match cmd.command.as_str() {
         "update_contact" => {
             if let Some(fields) = cmd.params.get("fields").and_then(Value::as_object) {
                 for (k, v) in fields {
-                    contact.insert(k.clone(), v.clone());
+                    contact.set(k, v);
                 }
             }
         }
@@ -232,13 +239,13 @@ pub fn apply_to_snapshot(effect: &Effect, contact: &mut Map<String, Value>, reco
         }
         "update_lead_status" if cmd.subject.record_type == "lead" => {
             if let Some(status) = cmd.params.get("status") {
-                record.insert("status".to_string(), status.clone());
+                record.set("status", status);
             }
         }
         "assign" => {
             for key in ["user_id", "queue_id"] {
                 if let Some(v) = cmd.params.get(key).filter(|v| !v.is_null()) {
-                    record.insert(format!("assigned_{key}"), v.clone());
+                    record.set(&format!("assigned_{key}"), v);
                 }
             }
         }

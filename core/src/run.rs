@@ -57,6 +57,26 @@ impl SharedMap {
     }
 }
 
+impl SharedMap {
+    /// Sets `key` to `value`, as `insert` does, unless the map already holds an equal value
+    /// there: then it is left alone, still shared with the copies that hold it (no copy).
+    pub fn set(&mut self, key: &str, value: &Value) {
+        if self.0.get(key) != Some(value) {
+            Arc::make_mut(&mut self.0).insert(key.to_string(), value.clone());
+        }
+    }
+
+    /// Makes the map equal to `map` (empty for `None`); a map equal to it already is left
+    /// alone (no copy).
+    pub fn assign(&mut self, map: Option<&Map<String, Value>>) {
+        match map {
+            Some(map) if *self.0 != *map => *self = SharedMap::new(map.clone()),
+            None if !self.0.is_empty() => *self = SharedMap::default(),
+            _ => {}
+        }
+    }
+}
+
 impl From<Map<String, Value>> for SharedMap {
     fn from(map: Map<String, Value>) -> Self {
         SharedMap::new(map)
@@ -396,9 +416,17 @@ impl Run {
 
     /// The record keys events are routed to this run by: the record, and its contact.
     pub fn route_keys(&self) -> Vec<String> {
-        let mut keys = vec![self.subject.record_key()];
-        if let Some(c) = self.contact_id() {
-            let key = format!("contact/{c}");
+        let mut keys = Vec::with_capacity(2);
+        keys.push(self.subject.record_key());
+        let contact = self
+            .subject
+            .contact_id
+            .as_deref()
+            .or_else(|| self.data.contact.get("id").and_then(Value::as_str));
+        if let Some(c) = contact {
+            let mut key = String::with_capacity("contact/".len() + c.len());
+            key.push_str("contact/");
+            key.push_str(c);
             if !keys.contains(&key) {
                 keys.push(key);
             }
@@ -484,5 +512,29 @@ mod tests {
         );
         let back: Run = serde_json::from_value(json).expect("deserializes");
         assert_eq!(back, copy);
+    }
+
+    #[test]
+    fn setting_a_map_to_what_it_holds_keeps_it_shared() {
+        let map: Map<String, Value> = serde_json::from_str(r#"{"a": 1, "b": [2]}"#).expect("a map");
+        let original = SharedMap::new(map.clone());
+        let mut copy = original.clone();
+        copy.set("b", &serde_json::json!([2]));
+        copy.assign(Some(&map));
+        assert!(Arc::ptr_eq(&copy.0, &original.0), "unchanged: still shared");
+        copy.set("a", &serde_json::json!(3));
+        copy.set("c", &Value::Null);
+        assert_eq!(
+            serde_json::to_string(&copy).expect("serializes"),
+            r#"{"a":3,"b":[2],"c":null}"#,
+            "in place, then appended"
+        );
+        assert_eq!(
+            original.get("a"),
+            Some(&serde_json::json!(1)),
+            "the original is left alone"
+        );
+        copy.assign(None);
+        assert!(copy.is_empty());
     }
 }

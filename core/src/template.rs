@@ -290,20 +290,87 @@ fn compile_and_check_names(source: &str) -> Result<Option<Arc<[String]>>, Templa
     Ok(Some(names.into_iter().collect()))
 }
 
-/// The part of a scope object a template looks up, as minijinja's context (serialized like
-/// the whole scope, entry by entry).
+/// A scope object given by parts: its top-level values by name, borrowed from where they live
+/// (a run's data), so that rendering need not build the object first. A part serializes, and
+/// renders, as that value in the scope object would.
+pub trait ScopeParts {
+    /// The top-level value `name`, if the scope has it.
+    fn part(&self, name: &str) -> Option<ScopePart<'_>>;
+    /// Every top-level `(name, value)`, in the scope object's order.
+    fn parts(&self) -> Vec<(&str, ScopePart<'_>)>;
+    /// What the scope is when it is not an object (nor `null`, no variables): rendering
+    /// against it fails with [`TemplateError::InvalidScope`].
+    fn not_an_object(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// A top-level value of a [`ScopeParts`]: a JSON value, or an object given by its map.
+#[derive(Debug, Clone, Copy)]
+pub enum ScopePart<'a> {
+    Value(&'a serde_json::Value),
+    Map(&'a serde_json::Map<String, serde_json::Value>),
+}
+
+impl<'a> ScopePart<'a> {
+    /// The field `key` of an object part (`None` for other values).
+    pub fn get(&self, key: &str) -> Option<&'a serde_json::Value> {
+        match *self {
+            ScopePart::Value(value) => value.get(key),
+            ScopePart::Map(map) => map.get(key),
+        }
+    }
+}
+
+impl Serialize for ScopePart<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ScopePart::Value(value) => value.serialize(serializer),
+            ScopePart::Map(map) => map.serialize(serializer),
+        }
+    }
+}
+
+/// A scope object's parts are its entries; `null` has none.
+impl ScopeParts for serde_json::Value {
+    fn part(&self, name: &str) -> Option<ScopePart<'_>> {
+        self.as_object()?.get(name).map(ScopePart::Value)
+    }
+    fn parts(&self) -> Vec<(&str, ScopePart<'_>)> {
+        let entries = self.as_object().into_iter().flatten();
+        entries.map(|(k, v)| (k.as_str(), ScopePart::Value(v))).collect()
+    }
+    fn not_an_object(&self) -> Option<&'static str> {
+        match self {
+            serde_json::Value::Object(_) | serde_json::Value::Null => None,
+            other => Some(json_kind(other)),
+        }
+    }
+}
+
+/// The part of a scope a template looks up, as minijinja's context (serialized like the
+/// whole scope, entry by entry), or the whole scope when `names` is `None`.
 struct Context<'a> {
-    scope: &'a serde_json::Map<String, serde_json::Value>,
-    names: &'a [String],
+    scope: &'a dyn ScopeParts,
+    names: Option<&'a [String]>,
 }
 
 impl Serialize for Context<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(None)?;
-        for name in self.names {
-            if let Some((key, value)) = self.scope.get_key_value(name) {
-                map.serialize_entry(key, value)?;
+        match self.names {
+            Some(names) => {
+                for name in names {
+                    if let Some(value) = self.scope.part(name) {
+                        map.serialize_entry(name, &value)?;
+                    }
+                }
+            }
+            None => {
+                for (name, value) in self.scope.parts() {
+                    map.serialize_entry(name, &value)?;
+                }
             }
         }
         map.end()
@@ -359,12 +426,22 @@ impl Template {
     /// Renders as plain text (nothing is escaped). `scope` must be a JSON
     /// object (its keys become variables) or `null` (no variables).
     pub fn render_text(&self, scope: &serde_json::Value) -> Result<String, TemplateError> {
-        self.render(text_env(), Compiled::text(), scope)
+        self.render_text_in(scope)
     }
 
     /// Renders as HTML: every interpolated value is HTML-escaped unless
     /// marked `| safe`. The template's own text is not touched.
     pub fn render_html(&self, scope: &serde_json::Value) -> Result<String, TemplateError> {
+        self.render_html_in(scope)
+    }
+
+    /// [`Template::render_text`] against a scope given by parts.
+    pub fn render_text_in(&self, scope: &dyn ScopeParts) -> Result<String, TemplateError> {
+        self.render(text_env(), Compiled::text(), scope)
+    }
+
+    /// [`Template::render_html`] against a scope given by parts.
+    pub fn render_html_in(&self, scope: &dyn ScopeParts) -> Result<String, TemplateError> {
         self.render(html_env(), Compiled::html(), scope)
     }
 
@@ -374,19 +451,16 @@ impl Template {
         &self,
         env: &Environment<'static>,
         compiled: &Compiled,
-        scope: &serde_json::Value,
+        scope: &dyn ScopeParts,
     ) -> Result<String, TemplateError> {
-        let ctx = match (scope, &self.names) {
-            // Only what the template looks up: converting the whole scope would cost more
-            // than rendering.
-            (serde_json::Value::Object(scope), Some(names)) => Value::from_serialize(Context { scope, names }),
-            (serde_json::Value::Object(_), None) => Value::from_serialize(scope),
-            (serde_json::Value::Null, _) => Value::from_serialize(serde_json::Map::new()),
-            (other, _) => {
-                return Err(TemplateError::InvalidScope { got: json_kind(other) });
-            }
-        };
-        let rendered = match self.names {
+        if let Some(got) = scope.not_an_object() {
+            return Err(TemplateError::InvalidScope { got });
+        }
+        // Only what the template looks up: converting the whole scope would cost more than
+        // rendering.
+        let names = self.names.as_deref();
+        let ctx = Value::from_serialize(Context { scope, names });
+        let rendered = match names {
             Some(_) => compiled.render(&self.source, &ctx),
             None => env.render_str(&self.source, ctx),
         };

@@ -5,7 +5,7 @@ use crate::command::{ActionOutcome, Command, Effect, PerformAction};
 use crate::definition::Action;
 use crate::definition::Step;
 use crate::definition::program::Node;
-use crate::render::{action_reads, apply_to_snapshot, render_action};
+use crate::render::{apply_to_snapshot, render_action_in};
 use crate::run::{RunStatus, StepStatus, WaitingFor};
 
 /// An effect the run may not have, whatever its parameters.
@@ -44,8 +44,7 @@ impl Machine<'_> {
     }
 
     fn prepare(&mut self, action: &Action) -> Result<Effect, StepError> {
-        let reads = |root: &str| action_reads(action, root);
-        let effect = self.with_scope(reads, |run, scope| render_action(action, &scope.root, &run.subject))?;
+        let effect = render_action_in(action, &self.scope_parts(), &self.run.subject)?;
         self.check_effect(&effect)?;
         Ok(effect)
     }
@@ -157,8 +156,7 @@ impl Machine<'_> {
         if !changes_snapshot(action) {
             return;
         }
-        let reads = |root: &str| action_reads(action, root);
-        let rendered = self.with_scope(reads, |run, scope| render_action(action, &scope.root, &run.subject));
+        let rendered = render_action_in(action, &self.scope_parts(), &self.run.subject);
         if let Ok(effect) = rendered {
             apply_to_snapshot(&effect, &mut self.run.data.contact, &mut self.run.data.record);
         }
@@ -183,9 +181,14 @@ fn changes_snapshot(action: &Action) -> bool {
 /// A short description of an effect for history.
 pub fn describe_effect(effect: &Effect) -> String {
     match effect {
-        Effect::Email(e) => format!("email to {}: \"{}\"", e.to, e.subject),
-        Effect::Crm(c) => format!("CRM command {} {}", c.command, c.params),
-        Effect::Notify { channel, message, .. } => format!("notify {channel}: \"{message}\""),
+        Effect::Email(e) => ["email to ", &e.to, ": \"", &e.subject, "\""].concat(),
+        Effect::Crm(c) => {
+            // `format!("CRM command {} {}", c.command, c.params)`, with the parameters written
+            // by serde_json directly rather than through `Display`'s formatter adapter.
+            let params = serde_json::to_string(&c.params).unwrap_or_default();
+            ["CRM command ", &c.command, " ", &params].concat()
+        }
+        Effect::Notify { channel, message, .. } => ["notify ", channel, ": \"", message, "\""].concat(),
         Effect::Webhook(r) => format!("webhook {} {}", r.method, r.url),
         Effect::Enroll { automation_id } => format!("enroll in {automation_id}"),
         Effect::CancelAutomations { automation_ids } if automation_ids.is_empty() => {

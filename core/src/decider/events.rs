@@ -129,7 +129,7 @@ impl Machine<'_> {
     /// same contact) does not: it neither meets this run's waits and goals nor exits it.
     fn concerns(&self, event: &Event) -> bool {
         let run = &self.run.subject;
-        if event.subject.record_key() == run.record_key() {
+        if event.subject.same_record_key(run) {
             return true;
         }
         let contact = self.run.contact_id();
@@ -144,25 +144,25 @@ impl Machine<'_> {
     /// Merges an event into the snapshots conditions see.
     fn absorb(&mut self, event: &Event) {
         self.run.data.event = crate::run::SharedValue::new(event.to_scope_value());
-        if event.subject.record_key() == self.run.subject.record_key() {
+        if event.subject.same_record_key(&self.run.subject) {
             for (k, v) in &event.data {
-                self.run.data.record.insert(k.clone(), v.clone());
+                self.run.data.record.set(k, v);
             }
-            self.run.data.previous = event.previous.clone().unwrap_or_default().into();
+            self.run.data.previous.assign(event.previous.as_ref());
         }
         let contact_id = self.run.contact_id();
         let is_contact_record =
             event.subject.record_type == "contact" && Some(&event.subject.id) == contact_id.as_ref();
         if is_contact_record {
             for (k, v) in &event.data {
-                self.run.data.contact.insert(k.clone(), v.clone());
+                self.run.data.contact.set(k, v);
             }
         }
         if let Some(c) = &event.contact
             && (event.subject.contact_id.is_none() || event.subject.contact_id == contact_id)
         {
             for (k, v) in c {
-                self.run.data.contact.insert(k.clone(), v.clone());
+                self.run.data.contact.set(k, v);
             }
         }
     }

@@ -10,16 +10,14 @@ use serde_json::Value;
 
 impl Machine<'_> {
     pub(super) fn enter_human_task(&mut self, step: &Step, task: &HumanTaskSpec) -> Result<Flow, StepError> {
-        let reads = |root: &str| task.title.reads(root) || task.description.as_ref().is_some_and(|d| d.reads(root));
-        let (title, description) = self.with_scope(reads, |_, scope| {
-            let title = task.title.render_text(&scope.root)?;
-            let description = task
-                .description
-                .as_ref()
-                .map(|d| d.render_text(&scope.root))
-                .transpose()?;
-            Ok::<_, StepError>((title, description))
-        })?;
+        let scope = self.scope_parts();
+        let title = task.title.render_text_in(&scope)?;
+        let description = task
+            .description
+            .as_ref()
+            .map(|d| d.render_text_in(&scope))
+            .transpose()?;
+        drop(scope);
         let timer = self.timeout_timer(task.timeout.as_ref())?;
         // `park` gives the task's step entry the next seq.
         let task_id = self.entry_id(self.run.history_len);

@@ -41,9 +41,11 @@ use crate::definition::Program;
 use crate::definition::program::Node;
 use crate::ports::Clock;
 use crate::run::{Run, StepRecord};
+use crate::template::{ScopePart, ScopeParts};
 use jiff::Timestamp;
 use lifecycle::Ending;
 use serde_json::{Map, Value, json};
+use std::cell::OnceCell;
 
 /// Steps one decision may enter before it yields (keeps one save within DynamoDB's
 /// 100-item transaction limit and one Lambda invocation short).
@@ -158,6 +160,55 @@ pub fn scope_reading(run: &Run, now: Timestamp, reads: impl Fn(&str) -> bool) ->
     Value::Object(root)
 }
 
+/// The top-level values of a run's scope, in [`scope_for`]'s order.
+const SCOPE_ROOTS: [&str; 8] = [
+    "trigger", "event", "record", "previous", "contact", "steps", "run", "now",
+];
+
+/// A run's scope by parts, borrowed from the run: what [`scope_for`] builds, for templates
+/// ([`ScopeParts`]), without copying the run's data (`run` and `now` are built when looked up).
+pub struct RunScope<'a> {
+    run: &'a Run,
+    now: Timestamp,
+    run_value: OnceCell<Value>,
+    now_value: OnceCell<Value>,
+}
+
+impl<'a> RunScope<'a> {
+    pub fn new(run: &'a Run, now: Timestamp) -> Self {
+        RunScope {
+            run,
+            now,
+            run_value: OnceCell::new(),
+            now_value: OnceCell::new(),
+        }
+    }
+}
+
+impl ScopeParts for RunScope<'_> {
+    fn part(&self, name: &str) -> Option<ScopePart<'_>> {
+        let data = &self.run.data;
+        Some(match name {
+            "trigger" => ScopePart::Value(&data.trigger),
+            "event" => ScopePart::Value(&data.event),
+            "record" => ScopePart::Map(&data.record),
+            "previous" => ScopePart::Map(&data.previous),
+            "contact" => ScopePart::Map(&data.contact),
+            "steps" => ScopePart::Map(&data.steps),
+            "run" => ScopePart::Value(self.run_value.get_or_init(|| run_scope(self.run))),
+            "now" => ScopePart::Value(self.now_value.get_or_init(|| Value::String(self.now.to_string()))),
+            _ => return None,
+        })
+    }
+
+    fn parts(&self) -> Vec<(&str, ScopePart<'_>)> {
+        SCOPE_ROOTS
+            .iter()
+            .filter_map(|name| Some((*name, self.part(name)?)))
+            .collect()
+    }
+}
+
 /// `run.*` in the scope.
 fn run_scope(run: &Run) -> Value {
     json!({
@@ -210,6 +261,11 @@ impl<'a> Machine<'a> {
 
     fn node(&self, id: &str) -> Option<&'a Node> {
         self.program.node(id)
+    }
+
+    /// The run's scope by parts, for templates.
+    fn scope_parts(&self) -> RunScope<'_> {
+        RunScope::new(&self.run, self.now)
     }
 
     /// Calls `f` with the run and its scope: what [`scope_for`] gives, without the top-level
@@ -296,5 +352,34 @@ mod tests {
             "only the roots read, in the same order"
         );
         assert_eq!(m.run, run, "the run is left alone");
+
+        let scope = RunScope::new(&run, now);
+        for source in [
+            "{{ record.score }} {{ contact.first_name }} {{ trigger.id }} {{ event.type }}",
+            "{{ previous.score }} {{ steps.s.output.x }} {{ run.id }} {{ run.subject.id }} {{ now }}",
+            "{{ record.z[1].a }} {% for k in record %}{{ k }},{% endfor %}",
+            "{{ debug() | length > 0 }}",
+            "{{ missing.x }}",
+        ] {
+            let template = crate::template::Template::parse(source).expect("parses");
+            assert_eq!(
+                template.render_text_in(&scope),
+                template.render_text(&serialized),
+                "{source}"
+            );
+            assert_eq!(
+                template.render_html_in(&scope),
+                template.render_html(&serialized),
+                "{source}"
+            );
+        }
+        let whole: Vec<&str> = scope.parts().into_iter().map(|(name, _)| name).collect();
+        let keys: Vec<&str> = serialized
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(whole, keys, "the parts of the whole scope, in its order");
     }
 }

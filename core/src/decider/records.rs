@@ -151,11 +151,12 @@ impl Machine<'_> {
         let mut rec = cursor.record;
         rec.status = status;
         rec.finished_at = Some(self.now);
-        rec.detail = if rec.detail.is_empty() {
-            detail
+        if rec.detail.is_empty() {
+            rec.detail = detail;
         } else {
-            format!("{}; {detail}", rec.detail)
-        };
+            rec.detail.push_str("; ");
+            rec.detail.push_str(&detail);
+        }
         rec.error = error;
         if let Some(out) = &output {
             rec.output = Some(out.clone());

@@ -34,5 +34,24 @@ fn chosen_path(split: &SplitSpec, draw: u32) -> usize {
 /// A stable draw in 0..100 for a split: FNV-1a of "run_id/step_id". Stable across processes and
 /// releases (std's hasher is not), so a redelivered message takes the same path.
 pub fn split_draw(run_id: &str, step_id: &str) -> u32 {
-    (crate::ids::fnv1a64(format!("{run_id}/{step_id}").as_bytes()) % 100) as u32
+    let key: [&[u8]; 3] = [run_id.as_bytes(), b"/", step_id.as_bytes()];
+    (crate::ids::fnv1a64_parts(&key) % 100) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_draw_is_fnv1a_of_run_id_slash_step_id() {
+        for (run_id, step_id) in [
+            ("r1", "ab"),
+            ("019ca6b1-dc00-7bc6-bcef-b689e96fb1e4", "split"),
+            ("", ""),
+        ] {
+            let joined = format!("{run_id}/{step_id}");
+            assert_eq!(
+                super::split_draw(run_id, step_id),
+                (crate::ids::fnv1a64(joined.as_bytes()) % 100) as u32
+            );
+        }
+    }
 }

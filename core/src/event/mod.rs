@@ -159,7 +159,19 @@ pub struct Subject {
 impl Subject {
     /// `"<record type>/<id>"`, e.g. `"lead/L1"`.
     pub fn record_key(&self) -> String {
-        format!("{}/{}", self.record_type, self.id)
+        let mut key = String::with_capacity(self.record_type.len() + 1 + self.id.len());
+        key.push_str(&self.record_type);
+        key.push('/');
+        key.push_str(&self.id);
+        key
+    }
+
+    /// `self.record_key() == other.record_key()`, without building the keys.
+    pub fn same_record_key(&self, other: &Subject) -> bool {
+        fn key(s: &Subject) -> impl Iterator<Item = u8> + '_ {
+            s.record_type.bytes().chain(*b"/").chain(s.id.bytes())
+        }
+        self.record_type.len() + self.id.len() == other.record_type.len() + other.id.len() && key(self).eq(key(other))
     }
 
     /// `"contact/<contact_id>"` when the subject names a related contact

@@ -477,3 +477,26 @@ fn an_owned_value_parses_as_a_borrowed_one() {
         assert_eq!(parse_event_owned(v.clone()), parse_event(&v), "{v}");
     }
 }
+
+#[test]
+fn same_record_key_is_equality_of_record_keys() {
+    let subject = |record_type: &str, id: &str| Subject {
+        record_type: record_type.to_string(),
+        id: id.to_string(),
+        contact_id: None,
+    };
+    let subjects = [
+        subject("lead", "L1"),
+        subject("lead", "L2"),
+        subject("contact", "L1"),
+        subject("a/b", "c"),
+        subject("a", "b/c"),
+        subject("", "lead/L1"),
+        subject("lead", ""),
+    ];
+    for a in &subjects {
+        for b in &subjects {
+            assert_eq!(a.same_record_key(b), a.record_key() == b.record_key(), "{a:?} {b:?}");
+        }
+    }
+}
