@@ -21,9 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The lead follow-up's budget: US dollars per million runs (every step: no reply), at batches
 /// of 10 records, without SES (its two emails cost $200 per million runs in any design, and
-/// would hide a 10% change in the rest): $43.02 measured when it was set (2026-11-30, after the
-/// DynamoDB writes were reduced from $83.37), plus 10%.
-const LEAD_FOLLOW_UP_BUDGET_PER_MILLION_RUNS: f64 = 47.32;
+/// would hide a 10% change in the rest): $32.20 measured when it was set (2026-11-30, after
+/// intake's own start and the actions performed in place; it was $47.32, set at $43.02), plus
+/// 10%.
+const LEAD_FOLLOW_UP_BUDGET_PER_MILLION_RUNS: f64 = 35.42;
 
 fn hours(n: i64) -> SignedDuration {
     SignedDuration::from_hours(n)
