@@ -600,12 +600,13 @@ impl Wired {
             FunctionName::Intake => {
                 let mut engine = lambda::intake::engine(config, sdk, counter).map_err(|e| e.to_string())?;
                 engine.clock = clock.clone();
-                if let Some(starter) = engine.starter.as_mut() {
-                    starter.clock = clock;
-                    if let Some(lease) = options.claim_lease_seconds {
-                        starter.config.claim_lease_seconds = lease;
-                    }
+                // Its starter, wired as the intake function wires it, on the harness's clock.
+                let mut starter = lambda::evaluate::engine(config, sdk, counter).map_err(|e| e.to_string())?;
+                starter.clock = clock;
+                if let Some(lease) = options.claim_lease_seconds {
+                    starter.config.claim_lease_seconds = lease;
                 }
+                engine.starter = Some(Arc::new(starter));
                 Wired::Intake(engine)
             }
             FunctionName::Evaluate => {

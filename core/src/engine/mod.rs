@@ -18,10 +18,12 @@ pub use evaluate::ARCHIVED_REASON;
 pub use in_place::MAX_IN_PLACE_ACTIONS;
 pub use intake::{IntakeOutcome, IntakeReport};
 
+use crate::definition::Program;
 use crate::ports::{
     ActionQueue, AutomationCatalog, Clock, CrmCommandSink, EmailSender, EvaluationLog, HeldInputStore, HttpClient,
     IdempotencyStore, QueueError, RunStore, StepQueue, StoreError, TimerService,
 };
+use crate::run::Run;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -40,8 +42,23 @@ pub struct Intake {
     /// Starts the runs intake creates in place: decides their `Start` input, saves and
     /// dispatches it as evaluate would ([`Evaluate::start`]). That saves each new run a step
     /// message, an evaluate invocation, a load and a status read. `None`: each new run is sent
-    /// `Start` on the step queue instead (a handler without evaluate's ports).
-    pub starter: Option<Box<Evaluate>>,
+    /// `Start` on the step queue instead (a handler without evaluate's ports). A trait object,
+    /// so a function that never starts runs in place (the api, execute) does not link evaluate.
+    pub starter: Option<Arc<dyn Starter>>,
+}
+
+/// What starts a run intake has just created (saved at version 0) in place.
+#[async_trait::async_trait]
+pub trait Starter: Send + Sync {
+    /// Decides the run's `Start` with `program` (its automation version), saves and dispatches.
+    async fn start(&self, program: &Program, run: Arc<Run>) -> Result<(), EngineError>;
+}
+
+#[async_trait::async_trait]
+impl Starter for Evaluate {
+    async fn start(&self, program: &Program, run: Arc<Run>) -> Result<(), EngineError> {
+        Evaluate::start(self, program, run).await
+    }
 }
 
 /// Evaluate's ports: load a run, decide, save, dispatch ([`Evaluate::handle`]). Human tasks are
@@ -158,7 +175,7 @@ impl Engine {
             evaluations,
             clock: clock.clone(),
             config,
-            starter: Some(Box::new(starter)),
+            starter: Some(Arc::new(starter)),
         };
         Engine {
             evaluate,

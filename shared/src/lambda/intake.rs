@@ -35,7 +35,7 @@ pub fn engine(
         evaluations: Some(store),
         clock: Arc::new(SystemClock),
         config: config.engine_config(),
-        starter: Some(Box::new(super::evaluate::engine(config, sdk, counter)?)),
+        starter: Some(Arc::new(super::evaluate::engine(config, sdk, counter)?)),
     })
 }
 
