@@ -87,13 +87,13 @@ impl Evaluate {
         let Some(mut run) = self.runs.load_run_to_save(tenant, run_id).await? else {
             return Err(EngineError::Invalid(format!("run {run_id} not found")));
         };
+        if let Some(action) = in_place::pending(&run.outbox) {
+            let action = action.clone();
+            return Box::pin(self.resume_in_place(run, action)).await;
+        }
         if !run.outbox.is_empty() {
             tracing::info!(run_id = %run.run_id, version = run.version, "dispatching an unacknowledged outbox");
             self.dispatch(&run, &run.outbox).await?;
-            if let Some(action) = in_place::pending(&run.outbox) {
-                let action = action.clone();
-                return Box::pin(self.resume_in_place(run, action)).await;
-            }
             self.runs.ack_outbox(&run.tenant, &run.run_id, run.version).await?;
             Arc::make_mut(&mut run).outbox.clear();
         }
@@ -144,9 +144,29 @@ impl Evaluate {
             let result = self.perform_in_place(&run, &action).await;
             performed += 1;
             let more = performed < in_place::MAX_IN_PLACE_ACTIONS;
-            (run, _, in_place) = self.decide_once(program, run, &result, more).await?;
+            (run, in_place) = self.decide_result(program, run, &result, more).await?;
         }
         Ok((run, changed))
+    }
+
+    /// Decides the result of an action `run` (its head) claims to perform in place, and saves
+    /// it, which acknowledges the claim; a result the run does not take (it changes nothing)
+    /// acknowledges the claim by itself, so that no later attempt takes the action over.
+    pub(super) async fn decide_result(
+        &self,
+        program: &Program,
+        run: Arc<Run>,
+        result: &Input,
+        in_place: bool,
+    ) -> Result<(Arc<Run>, Option<PerformAction>), EngineError> {
+        let (tenant, run_id, version) = (run.tenant.clone(), run.run_id.clone(), run.version);
+        let (mut next, changed, in_place) = self.decide_once(program, run, result, in_place).await?;
+        if !changed {
+            tracing::warn!(%run_id, input = result.kind(), "the run did not take the result of its action");
+            self.runs.ack_outbox(&tenant, &run_id, version).await?;
+            Arc::make_mut(&mut next).outbox.clear();
+        }
+        Ok((next, in_place))
     }
 
     /// Decides `input` for `run` (reloaded after a lost conditional save) and saves and
@@ -265,7 +285,7 @@ impl Evaluate {
         Err(EngineError::RetryLater(format!("run {} kept conflicting", run.run_id)))
     }
 
-    async fn dispatch(&self, run: &Run, commands: &[Command]) -> Result<(), EngineError> {
+    pub(super) async fn dispatch(&self, run: &Run, commands: &[Command]) -> Result<(), EngineError> {
         let now = self.clock.now();
         for command in commands {
             match command {

@@ -89,8 +89,9 @@ impl Evaluate {
     }
 
     /// Takes over an action a head holds to perform in place, unacknowledged (see the module
-    /// docs): retry later within the lease, else decide its result (not resent when in doubt,
-    /// or performed again) and save it, sending any further action to the queue.
+    /// docs): retry later within the lease, else dispatch the rest of the head's outbox again,
+    /// decide the action's result (not resent when in doubt, or performed again) and save it,
+    /// sending any further action to the queue.
     pub(super) async fn resume_in_place(&self, run: Arc<Run>, action: PerformAction) -> Result<Arc<Run>, EngineError> {
         let lease = SignedDuration::from_secs(self.config.claim_lease_seconds);
         let until = run.updated_at.checked_add(lease).unwrap_or(run.updated_at);
@@ -101,6 +102,8 @@ impl Evaluate {
             )));
         }
         tracing::warn!(run_id = %run.run_id, step_id = %action.step_id, "taking over an action an earlier attempt stopped performing");
+        // What the attempt that died dispatched before the action, again (idempotent).
+        self.dispatch(&run, &run.outbox).await?;
         let input = if action.effect.uncertain_policy() == UncertainPolicy::MarkUncertain {
             let outcome = ActionOutcome::Uncertain {
                 detail: format!(
@@ -113,8 +116,7 @@ impl Evaluate {
             self.perform_effect(&run, &action, 1).await
         };
         let program = self.program_of(&run).await?;
-        let (run, _, _) = self.decide_once(&program, run, &input, false).await?;
-        Ok(run)
+        Ok(self.decide_result(&program, run, &input, false).await?.0)
     }
 }
 
