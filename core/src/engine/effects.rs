@@ -67,6 +67,17 @@ where
     }
 }
 
+/// The outcome of an action an earlier attempt may have performed and that is not repeated
+/// when in doubt (email: [`UncertainPolicy::MarkUncertain`]).
+pub(super) fn not_resent(action: &PerformAction) -> ActionOutcome {
+    ActionOutcome::Uncertain {
+        detail: format!(
+            "an earlier attempt at this {} stopped mid-way and may have sent it; not resent to avoid a duplicate",
+            action.effect.kind()
+        ),
+    }
+}
+
 /// The ports an effect is performed through.
 pub(super) struct Effects<'a> {
     pub email: &'a dyn EmailSender,

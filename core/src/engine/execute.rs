@@ -9,7 +9,7 @@
 //! an earlier attempt died mid-effect: email is then not resent (the step is marked uncertain),
 //! other effects are repeated with the same idempotency key.
 
-use super::effects::{Effects, with_retries};
+use super::effects::{Effects, not_resent, with_retries};
 use super::{EngineError, Execute};
 use crate::command::{ActionOutcome, Effect, Input, UncertainPolicy};
 use crate::ids::run_id_for;
@@ -39,12 +39,7 @@ impl Execute {
                 )));
             }
             Claim::Expired if action.effect.uncertain_policy() == UncertainPolicy::MarkUncertain => {
-                let outcome = ActionOutcome::Uncertain {
-                    detail: format!(
-                        "an earlier attempt at this {} stopped mid-way and may have sent it; not resent to avoid a duplicate",
-                        action.effect.kind()
-                    ),
-                };
+                let outcome = not_resent(action);
                 self.idempotency
                     .complete_owned(key, serde_json::to_value(&outcome).unwrap_or(Value::Null))
                     .await?;

@@ -11,7 +11,7 @@
 //! (its step is marked uncertain) and other effects are performed again with the same
 //! idempotency key (the CRM dedupes), as execute does with an expired claim.
 
-use super::effects::{Effects, with_retries};
+use super::effects::{Effects, not_resent, with_retries};
 use super::{EngineError, Evaluate};
 use crate::command::{ActionOutcome, Command, Effect, Input, PerformAction, UncertainPolicy};
 use crate::run::Run;
@@ -105,13 +105,7 @@ impl Evaluate {
         // What the attempt that died dispatched before the action, again (idempotent).
         self.dispatch(&run, &run.outbox).await?;
         let input = if action.effect.uncertain_policy() == UncertainPolicy::MarkUncertain {
-            let outcome = ActionOutcome::Uncertain {
-                detail: format!(
-                    "an earlier attempt at this {} stopped mid-way and may have sent it; not resent to avoid a duplicate",
-                    action.effect.kind()
-                ),
-            };
-            result(&action, outcome, 2)
+            result(&action, not_resent(&action), 2)
         } else {
             self.perform_effect(&run, &action, 1).await
         };
