@@ -58,35 +58,48 @@ struct Setup {
     clock: Arc<ManualClock>,
 }
 
+/// The engine on memory adapters with `yaml`'s automation: `queue` for steps and actions,
+/// timers onto `memory_queue`, and the given email sender and CRM sink.
+fn engine_on<Q: StepQueue + ActionQueue + 'static>(
+    yaml: &str,
+    clock: &Arc<ManualClock>,
+    store: &Arc<MemoryRunStore>,
+    queue: Arc<Q>,
+    memory_queue: &Arc<MemoryQueue>,
+    email: Arc<dyn EmailSender>,
+    crm: Arc<dyn CrmCommandSink>,
+) -> Engine {
+    let catalog = Arc::new(MemoryCatalog::new());
+    catalog.insert(Program::new(parse_automation(yaml).expect("valid")).expect("program"));
+    Engine::new(EnginePorts {
+        catalog,
+        runs: store.clone(),
+        idempotency: store.clone(),
+        steps: queue.clone(),
+        actions: queue,
+        timers: Arc::new(MemoryTimers::new(memory_queue.clone())),
+        email,
+        crm,
+        http: Arc::new(RecordingHttp::default()),
+        held: Arc::new(crmflow_core::memory::MemoryHeldInputs::new()),
+        evaluations: None,
+        clock: clock.clone(),
+        config: EngineConfig::default(),
+    })
+}
+
 fn setup() -> Setup {
     let yaml = "id: a\nname: a\nstatus: active\ntrigger: {event: lead.created}\nsteps:\n  - {id: tag, action: {type: add_tag, params: {tag: x}}}\n  - {id: w, wait: {duration: 2d}}\n";
-    let program = Program::new(parse_automation(yaml).expect("valid")).expect("program");
     let clock = Arc::new(ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap()));
-    let catalog = Arc::new(MemoryCatalog::new());
-    catalog.insert(program);
     let store = Arc::new(MemoryRunStore::new());
     let memory_queue = Arc::new(MemoryQueue::new(clock.clone()));
     let queue = Arc::new(FlakyQueue {
         inner: memory_queue.clone(),
         fail_next: AtomicU32::new(0),
     });
-    let timers = Arc::new(MemoryTimers::new(memory_queue.clone()));
     let crm = Arc::new(RecordingCrm::default());
-    let engine = Engine::new(EnginePorts {
-        catalog,
-        runs: store.clone(),
-        idempotency: store.clone(),
-        steps: queue.clone(),
-        actions: queue.clone(),
-        timers,
-        email: Arc::new(RecordingEmail::default()),
-        crm: crm.clone(),
-        http: Arc::new(RecordingHttp::default()),
-        held: Arc::new(crmflow_core::memory::MemoryHeldInputs::new()),
-        evaluations: None,
-        clock: clock.clone(),
-        config: EngineConfig::default(),
-    });
+    let email = Arc::new(RecordingEmail::default());
+    let engine = engine_on(yaml, &clock, &store, queue.clone(), &memory_queue, email, crm.clone());
     Setup {
         engine,
         store,
@@ -267,26 +280,18 @@ async fn an_action_performed_in_place_is_its_heads_claim() {
     let yaml = "id: a\nname: a\nstatus: active\ntrigger: {event: lead.created}\nsteps:\n  - {id: pause, wait: {duration: 10m}}\n  - {id: mail, action: {type: send_email, params: {to: ada@example.com, subject: Hi, text: T}}}\n  - {id: tag, action: {type: add_tag, params: {tag: x}}}\n  - {id: w, wait: {duration: 2d}}\n";
     for hang_at in ["nowhere", "mail", "tag"] {
         let clock = Arc::new(ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap()));
-        let catalog = Arc::new(MemoryCatalog::new());
-        catalog.insert(Program::new(parse_automation(yaml).expect("valid")).expect("program"));
         let store = Arc::new(MemoryRunStore::new());
         let queue = Arc::new(MemoryQueue::new(clock.clone()));
         let effects = Arc::new(Hanging::default());
-        let engine = Engine::new(EnginePorts {
-            catalog,
-            runs: store.clone(),
-            idempotency: store.clone(),
-            steps: queue.clone(),
-            actions: queue.clone(),
-            timers: Arc::new(MemoryTimers::new(queue.clone())),
-            email: effects.clone(),
-            crm: effects.clone(),
-            http: Arc::new(RecordingHttp::default()),
-            held: Arc::new(crmflow_core::memory::MemoryHeldInputs::new()),
-            evaluations: None,
-            clock: clock.clone(),
-            config: EngineConfig::default(),
-        });
+        let engine = engine_on(
+            yaml,
+            &clock,
+            &store,
+            queue.clone(),
+            &queue,
+            effects.clone(),
+            effects.clone(),
+        );
         let trigger = parse_event(&json!({
             "id": "e1", "type": "lead.created", "time": "2026-03-02T09:00:00Z",
             "subject": {"type": "lead", "id": "L1", "contact_id": "C1"}
